@@ -1,0 +1,178 @@
+"""MS-MAE model configuration."""
+
+from transformers import PreTrainedConfig
+
+# Keypoints per stream. Which MediaPipe Holistic landmarks fill each stream is defined in
+# `keypoint_layout.py` (body = pose 11-16, hands = 21 each, face = the paper's 112 points).
+STREAM_NUM_KEYPOINTS = {"body": 6, "left_hand": 21, "right_hand": 21, "face": 112}
+
+# Streams that share one input projection (and one reconstruction head) when
+# `share_hand_projection=True`: the paper uses a single Linear layer for both hands.
+HAND_STREAMS = ("left_hand", "right_hand")
+
+
+class MSMAEConfig(PreTrainedConfig):
+    r"""
+    Configuration of a Multi-Stream Masked Autoencoder (MS-MAE) for sign language pose sequences.
+
+    Keypoints are split into streams (upper body, left hand, right hand and optionally face). Each stream is
+    flattened per frame, projected by a Linear layer, and a Conv1D with kernel = stride = `cubelet_size` turns every
+    `cubelet_size` frames into one token (a "cubelet"). The same positional encoding is added to every stream and the
+    streams are concatenated along time into one sequence for a Transformer encoder. Pretraining masks `mask_ratio`
+    of each stream's cubelets and reconstructs their keypoints with a light decoder.
+
+    The defaults reproduce the paper's encoder (8 layers, 8 heads, width 512) and decoder (4 layers, width 512).
+    Where the paper leaves a choice open, the field below says what we chose and why.
+
+    Args:
+        streams (`list[str]`, *optional*, defaults to `("body", "left_hand", "right_hand")`):
+            Streams in token order: the encoder sequence is `[stream_0 tokens; stream_1 tokens; ...]`, the order in
+            which the paper concatenates them along time. Allowed names: `"body"` (6 keypoints: MediaPipe pose
+            11-16, shoulders, elbows, wrists), `"left_hand"` and `"right_hand"` (21 each; the signer's own left and
+            right, as MediaPipe Holistic reports them) and `"face"` (112 points: contour, mouth, nose, eyes, from the
+            paper's appendix). `pose_values` holds the keypoints of these streams concatenated in this order.
+        num_coordinates (`int`, *optional*, defaults to 2):
+            Coordinates per keypoint. The paper uses x and y only: MediaPipe's z is a noisy relative depth.
+        cubelet_size (`int`, *optional*, defaults to 2):
+            Frames per cubelet token (the Conv1D kernel and stride, S). Not given in the paper. 2 keeps fast
+            handshape changes within one token at 25-30 fps while halving the sequence: a 300-frame pretraining
+            window gives 150 tokens per stream, 450 for three streams, which full attention handles cheaply.
+        hidden_size (`int`, *optional*, defaults to 512):
+            Width of the encoder.
+        num_hidden_layers (`int`, *optional*, defaults to 8):
+            Encoder layers.
+        num_attention_heads (`int`, *optional*, defaults to 8):
+            Encoder attention heads.
+        intermediate_size (`int`, *optional*, defaults to 2048):
+            Width of the encoder's feed-forward layers (4 x `hidden_size`, the Transformer convention).
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Feed-forward activation.
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout after attention and feed-forward blocks (0, as in MAE pretraining).
+        attention_probs_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on attention probabilities.
+        qkv_bias (`bool`, *optional*, defaults to `True`):
+            Whether the query, key and value projections have a bias.
+        norm_first (`bool`, *optional*, defaults to `True`):
+            Pre-norm (LayerNorm before attention and feed-forward) when `True`, post-norm otherwise. Not stated in the
+            paper; pre-norm is what MAE and ViT use and trains stably at lr 8e-4 without extra warmup tricks.
+        position_embedding_type (`str`, *optional*, defaults to `"sinusoidal"`):
+            `"sinusoidal"` (fixed, over the cubelet index) or `"learned"`. The paper adds "the same positional
+            encoding" to every stream without saying which; sinusoidal is MAE's choice and, unlike a learned table,
+            extends to clips longer than any seen in training (translation inputs are often longer than the 300-frame
+            pretraining windows).
+        max_position_embeddings (`int`, *optional*, defaults to 1024):
+            Cubelets per stream covered by the precomputed position table (1024 x S frames, about 80 s at 25 fps with
+            S=2). Sinusoidal encodings are computed on the fly past this; learned ones cannot be and raise an error.
+        share_hand_projection (`bool`, *optional*, defaults to `True`):
+            One input projection (and one reconstruction head) for both hands, as in the paper.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            LayerNorm epsilon (MAE's value).
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialiser of linear layers and learned tokens.
+        decoder_hidden_size (`int`, *optional*, defaults to 512):
+            Width of the pretraining decoder.
+        decoder_num_hidden_layers (`int`, *optional*, defaults to 4):
+            Decoder layers.
+        decoder_num_attention_heads (`int`, *optional*, defaults to 8):
+            Decoder attention heads.
+        decoder_intermediate_size (`int`, *optional*, defaults to 2048):
+            Width of the decoder's feed-forward layers.
+        mask_ratio (`float`, *optional*, defaults to 0.5):
+            Fraction of each stream's (real, unpadded) cubelets masked during pretraining.
+        masking_strategy (`str`, *optional*, defaults to `"diff"`):
+            `"diff"` (DiffMask: each stream masks different time steps, the same number of them) or `"same"`
+            (SameMask: every stream masks the same time steps). DiffMask is the paper's better variant: a hand
+            hidden at time t can be inferred from the other streams at t.
+        linear_probe (`bool`, *optional*, defaults to `False`):
+            For `MSMAEForSignClassification`: `False` fine-tunes the encoder with a learnable [CLS] token and a
+            classifier on its output; `True` freezes the encoder, averages its contextual embeddings over the real
+            tokens and trains one linear layer (the paper's linear probing).
+        classifier_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout before the classification layer.
+
+    Example:
+
+    ```python
+    >>> from msmae import MSMAEConfig, MSMAEForPreTraining
+
+    >>> config = MSMAEConfig(streams=["body", "left_hand", "right_hand", "face"])
+    >>> model = MSMAEForPreTraining(config)
+    >>> config.num_keypoints
+    160
+    ```
+    """
+
+    model_type = "msmae"
+
+    streams: list[str] | tuple[str, ...] = ("body", "left_hand", "right_hand")
+    num_coordinates: int = 2
+    cubelet_size: int = 2
+    hidden_size: int = 512
+    num_hidden_layers: int = 8
+    num_attention_heads: int = 8
+    intermediate_size: int = 2048
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    qkv_bias: bool = True
+    norm_first: bool = True
+    position_embedding_type: str = "sinusoidal"
+    max_position_embeddings: int = 1024
+    share_hand_projection: bool = True
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+    decoder_hidden_size: int = 512
+    decoder_num_hidden_layers: int = 4
+    decoder_num_attention_heads: int = 8
+    decoder_intermediate_size: int = 2048
+    mask_ratio: float | int = 0.5
+    masking_strategy: str = "diff"
+    linear_probe: bool = False
+    classifier_dropout: float | int = 0.0
+
+    def __post_init__(self, **kwargs):
+        self.streams = list(self.streams)
+        unknown = [name for name in self.streams if name not in STREAM_NUM_KEYPOINTS]
+        if unknown or not self.streams or len(set(self.streams)) != len(self.streams):
+            raise ValueError(
+                f"`streams` must be distinct names from {sorted(STREAM_NUM_KEYPOINTS)}, got {self.streams}."
+            )
+        if self.cubelet_size < 1:
+            raise ValueError(f"`cubelet_size` must be at least 1, got {self.cubelet_size}.")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"`mask_ratio` must be strictly between 0 and 1, got {self.mask_ratio}.")
+        if self.masking_strategy not in ("diff", "same"):
+            raise ValueError(f"`masking_strategy` must be 'diff' or 'same', got {self.masking_strategy!r}.")
+        if self.position_embedding_type not in ("sinusoidal", "learned"):
+            raise ValueError(
+                f"`position_embedding_type` must be 'sinusoidal' or 'learned', got {self.position_embedding_type!r}."
+            )
+        for width, heads, prefix in (
+            (self.hidden_size, self.num_attention_heads, ""),
+            (self.decoder_hidden_size, self.decoder_num_attention_heads, "decoder_"),
+        ):
+            if width % heads:
+                raise ValueError(f"`{prefix}hidden_size` ({width}) must be divisible by `{prefix}num_attention_heads` ({heads}).")
+        super().__post_init__(**kwargs)
+
+    @property
+    def stream_num_keypoints(self) -> list[int]:
+        """Keypoints in each stream, in `streams` order."""
+        return [STREAM_NUM_KEYPOINTS[name] for name in self.streams]
+
+    @property
+    def num_keypoints(self) -> int:
+        """Keypoints per frame in `pose_values` (all streams together)."""
+        return sum(self.stream_num_keypoints)
+
+    @property
+    def num_streams(self) -> int:
+        return len(self.streams)
+
+    def projection_group(self, stream: str) -> str:
+        """Name of the input projection a stream uses: both hands share `"hand"` when `share_hand_projection`."""
+        return "hand" if self.share_hand_projection and stream in HAND_STREAMS else stream
+
+
+__all__ = ["MSMAEConfig", "STREAM_NUM_KEYPOINTS"]

@@ -1,0 +1,44 @@
+"""Which MediaPipe Holistic landmarks make up each MS-MAE stream.
+
+Model inputs (`pose_values`) hold the keypoints of the configured streams concatenated in the config's
+`streams` order; this module is the single place that maps MediaPipe Holistic landmarks to those keypoints.
+
+Handedness: `left_hand` is the signer's own left hand. MediaPipe Holistic's `left_hand_landmarks` already
+follow that convention on an unmirrored video (its wrist sits at pose landmark 15, LEFT_WRIST), so no
+swap is made. Mirrored (selfie) videos swap both the hands and the pose's left/right.
+"""
+
+from .configuration_msmae import STREAM_NUM_KEYPOINTS
+
+# MediaPipe Holistic component sizes.
+NUM_POSE_LANDMARKS = 33
+NUM_FACE_LANDMARKS = 468  # 478 with refined iris landmarks; the extra 10 are never used here
+NUM_HAND_LANDMARKS = 21
+
+# Upper body: shoulders, elbows, wrists (pose 11-16), as in the paper.
+BODY_POSE_INDICES = (11, 12, 13, 14, 15, 16)
+BODY_POSE_NAMES = ("LEFT_SHOULDER", "RIGHT_SHOULDER", "LEFT_ELBOW", "RIGHT_ELBOW", "LEFT_WRIST", "RIGHT_WRIST")
+
+# The 112 face-mesh landmarks of the MS-MAE paper's appendix, in its order:
+# face contour (20), mouth outer and inner lips (40), nose (10), eyebrows (10), eyes (32).
+FACE_MESH_INDICES = (
+    234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323,
+    0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146, 61, 185, 40, 39, 37,
+    13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95, 78, 191, 80, 81, 82,
+    98, 97, 2, 326, 327, 1, 4, 5, 195, 197,
+    46, 53, 52, 65, 55, 285, 295, 282, 283, 276,
+    33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7,
+    362, 398, 384, 385, 386, 387, 388, 466, 263, 249, 390, 373, 374, 380, 381, 382,
+)
+
+HAND_LANDMARK_NAMES = (
+    "WRIST", "THUMB_CMC", "THUMB_MCP", "THUMB_IP", "THUMB_TIP",
+    "INDEX_FINGER_MCP", "INDEX_FINGER_PIP", "INDEX_FINGER_DIP", "INDEX_FINGER_TIP",
+    "MIDDLE_FINGER_MCP", "MIDDLE_FINGER_PIP", "MIDDLE_FINGER_DIP", "MIDDLE_FINGER_TIP",
+    "RING_FINGER_MCP", "RING_FINGER_PIP", "RING_FINGER_DIP", "RING_FINGER_TIP",
+    "PINKY_MCP", "PINKY_PIP", "PINKY_DIP", "PINKY_TIP",
+)
+
+assert len(BODY_POSE_INDICES) == STREAM_NUM_KEYPOINTS["body"]
+assert len(FACE_MESH_INDICES) == STREAM_NUM_KEYPOINTS["face"] == len(set(FACE_MESH_INDICES))
+assert len(HAND_LANDMARK_NAMES) == STREAM_NUM_KEYPOINTS["left_hand"] == STREAM_NUM_KEYPOINTS["right_hand"]
