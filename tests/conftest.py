@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# CI and developers keep the real data beside the checkout; MSMAE_SHARED_DATA overrides.
+SHARED_DATA = Path(os.environ.get("MSMAE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+requires_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real signing data not found at {SHARED_DATA} (set MSMAE_SHARED_DATA)"
+)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real signing data not found at {SHARED_DATA} (set MSMAE_SHARED_DATA)")
+    return SHARED_DATA
