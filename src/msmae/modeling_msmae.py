@@ -1,0 +1,697 @@
+"""PyTorch MS-MAE: Multi-Stream Masked Autoencoders for sign language pose sequences."""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_msmae import MSMAEConfig
+
+
+@dataclass
+class MSMAEModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
+        Encoder output. Without masking, `sequence_length = [1 +] num_streams * num_cubelets`: an optional [CLS]
+        token, then each stream's cubelets in `config.streams` order, so
+        `last_hidden_state[:, offset:].unflatten(1, (num_streams, num_cubelets))` gives each stream's tokens
+        (see `MSMAEModel.stream_tokens`). With `bool_masked_pos`, each stream contributes its visible cubelets
+        only, `num_visible` of them (padded to the batch's largest count, see `attention_mask`).
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+        The [CLS] token's state when the model has one, otherwise the average over real tokens.
+    attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+        1 for tokens that are real (not frame padding, not masked out), 0 otherwise.
+    visible_indices (`torch.LongTensor` of shape `(batch_size, num_streams, num_visible)`, *optional*):
+        With `bool_masked_pos`: the cubelet index of each encoded token of each stream.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        Input embeddings and the output of every layer, when `output_hidden_states=True`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*):
+        Attention weights of every layer, when `output_attentions=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    attention_mask: torch.LongTensor | None = None
+    visible_indices: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class MSMAEForPreTrainingOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`):
+        Mean squared error over the detected keypoints of real frames in masked cubelets.
+    logits (`torch.FloatTensor` of shape `(batch_size, num_cubelets * cubelet_size, num_keypoints, num_coordinates)`):
+        Reconstructed keypoints of every frame, in `pose_values` layout (frames padded to a multiple of
+        `cubelet_size`). Only masked cubelets are trained.
+    mask (`torch.LongTensor` of shape `(batch_size, num_streams, num_cubelets)`):
+        1 for cubelets that were masked (and reconstructed), 0 for visible cubelets and padding.
+    ids_restore (`torch.LongTensor` of shape `(batch_size, num_streams, num_cubelets)`):
+        Inverse of each stream's shuffle: visible cubelets come first in shuffled order, masked ones next, padding
+        last.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        Encoder hidden states, when `output_hidden_states=True`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*):
+        Encoder attention weights, when `output_attentions=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    mask: torch.LongTensor | None = None
+    ids_restore: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def sinusoidal_position_encoding(num_positions: int, dim: int, device=None) -> torch.Tensor:
+    """1D sine-cosine table of shape `(num_positions, dim)`, as in the Transformer and MAE."""
+    position = torch.arange(num_positions, device=device, dtype=torch.float32).unsqueeze(1)
+    half = dim // 2
+    frequency = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / half))
+    table = torch.zeros(num_positions, dim, device=device)
+    table[:, :half] = torch.sin(position * frequency)
+    table[:, half : 2 * half] = torch.cos(position * frequency)
+    return table
+
+
+class MSMAEPositionEncoding(nn.Module):
+    """Cubelet-index position encoding, shared by every stream."""
+
+    def __init__(self, dim: int, config: MSMAEConfig):
+        super().__init__()
+        self.learned = config.position_embedding_type == "learned"
+        self.max_positions = config.max_position_embeddings
+        if self.learned:
+            self.table = nn.Parameter(torch.zeros(config.max_position_embeddings, dim))
+        else:
+            self.register_buffer("table", sinusoidal_position_encoding(config.max_position_embeddings, dim), persistent=False)
+
+    def forward(self, num_positions: int) -> torch.Tensor:
+        if num_positions <= self.max_positions:
+            return self.table[:num_positions]
+        if self.learned:
+            raise ValueError(
+                f"The clip has {num_positions} cubelets per stream but learned position embeddings cover "
+                f"{self.max_positions}. Use shorter clips or a model with a larger `max_position_embeddings`."
+            )
+        return sinusoidal_position_encoding(num_positions, self.table.shape[-1], device=self.table.device).to(self.table.dtype)
+
+
+class MSMAEStreamEmbedding(nn.Module):
+    """Linear projection of each frame's keypoints, then Conv1D with kernel = stride = S into cubelet tokens."""
+
+    def __init__(self, num_keypoints: int, config: MSMAEConfig):
+        super().__init__()
+        self.projection = nn.Linear(num_keypoints * config.num_coordinates, config.hidden_size)
+        self.cubelet = nn.Conv1d(config.hidden_size, config.hidden_size, config.cubelet_size, stride=config.cubelet_size)
+
+    def forward(self, keypoints: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        # keypoints: (batch, frames, K, D) with frames a multiple of S. Padded frames are zeroed after the
+        # projection, so a cubelet only sums real frames and padding leaves no trace, bias included.
+        frames = self.projection(keypoints.flatten(2)) * frame_mask.unsqueeze(-1)
+        return self.cubelet(frames.transpose(1, 2)).transpose(1, 2)
+
+
+class MSMAEEmbeddings(nn.Module):
+    """Turns `pose_values` into per-stream cubelet tokens with the shared position encoding added."""
+
+    def __init__(self, config: MSMAEConfig):
+        super().__init__()
+        self.config = config
+        groups = dict.fromkeys(config.projection_group(name) for name in config.streams)
+        sizes = dict(zip(config.streams, config.stream_num_keypoints))
+        self.streams = nn.ModuleDict(
+            {
+                group: MSMAEStreamEmbedding(
+                    next(sizes[s] for s in config.streams if config.projection_group(s) == group), config
+                )
+                for group in groups
+            }
+        )
+        self.position_encoding = MSMAEPositionEncoding(config.hidden_size, config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, pose_values, keypoint_mask=None, attention_mask=None):
+        """Returns tokens `(batch, num_streams, num_cubelets, hidden)` and the cubelet mask `(batch, num_cubelets)`."""
+        pose_values, keypoint_mask, frame_mask = prepare_inputs(self.config, pose_values, keypoint_mask, attention_mask)
+        # Undetected keypoints enter as 0 whatever value the caller left there.
+        pose_values = pose_values * keypoint_mask.unsqueeze(-1).to(pose_values.dtype)
+        frame_mask = frame_mask.to(pose_values.dtype)
+        tokens = []
+        start = 0
+        for name, size in zip(self.config.streams, self.config.stream_num_keypoints):
+            embed = self.streams[self.config.projection_group(name)]
+            tokens.append(embed(pose_values[:, :, start : start + size], frame_mask))
+            start += size
+        tokens = torch.stack(tokens, dim=1)
+        num_cubelets = tokens.shape[2]
+        tokens = tokens + self.position_encoding(num_cubelets).to(tokens.dtype)
+        cubelet_mask = frame_mask.unflatten(1, (num_cubelets, self.config.cubelet_size)).amax(-1).long()
+        return self.dropout(tokens), cubelet_mask
+
+
+def prepare_inputs(config: MSMAEConfig, pose_values, keypoint_mask=None, attention_mask=None):
+    """Validates the inputs and pads frames to a multiple of the cubelet size.
+
+    Returns `pose_values (B, T', K, D)`, `keypoint_mask (B, T', K)` and `frame_mask (B, T')` with T' = ceil(T/S)*S.
+    """
+    if pose_values is None:
+        raise ValueError("`pose_values` is required: (batch, frames, keypoints, coordinates), e.g. from MSMAEPoseProcessor.")
+    expected = (config.num_keypoints, config.num_coordinates)
+    if pose_values.dim() != 4 or tuple(pose_values.shape[2:]) != expected:
+        raise ValueError(
+            f"`pose_values` must have shape (batch, frames, {expected[0]}, {expected[1]}) for streams "
+            f"{config.streams}, got {tuple(pose_values.shape)}. Prepare inputs with MSMAEPoseProcessor using the same streams."
+        )
+    batch, frames = pose_values.shape[:2]
+    if frames == 0:
+        raise ValueError("`pose_values` has no frames.")
+    if keypoint_mask is None:
+        keypoint_mask = torch.ones(pose_values.shape[:3], dtype=torch.bool, device=pose_values.device)
+    elif tuple(keypoint_mask.shape) != tuple(pose_values.shape[:3]):
+        raise ValueError(f"`keypoint_mask` must have shape {tuple(pose_values.shape[:3])}, got {tuple(keypoint_mask.shape)}.")
+    if attention_mask is None:
+        attention_mask = torch.ones(batch, frames, dtype=torch.long, device=pose_values.device)
+    elif tuple(attention_mask.shape) != (batch, frames):
+        raise ValueError(f"`attention_mask` must have shape {(batch, frames)} (one value per frame), got {tuple(attention_mask.shape)}.")
+    keypoint_mask = keypoint_mask.bool() & attention_mask.bool().unsqueeze(-1)
+    pad = -frames % config.cubelet_size
+    if pad:
+        pose_values = nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad))
+        keypoint_mask = nn.functional.pad(keypoint_mask, (0, 0, 0, pad))
+        attention_mask = nn.functional.pad(attention_mask, (0, pad))
+    return pose_values, keypoint_mask, attention_mask
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attn_weights = attn_weights.masked_fill(~attention_mask, torch.finfo(attn_weights.dtype).min)
+        else:
+            attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class MSMAEAttention(nn.Module):
+    def __init__(self, config: MSMAEConfig, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.config = config
+        self.head_dim = hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
+        self.q_proj = nn.Linear(hidden_size, hidden_size, bias=config.qkv_bias)
+        self.k_proj = nn.Linear(hidden_size, hidden_size, bias=config.qkv_bias)
+        self.v_proj = nn.Linear(hidden_size, hidden_size, bias=config.qkv_bias)
+        self.o_proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        shape = (*hidden_states.shape[:-1], -1, self.head_dim)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        attention_interface: Callable = eager_attention_forward
+        # Fused kernels return no weights, so a request for them takes the eager path.
+        if self.config._attn_implementation not in (None, "eager") and not output_attentions:
+            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
+        output, weights = attention_interface(
+            self, query, key, value, attention_mask,
+            scaling=self.scaling, dropout=self.dropout if self.training else 0.0,
+        )
+        output = self.o_proj(output.reshape(*hidden_states.shape[:-1], -1).contiguous())
+        return output, weights
+
+
+class MSMAELayer(GradientCheckpointingLayer):
+    """A Transformer layer, pre-norm or post-norm by `config.norm_first`."""
+
+    def __init__(self, config: MSMAEConfig, hidden_size: int, num_heads: int, intermediate_size: int):
+        super().__init__()
+        self.norm_first = config.norm_first
+        self.attention = MSMAEAttention(config, hidden_size, num_heads)
+        self.layernorm_before = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.layernorm_after = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.fc1 = nn.Linear(hidden_size, intermediate_size)
+        self.fc2 = nn.Linear(intermediate_size, hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def _mlp(self, x):
+        return self.dropout(self.fc2(self.activation(self.fc1(x))))
+
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        if self.norm_first:
+            attn, weights = self.attention(self.layernorm_before(hidden_states), attention_mask, output_attentions)
+            hidden_states = hidden_states + self.dropout(attn)
+            hidden_states = hidden_states + self._mlp(self.layernorm_after(hidden_states))
+        else:
+            attn, weights = self.attention(hidden_states, attention_mask, output_attentions)
+            hidden_states = self.layernorm_before(hidden_states + self.dropout(attn))
+            hidden_states = self.layernorm_after(hidden_states + self._mlp(hidden_states))
+        return hidden_states, weights
+
+
+class MSMAEEncoder(nn.Module):
+    """A stack of Transformer layers with optional gradient checkpointing."""
+
+    def __init__(self, config: MSMAEConfig, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int):
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(
+            [MSMAELayer(config, hidden_size, num_heads, intermediate_size) for _ in range(num_layers)]
+        )
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states, token_mask, output_attentions=False, output_hidden_states=False):
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=token_mask
+        )
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
+            if output_hidden_states:
+                all_hidden += (hidden_states,)
+            if output_attentions:
+                all_attentions += (weights,)
+        return hidden_states, all_hidden, all_attentions
+
+
+# Every checkpoint names all heads, so e.g. `AutoModel` loads the encoder of a pretraining checkpoint
+# with trust_remote_code. `save_pretrained` copies the files these entries point to.
+AUTO_MAP = {
+    "AutoConfig": "configuration_msmae.MSMAEConfig",
+    "AutoModel": "modeling_msmae.MSMAEModel",
+    "AutoModelForPreTraining": "modeling_msmae.MSMAEForPreTraining",
+    "AutoModelForVideoClassification": "modeling_msmae.MSMAEForSignClassification",
+}
+
+
+class MSMAEPreTrainedModel(PreTrainedModel):
+    config_class = MSMAEConfig
+    config: MSMAEConfig
+    base_model_prefix = "msmae"
+    main_input_name = "pose_values"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MSMAEEmbeddings", "MSMAELayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = False  # padding masks are passed as 4D masks
+    _supports_flex_attn = False
+    _supports_attention_backend = False
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if self._auto_class is not None:
+            self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Conv1d):
+            # As MAE's patch embedding: the convolution is initialised like a Linear over its unfolded input.
+            init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, MSMAEPositionEncoding) and module.learned:
+            init.normal_(module.table, mean=0.0, std=std)
+        elif isinstance(module, MSMAEModel) and module.cls_token is not None:
+            init.normal_(module.cls_token, mean=0.0, std=std)
+        elif isinstance(module, MSMAEDecoder):
+            init.normal_(module.mask_token, mean=0.0, std=std)
+            init.normal_(module.stream_embeddings, mean=0.0, std=std)
+
+
+class MSMAEModel(MSMAEPreTrainedModel):
+    """The MS-MAE encoder: stream embeddings, cubelet tokens, a Transformer encoder and a final LayerNorm.
+
+    Args:
+        config (`MSMAEConfig`): model configuration.
+        add_cls_token (`bool`, *optional*, defaults to `False`): prepend a learnable [CLS] token (used by
+            `MSMAEForSignClassification`); its state is then `pooler_output`.
+    """
+
+    def __init__(self, config: MSMAEConfig, add_cls_token: bool = False):
+        super().__init__(config)
+        self.embeddings = MSMAEEmbeddings(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if add_cls_token else None
+        self.encoder = MSMAEEncoder(
+            config, config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
+        )
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def forward(
+        self,
+        pose_values: torch.Tensor | None = None,
+        keypoint_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MSMAEModelOutput | tuple:
+        r"""
+        pose_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_keypoints, num_coordinates)`):
+            Normalised keypoints of `config.streams`, concatenated in that order (see `MSMAEPoseProcessor`).
+        keypoint_mask (`torch.BoolTensor` of shape `(batch_size, num_frames, num_keypoints)`, *optional*):
+            1 where MediaPipe detected the keypoint. Undetected keypoints are zeroed before the projection.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, num_frames)`, *optional*):
+            1 for real frames, 0 for padding. Any frame count works: frames are padded to a multiple of
+            `cubelet_size`, and a cubelet with at least one real frame is a real token.
+        bool_masked_pos (`torch.BoolTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
+            True for cubelets to hide from the encoder (MAE pretraining). Every stream of a sample must keep the same
+            number of visible cubelets.
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        tokens, cubelet_mask = self.embeddings(pose_values, keypoint_mask, attention_mask)
+        batch, num_streams, num_cubelets, hidden = tokens.shape
+        visible_indices = None
+        token_mask = cubelet_mask.unsqueeze(1).expand(-1, num_streams, -1)
+        if bool_masked_pos is not None:
+            if tuple(bool_masked_pos.shape) != (batch, num_streams, num_cubelets):
+                raise ValueError(
+                    f"`bool_masked_pos` must have shape {(batch, num_streams, num_cubelets)}, got {tuple(bool_masked_pos.shape)}."
+                )
+            keep = token_mask.bool() & ~bool_masked_pos.bool()
+            num_visible = keep.sum(-1)
+            if (num_visible != num_visible[:, :1]).any():
+                raise ValueError("Every stream of a sample must keep the same number of visible cubelets.")
+            # Visible cubelets first, in time order (stable sort), then the rest; keep the batch's largest count.
+            order = torch.argsort((~keep).to(torch.int8), dim=-1, stable=True)
+            visible_indices = order[..., : int(num_visible.max().clamp(min=1))]
+            tokens = torch.gather(tokens, 2, visible_indices.unsqueeze(-1).expand(-1, -1, -1, hidden))
+            token_mask = torch.gather(keep, 2, visible_indices).long()
+
+        hidden_states = tokens.flatten(1, 2)
+        token_mask = token_mask.flatten(1, 2)
+        if self.cls_token is not None:
+            hidden_states = torch.cat([self.cls_token.expand(batch, -1, -1).to(hidden_states.dtype), hidden_states], 1)
+            token_mask = torch.cat([token_mask.new_ones(batch, 1), token_mask], 1)
+
+        hidden_states, all_hidden, all_attentions = self.encoder(
+            hidden_states, token_mask, output_attentions, output_hidden_states
+        )
+        sequence_output = self.layernorm(hidden_states)
+        if self.cls_token is not None:
+            pooled = sequence_output[:, 0]
+        else:
+            pooled = masked_mean(sequence_output, token_mask)
+
+        output = MSMAEModelOutput(
+            last_hidden_state=sequence_output,
+            pooler_output=pooled,
+            attention_mask=token_mask,
+            visible_indices=visible_indices,
+            hidden_states=all_hidden,
+            attentions=all_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def stream_tokens(self, last_hidden_state: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Splits an unmasked `last_hidden_state` into `{stream: (batch, num_cubelets, hidden)}`."""
+        tokens = last_hidden_state[:, 1:] if self.cls_token is not None else last_hidden_state
+        tokens = tokens.unflatten(1, (self.config.num_streams, -1))
+        return {name: tokens[:, i] for i, name in enumerate(self.config.streams)}
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of `hidden_states (B, N, H)` over the positions where `mask (B, N)` is 1."""
+    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class MSMAEDecoder(nn.Module):
+    """Lightweight MAE decoder: fills masked cubelets with a mask token and reconstructs their keypoints."""
+
+    def __init__(self, config: MSMAEConfig):
+        super().__init__()
+        self.config = config
+        self.decoder_embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+        # Mask tokens are otherwise identical across streams, so each stream gets an identity embedding.
+        self.stream_embeddings = nn.Parameter(torch.zeros(config.num_streams, config.decoder_hidden_size))
+        self.position_encoding = MSMAEPositionEncoding(config.decoder_hidden_size, config)
+        self.encoder = MSMAEEncoder(
+            config,
+            config.decoder_hidden_size,
+            config.decoder_num_hidden_layers,
+            config.decoder_num_attention_heads,
+            config.decoder_intermediate_size,
+        )
+        self.decoder_norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
+        groups = dict.fromkeys(config.projection_group(name) for name in config.streams)
+        sizes = dict(zip(config.streams, config.stream_num_keypoints))
+        self.decoder_pred = nn.ModuleDict(
+            {
+                group: nn.Linear(
+                    config.decoder_hidden_size,
+                    config.cubelet_size
+                    * next(sizes[s] for s in config.streams if config.projection_group(s) == group)
+                    * config.num_coordinates,
+                )
+                for group in groups
+            }
+        )
+
+    def forward(self, encoded, visible_indices, visible_mask, cubelet_mask, output_attentions=False, output_hidden_states=False):
+        """
+        encoded: `(B, num_streams * num_visible, hidden)` encoder output; visible_indices / visible_mask:
+        `(B, num_streams, num_visible)`; cubelet_mask: `(B, num_cubelets)`. Returns `(B, T', K, D)` keypoints.
+        """
+        config = self.config
+        batch, num_streams, num_visible = visible_indices.shape
+        num_cubelets = cubelet_mask.shape[1]
+        encoded = self.decoder_embed(encoded).unflatten(1, (num_streams, num_visible))
+        # Slots past a sample's visible count hold masked cubelets the encoder never saw: write mask tokens there.
+        mask_token = self.mask_token.to(encoded.dtype)
+        encoded = torch.where(visible_mask.bool().unsqueeze(-1), encoded, mask_token)
+        hidden_states = mask_token.expand(batch, num_streams * num_cubelets, -1).unflatten(1, (num_streams, num_cubelets))
+        hidden_states = hidden_states.scatter(2, visible_indices.unsqueeze(-1).expand_as(encoded), encoded)
+        hidden_states = hidden_states + self.position_encoding(num_cubelets).to(encoded.dtype)
+        hidden_states = hidden_states + self.stream_embeddings.to(encoded.dtype)[None, :, None]
+        token_mask = cubelet_mask.unsqueeze(1).expand(-1, num_streams, -1).flatten(1, 2)
+        hidden_states, _, _ = self.encoder(hidden_states.flatten(1, 2), token_mask)
+        hidden_states = self.decoder_norm(hidden_states).unflatten(1, (num_streams, num_cubelets))
+
+        frames = num_cubelets * config.cubelet_size
+        predictions = []
+        for i, (name, size) in enumerate(zip(config.streams, config.stream_num_keypoints)):
+            stream = self.decoder_pred[config.projection_group(name)](hidden_states[:, i])
+            predictions.append(stream.reshape(batch, frames, size, config.num_coordinates))
+        return torch.cat(predictions, dim=2)
+
+
+class MSMAEForPreTraining(MSMAEPreTrainedModel):
+    """MS-MAE with the reconstruction decoder, for masked-pose pretraining (DiffMask or SameMask)."""
+
+    def __init__(self, config: MSMAEConfig):
+        super().__init__(config)
+        self.msmae = MSMAEModel(config)
+        self.decoder = MSMAEDecoder(config)
+        self.post_init()
+
+    def random_masking(self, cubelet_mask: torch.Tensor, noise: torch.Tensor | None = None):
+        """Chooses the cubelets to mask in every stream.
+
+        Each sample masks `round(mask_ratio * real cubelets)` of every stream (at least one, and one stays
+        visible when the clip has two or more), the lowest-noise ones staying visible. DiffMask draws noise per
+        stream, SameMask once per sample.
+
+        Args:
+            cubelet_mask: `(batch, num_cubelets)`, 1 for real cubelets.
+            noise: `(batch, num_streams, num_cubelets)` (or `(batch, num_cubelets)`, shared by all streams) in
+                [0, 1); drawn uniformly when omitted. Fix it for deterministic masking.
+
+        Returns: `bool_masked_pos (batch, num_streams, num_cubelets)` and `ids_restore` of the same shape.
+        """
+        batch, num_cubelets = cubelet_mask.shape
+        num_streams = self.config.num_streams
+        if noise is None:
+            shape = (batch, num_streams if self.config.masking_strategy == "diff" else 1, num_cubelets)
+            noise = torch.rand(shape, device=cubelet_mask.device)
+        if noise.dim() == 2:
+            noise = noise.unsqueeze(1)
+        if noise.shape[0] != batch or noise.shape[-1] != num_cubelets or noise.shape[1] not in (1, num_streams):
+            raise ValueError(
+                f"`noise` must have shape {(batch, num_streams, num_cubelets)} or {(batch, num_cubelets)}, got {tuple(noise.shape)}."
+            )
+        if self.config.masking_strategy == "same":
+            noise = noise[:, :1]
+        noise = noise.expand(batch, num_streams, num_cubelets).float()
+        real = cubelet_mask.bool().unsqueeze(1)
+        # Padding sorts last so it is never visible.
+        ids_shuffle = torch.argsort(noise.masked_fill(~real, 2.0), dim=-1)
+        ids_restore = torch.argsort(ids_shuffle, dim=-1)
+        num_real = cubelet_mask.sum(-1, keepdim=True)
+        num_masked = torch.round(num_real.float() * self.config.mask_ratio).long()
+        num_masked = torch.minimum(num_masked.clamp(min=1), (num_real - 1).clamp(min=0))
+        num_keep = (num_real - num_masked).unsqueeze(1)  # (batch, 1, 1)
+        rank = ids_restore  # position of each cubelet in its stream's shuffled order
+        bool_masked_pos = (rank >= num_keep) & real
+        return bool_masked_pos, ids_restore
+
+    def forward_loss(self, pose_values, keypoint_mask, logits, bool_masked_pos):
+        """Mean squared error over detected keypoints of real frames in masked cubelets (per-coordinate mean)."""
+        config = self.config
+        frames_mask = bool_masked_pos.repeat_interleave(config.cubelet_size, dim=2)  # (B, streams, T')
+        frames_mask = torch.cat(
+            [
+                frames_mask[:, i : i + 1].expand(-1, size, -1)
+                for i, size in enumerate(config.stream_num_keypoints)
+            ],
+            dim=1,
+        ).transpose(1, 2)  # (B, T', K)
+        weights = (frames_mask & keypoint_mask.bool()).to(logits.dtype)
+        error = ((logits - pose_values.to(logits.dtype)) ** 2).mean(-1)
+        return (error * weights).sum() / weights.sum().clamp(min=1.0)
+
+    def forward(
+        self,
+        pose_values: torch.Tensor | None = None,
+        keypoint_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MSMAEForPreTrainingOutput | tuple:
+        r"""
+        pose_values, keypoint_mask, attention_mask: as in `MSMAEModel.forward`.
+        noise (`torch.FloatTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
+            Noise that decides the masking (see `random_masking`); for reproducible tests and evaluation.
+        bool_masked_pos (`torch.BoolTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
+            An explicit mask (True = masked) instead of random masking, e.g. to score a fixed masking pattern.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        padded_values, padded_keypoint_mask, frame_mask = prepare_inputs(
+            self.config, pose_values, keypoint_mask, attention_mask
+        )
+        cubelet_mask = frame_mask.unflatten(1, (-1, self.config.cubelet_size)).amax(-1)
+        if bool_masked_pos is None:
+            bool_masked_pos, ids_restore = self.random_masking(cubelet_mask, noise)
+        else:
+            bool_masked_pos = bool_masked_pos.bool() & cubelet_mask.bool().unsqueeze(1)
+            ids_restore = torch.argsort(torch.argsort(bool_masked_pos.to(torch.int8), dim=-1, stable=True), dim=-1)
+
+        outputs = self.msmae(
+            padded_values,
+            keypoint_mask=padded_keypoint_mask,
+            attention_mask=frame_mask,
+            bool_masked_pos=bool_masked_pos,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        visible_mask = outputs.attention_mask.unflatten(1, (self.config.num_streams, -1))
+        logits = self.decoder(outputs.last_hidden_state, outputs.visible_indices, visible_mask, cubelet_mask)
+        loss = self.forward_loss(padded_values, padded_keypoint_mask, logits, bool_masked_pos)
+
+        output = MSMAEForPreTrainingOutput(
+            loss=loss,
+            logits=logits,
+            mask=bool_masked_pos.long(),
+            ids_restore=ids_restore,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class MSMAEForSignClassification(MSMAEPreTrainedModel):
+    """MS-MAE encoder with an isolated-sign classifier.
+
+    Fine-tuning (`config.linear_probe=False`): a learnable [CLS] token is prepended and a linear classifier reads
+    its output. Linear probing (`config.linear_probe=True`): the encoder is frozen, its outputs are averaged over
+    real tokens, and only the linear classifier trains.
+    """
+
+    def __init__(self, config: MSMAEConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.msmae = MSMAEModel(config, add_cls_token=not config.linear_probe)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+        if config.linear_probe:
+            self.msmae.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.linear_probe:
+            self.msmae.eval()  # a frozen encoder keeps eval-mode dropout
+        return self
+
+    def forward(
+        self,
+        pose_values: torch.Tensor | None = None,
+        keypoint_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class indices in `[0, config.num_labels)`; cross-entropy loss when given.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.msmae(
+            pose_values,
+            keypoint_mask=keypoint_mask,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1).to(logits.device))
+        output = ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "MSMAEPreTrainedModel",
+    "MSMAEModel",
+    "MSMAEForPreTraining",
+    "MSMAEForSignClassification",
+    "MSMAEModelOutput",
+    "MSMAEForPreTrainingOutput",
+]
