@@ -1,10 +1,29 @@
-"""In-memory pose clips and the dataset row format that `msmae extract` writes and the processor reads."""
+"""In-memory pose clips, the dataset row format that `msmae extract` writes, and readers of pose files.
 
+Readers turn every supported source into a `SignPose` (x, y normalised to the frame, a keypoint mask, never NaN):
+pose-format `.pose` files (MediaPipe Holistic, full or reduced), landmark arrays (`.npy`/`.npz`, MediaPipe
+Holistic order, the stored MS-MAE order or the MSL-150 per-frame vectors), folders of per-frame `.npy` vectors,
+and ASL-App JSON landmark files. `load_pose` picks the reader from the path's suffix.
+"""
+
+import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .configuration_msmae import STREAM_NUM_KEYPOINTS
+from .keypoint_layout import (
+    BODY_POSE_INDICES,
+    BODY_POSE_NAMES,
+    FACE_MESH_INDICES,
+    HAND_LANDMARK_NAMES,
+    NUM_FACE_LANDMARKS,
+    NUM_HAND_LANDMARKS,
+    NUM_POSE_LANDMARKS,
+)
 
 # Every stored clip keeps all four streams in this order, whatever a model uses: a model's `streams`
 # picks its subset at load time, so one extraction serves body+hands and body+hands+face models alike.
@@ -85,3 +104,436 @@ class SignPose:
             source=str(example.get("source") or ""),
             metadata={k: v for k, v in example.items() if k not in known},
         )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Readers
+# ----------------------------------------------------------------------------------------------------------------------
+
+# (component, point name) of each stored keypoint in pose-format's MediaPipe Holistic naming, in stored order.
+STORED_POINT_NAMES = (
+    tuple(("POSE_LANDMARKS", name) for name in BODY_POSE_NAMES)
+    + tuple(("LEFT_HAND_LANDMARKS", name) for name in HAND_LANDMARK_NAMES)
+    + tuple(("RIGHT_HAND_LANDMARKS", name) for name in HAND_LANDMARK_NAMES)
+    + tuple(("FACE_LANDMARKS", str(index)) for index in FACE_MESH_INDICES)
+)
+# Streams a clip cannot do without: a layout missing any of their points is rejected, a missing face is masked.
+REQUIRED_STREAMS = ("body", "left_hand", "right_hand")
+HOLISTIC_COMPONENTS = ("POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS")
+
+# Normalised coordinates stay near 0-1 (MediaPipe lets points run a little outside the frame); a median |x| or |y|
+# above this can only be pixels.
+PIXEL_COORDINATE_THRESHOLD = 2.0
+
+# MSL-150 (armandobecerril/MSL-150-Dataset): one (226,) vector per frame, 25 pose landmarks x (x, y, z, visibility),
+# then left and right hand 21 x (x, y, z); recorded at 1280x720, 29.97 fps.
+MSL150_NUM_POSE_LANDMARKS = 25
+MSL150_VECTOR_SIZE = MSL150_NUM_POSE_LANDMARKS * 4 + 2 * NUM_HAND_LANDMARKS * 3
+MSL150_FPS, MSL150_WIDTH, MSL150_HEIGHT = 29.97, 1280, 720
+
+# ASL-App (shravnchandr/ASL-App) keeps 33 face-mesh landmarks, sorted by mesh index.
+ASL_APP_FACE_INDICES = (
+    0, 1, 4, 13, 14, 17, 33, 61, 63, 66, 70, 78, 105, 107, 133, 145, 148, 152, 159, 176,
+    263, 291, 293, 296, 300, 308, 334, 336, 362, 374, 377, 386, 400,
+)
+
+# Holistic array sizes: pose 33 + face 468 (478 with irises) + hands 2 x 21, optionally + 33 pose world landmarks.
+HOLISTIC_ARRAY_SIZES = {
+    NUM_POSE_LANDMARKS + face + 2 * NUM_HAND_LANDMARKS + world: face
+    for face in (NUM_FACE_LANDMARKS, NUM_FACE_LANDMARKS + 10)
+    for world in (0, NUM_POSE_LANDMARKS)
+}
+LANDMARK_LAYOUTS = {
+    "msmae": f"(frames, {NUM_STORED_KEYPOINTS}, 2-4): the stored MS-MAE order (body, left hand, right hand, face)",
+    "holistic": f"(frames, {'|'.join(map(str, sorted(HOLISTIC_ARRAY_SIZES)))}, 2-4): MediaPipe Holistic order "
+    "(pose 33, face 468 or 478, left hand 21, right hand 21, optionally pose world 33)",
+    "msl150": f"(frames, {MSL150_VECTOR_SIZE}): MSL-150 vectors (25 pose x 4, left hand 21 x 3, right hand 21 x 3)",
+}
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv")
+POSE_SUFFIXES = (".pose", ".npy", ".npz", ".json")
+
+
+def _build_sign_pose(values, present, *, source, fps, width, height, metadata=None) -> SignPose:
+    """SignPose from stored-order `values (T, 160, C<=4)` and `present (T, 160)`: non-finite or absent keypoints
+    become 0 and masked, x and y are converted from pixels when they are pixels."""
+    values = np.asarray(values, dtype=np.float64)
+    keypoints = np.zeros(values.shape[:2] + (4,), dtype=np.float64)
+    keypoints[..., : values.shape[-1]] = values
+    mask = np.asarray(present, dtype=bool) & np.isfinite(keypoints[..., :2]).all(-1)
+    keypoints[~np.isfinite(keypoints)] = 0.0
+    keypoints[~mask] = 0.0
+    keypoints[..., :2] = _to_frame_units(keypoints[..., :2], mask, width, height, source)
+    keypoints[~mask] = 0.0
+    return SignPose(
+        keypoints=keypoints.astype(np.float32), keypoint_mask=mask, fps=float(fps or 0.0),
+        width=int(width or 0), height=int(height or 0), source=source, metadata=dict(metadata or {}),
+    )
+
+
+def _to_frame_units(xy, mask, width, height, source):
+    """Divide pixel x, y by the frame size; leave normalised ones alone."""
+    detected = xy[mask]
+    if detected.size == 0:
+        return xy
+    typical = float(np.median(np.abs(detected), axis=0).max())
+    if typical <= PIXEL_COORDINATE_THRESHOLD:
+        return xy
+    if not (width and height and width > 1 and height > 1):
+        raise ValueError(
+            f"{source or 'landmarks'}: coordinates look like pixels (median |x|, |y| = {typical:.1f}) but the frame "
+            "size is unknown; pass width= and height= of the video so they can be normalised to 0-1."
+        )
+    return xy / np.array([width, height], dtype=np.float64)
+
+
+def _present(values) -> np.ndarray:
+    """Detected where x, y are finite and not both exactly 0 (the 'not detected' fill of most exporters)."""
+    xy = values[..., :2]
+    return np.isfinite(xy).all(-1) & (xy != 0).any(-1)
+
+
+def _pad_coords(part, channels=4):
+    part = np.asarray(part, dtype=np.float64)
+    if part.shape[-1] >= channels:
+        return part[..., :channels]
+    return np.concatenate([part, np.zeros(part.shape[:-1] + (channels - part.shape[-1],))], axis=-1)
+
+
+def _gather_holistic(pose, left_hand, right_hand, face=None) -> np.ndarray:
+    """Stored-order (T, 160, 4) values from MediaPipe Holistic components; a missing face is NaN (masked).
+
+    `pose` needs at least landmarks 0-16 and `face` all 468 mesh points; z and visibility are kept where given.
+    """
+    frames = pose.shape[0]
+    if face is None:
+        face = np.full((frames, NUM_FACE_LANDMARKS, 4), np.nan)
+    parts = [
+        _pad_coords(pose)[:, list(BODY_POSE_INDICES)],
+        _pad_coords(left_hand),
+        _pad_coords(right_hand),
+        _pad_coords(face)[:, list(FACE_MESH_INDICES)],
+    ]
+    return np.concatenate(parts, axis=1)
+
+
+# ---- pose-format .pose files -----------------------------------------------------------------------------------------
+
+
+def read_pose_file(path) -> SignPose:
+    """Read a pose-format `.pose` file of MediaPipe Holistic landmarks into a `SignPose`.
+
+    Points are matched by component and point name, so full (543/553/576/586 points) and reduced layouts (e.g. pose
+    33 + 112 or 128 face points + hands, or pose 8 + face + hands) all work. Face points absent from the file are
+    masked; a file without the body (shoulders, elbows, wrists) or either hand component is rejected. Pixel
+    coordinates (what pose-format's `video_to_pose` writes) are divided by the header's width and height. Keypoints
+    with confidence 0 (pose-format's mask) are undetected. Only the first person is read.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: the file is empty, truncated or not a `.pose` file, or its layout is not MediaPipe Holistic.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such .pose file: {path}")
+    data = path.read_bytes()
+    if not data:
+        raise ValueError(f"{path} is empty (0 bytes): it holds no pose header or frames. Re-extract it from the video.")
+    try:
+        from pose_format import Pose
+    except ImportError as error:
+        raise ImportError(f"Reading {path} needs the pose-format package: pip install pose-format") from error
+    try:
+        pose = Pose.read(data)
+    except Exception as error:  # pose-format raises struct.error, TypeError, ... on damaged files
+        raise ValueError(
+            f"{path} is not a readable .pose file ({type(error).__name__}: {error}); it may be truncated or "
+            "corrupted. Re-extract it from the video."
+        ) from error
+    return pose_format_to_sign_pose(pose, source=str(path))
+
+
+def pose_format_to_sign_pose(pose, source: str = "") -> SignPose:
+    """Convert a `pose_format.Pose` of MediaPipe Holistic landmarks (see `read_pose_file`) into a `SignPose`."""
+    header = pose.header
+    index, offset = {}, 0
+    for component in header.components:
+        for position, name in enumerate(component.points):
+            index[(component.name, name)] = offset + position
+        offset += len(component.points)
+
+    sources = np.array([index.get(key, -1) for key in STORED_POINT_NAMES])
+    slices = stream_slices()
+    missing = [
+        f"{STORED_POINT_NAMES[i][0]}.{STORED_POINT_NAMES[i][1]}"
+        for stream in REQUIRED_STREAMS
+        for i in range(slices[stream].start, slices[stream].stop)
+        if sources[i] < 0
+    ]
+    if missing:
+        found = ", ".join(f"{c.name} ({len(c.points)} points)" for c in header.components) or "none"
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise ValueError(
+            f"{source or 'pose'}: this pose layout cannot be mapped to MediaPipe Holistic. Components found: {found}. "
+            f"Expected MediaPipe Holistic components {', '.join(HOLISTIC_COMPONENTS)} (FACE_LANDMARKS optional) "
+            f"named as pose-format's holistic export names them; missing points: {shown}. Re-extract the video "
+            "with MediaPipe Holistic (`msmae extract`)."
+        )
+
+    data = np.ma.getdata(pose.body.data)
+    confidence = np.asarray(pose.body.confidence)
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise ValueError(f"{source or 'pose'} holds no frames (or no person); nothing to read.")
+    data, confidence = data[:, 0], confidence[:, 0]  # first person
+    found = sources >= 0
+    columns = np.where(found, sources, 0)
+    coords = data[:, columns, : min(data.shape[-1], 3)]
+    values = np.concatenate([_pad_coords(coords, 3), confidence[:, columns, None]], axis=-1)
+    present = (confidence[:, columns] > 0) & found[None, :]
+    return _build_sign_pose(
+        values, present, source=source, fps=pose.body.fps,
+        width=header.dimensions.width, height=header.dimensions.height,
+        metadata={"num_people": int(pose.body.data.shape[1])} if pose.body.data.shape[1] > 1 else None,
+    )
+
+
+# ---- landmark arrays (.npy / .npz / in-memory) -----------------------------------------------------------------------
+
+
+def _infer_layout(shape, name) -> str:
+    if len(shape) == 3 and 2 <= shape[2] <= 4:
+        if shape[1] == NUM_STORED_KEYPOINTS:
+            return "msmae"
+        if shape[1] in HOLISTIC_ARRAY_SIZES:
+            return "holistic"
+    if len(shape) == 2 and shape[1] == MSL150_VECTOR_SIZE:
+        return "msl150"
+    known = "; ".join(f"{key}: {text}" for key, text in LANDMARK_LAYOUTS.items())
+    raise ValueError(f"{name}: a landmark array of shape {tuple(shape)} matches no known layout ({known}).")
+
+
+def _load_array_file(path: Path):
+    """An array (from .npy or a one-array .npz) or, for an .npz holding `keypoints`, a dict of its arrays."""
+    if not path.is_file():
+        raise FileNotFoundError(f"No such landmark file: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(
+            f"{path} cannot be read as a numeric array without unpickling ({error}). Save landmarks as a plain "
+            "float array (np.save / np.savez)."
+        ) from error
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable .npy/.npz file ({type(error).__name__}: {error}).") from error
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        arrays = {key: loaded[key] for key in loaded.files}
+    if "keypoints" in arrays:
+        return arrays
+    if len(arrays) == 1:
+        return next(iter(arrays.values()))
+    raise ValueError(
+        f"{path} holds arrays {sorted(arrays)}; expected one landmark array, or `keypoints` (+ `keypoint_mask`, "
+        "`fps`, `width`, `height`) as written by `SignPose.to_example`."
+    )
+
+
+def read_landmark_array(source, layout: str = "auto", *, fps: float = 0.0, width: int = 0, height: int = 0) -> SignPose:
+    """Read MediaPipe landmarks from an array or a `.npy`/`.npz` file into a `SignPose`.
+
+    Args:
+        source: a path to `.npy`/`.npz` (loaded with `allow_pickle=False`), or an array. An `.npz` with a `keypoints`
+            array (and optionally `keypoint_mask`, `fps`, `width`, `height`) is read as a saved `SignPose` row.
+        layout: `"auto"` (from the shape) or one of `LANDMARK_LAYOUTS`: `"msmae"` `(T, 160, C)` in stored order,
+            `"holistic"` `(T, 543|553|576|586, C)` in MediaPipe order (pose, face, left hand, right hand, [world]),
+            `"msl150"` `(T, 226)`. C is 2-4: x, y[, z[, visibility]].
+        fps, width, height: of the source video. Needed to normalise pixel coordinates (detected automatically);
+            MSL-150 arrays default to 29.97 fps, 1280x720.
+
+    Keypoints that are NaN/inf or exactly (0, 0) count as undetected: they are masked and hold 0.
+
+    Raises:
+        ValueError: the shape matches no layout, the array is not numeric, or it holds no finite coordinate.
+    """
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "landmark array"
+    if isinstance(source, (str, os.PathLike)):
+        source = _load_array_file(Path(source))
+    if isinstance(source, dict):
+        return _sign_pose_from_arrays(source, name, fps, width, height)
+    if hasattr(source, "detach"):  # torch tensor
+        source = source.detach().cpu().numpy()
+    array = np.asarray(source)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected a numeric landmark array, got dtype {array.dtype}.")
+    array = array.astype(np.float64)
+    if array.shape[:1] == (0,):
+        raise ValueError(f"{name} has zero frames.")
+    layout = _infer_layout(array.shape, name) if layout == "auto" else layout
+    if layout not in LANDMARK_LAYOUTS:
+        raise ValueError(f"{name}: unknown layout {layout!r}; use 'auto' or one of {sorted(LANDMARK_LAYOUTS)}.")
+    if _infer_layout(array.shape, name) != layout:
+        raise ValueError(f"{name}: shape {array.shape} does not fit layout {layout!r} ({LANDMARK_LAYOUTS[layout]}).")
+    if not np.isfinite(array).any():
+        raise ValueError(f"{name} holds no finite coordinate (all NaN/inf); nothing was detected or the file is broken.")
+
+    if layout == "msmae":
+        values = _pad_coords(array)
+    elif layout == "holistic":
+        face_size = HOLISTIC_ARRAY_SIZES[array.shape[1]]
+        hands = NUM_POSE_LANDMARKS + face_size
+        values = _gather_holistic(
+            pose=array[:, :NUM_POSE_LANDMARKS],
+            face=array[:, NUM_POSE_LANDMARKS:hands],
+            left_hand=array[:, hands : hands + NUM_HAND_LANDMARKS],
+            right_hand=array[:, hands + NUM_HAND_LANDMARKS : hands + 2 * NUM_HAND_LANDMARKS],
+        )
+    else:  # msl150
+        fps, width, height = fps or MSL150_FPS, width or MSL150_WIDTH, height or MSL150_HEIGHT
+        frames, hands = array.shape[0], MSL150_NUM_POSE_LANDMARKS * 4
+        pose = np.full((frames, NUM_POSE_LANDMARKS, 4), np.nan)
+        pose[:, :MSL150_NUM_POSE_LANDMARKS] = array[:, :hands].reshape(frames, -1, 4)
+        values = _gather_holistic(
+            pose=pose,
+            left_hand=array[:, hands : hands + 63].reshape(frames, -1, 3),
+            right_hand=array[:, hands + 63 :].reshape(frames, -1, 3),
+        )
+    return _build_sign_pose(values, _present(values), source=name, fps=fps, width=width, height=height)
+
+
+def _sign_pose_from_arrays(arrays: dict, name, fps, width, height) -> SignPose:
+    """A SignPose saved as arrays (`np.savez(path, **pose.to_example())`)."""
+    keypoints = np.asarray(arrays["keypoints"], dtype=np.float64)
+    if keypoints.ndim != 3 or keypoints.shape[1] != NUM_STORED_KEYPOINTS or not 2 <= keypoints.shape[2] <= 4:
+        raise ValueError(f"{name}: `keypoints` must have shape (frames, {NUM_STORED_KEYPOINTS}, 2-4), got {keypoints.shape}.")
+    present = _present(keypoints)
+    if "keypoint_mask" in arrays:
+        present &= np.asarray(arrays["keypoint_mask"], dtype=bool).reshape(keypoints.shape[:2])
+    scalar = lambda key, default: arrays[key].item() if key in arrays else default  # noqa: E731
+    return _build_sign_pose(
+        _pad_coords(keypoints), present, source=name, fps=fps or scalar("fps", 0.0),
+        width=width or scalar("width", 0), height=height or scalar("height", 0),
+    )
+
+
+def read_frame_folder(folder, layout: str = "auto", *, fps: float = 0.0, width: int = 0, height: int = 0) -> SignPose:
+    """Read a folder of per-frame `.npy` landmark vectors (`0.npy`, `1.npy`, ... in numeric order) as one clip.
+
+    Each file holds one frame of a layout accepted by `read_landmark_array` (e.g. MSL-150's `(226,)` vectors).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No such folder of frame .npy files: {folder}")
+    files = sorted(folder.glob("*.npy"), key=lambda f: (0, int(f.stem), "") if f.stem.isdigit() else (1, 0, f.stem))
+    if not files:
+        raise ValueError(f"{folder} holds no .npy frame files.")
+    frames = []
+    for file in files:
+        frame = _load_array_file(file)
+        if not isinstance(frame, np.ndarray) or (frames and frame.shape != frames[0].shape):
+            raise ValueError(f"{file}: every frame file must hold one array of the same shape as {files[0].name}.")
+        frames.append(frame)
+    pose = read_landmark_array(np.stack(frames), layout, fps=fps, width=width, height=height)
+    pose.source = str(folder)
+    return pose
+
+
+def read_msl150_sample(folder) -> SignPose:
+    """Read one MSL-150 sample folder (`data/sample_npy/<gloss>/<sample>/`, 30 frame files); the gloss is kept in
+    `metadata["gloss"]`."""
+    pose = read_frame_folder(folder, layout="msl150", fps=MSL150_FPS, width=MSL150_WIDTH, height=MSL150_HEIGHT)
+    pose.metadata["gloss"] = Path(folder).resolve().parent.name
+    return pose
+
+
+# ---- ASL-App JSON ----------------------------------------------------------------------------------------------------
+
+
+def read_asl_app_json(path, *, width: int = 0, height: int = 0) -> SignPose:
+    """Read an ASL-App landmark file (`{"sign", "fps", "frames": [{"pose", "face", "left_hand", "right_hand"}]}`).
+
+    Coordinates are normalised to the frame already. A hand that was not detected is a list of nulls. The file keeps
+    only 33 face-mesh points (`ASL_APP_FACE_INDICES`); those among the MS-MAE face points are used, the rest of the
+    face stream is masked. The sign name goes to `metadata["sign"]`. The frame size is not recorded: pass `width` and
+    `height` if known (for the aspect-ratio correction of normalisation).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such landmark JSON file: {path}")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}).") from error
+    frames = document.get("frames") if isinstance(document, dict) else None
+    if not isinstance(frames, list) or not frames or not all(isinstance(f, dict) and "pose" in f for f in frames):
+        raise ValueError(
+            f"{path}: expected an ASL-App landmark file, an object with a non-empty `frames` list of "
+            '{"pose", "left_hand", "right_hand", "face"} landmark lists.'
+        )
+
+    def part(key, size):
+        out = np.full((len(frames), size, 3), np.nan)
+        for t, frame in enumerate(frames):
+            points = frame.get(key) or []
+            for i, point in enumerate(points[:size]):
+                if point is not None:
+                    out[t, i, : len(point[:3])] = point[:3]
+        return out
+
+    face = None
+    if all(len(f.get("face") or []) == len(ASL_APP_FACE_INDICES) for f in frames):
+        face = np.full((len(frames), NUM_FACE_LANDMARKS, 3), np.nan)
+        face[:, list(ASL_APP_FACE_INDICES)] = part("face", len(ASL_APP_FACE_INDICES))
+    values = _gather_holistic(
+        pose=part("pose", NUM_POSE_LANDMARKS),
+        left_hand=part("left_hand", NUM_HAND_LANDMARKS),
+        right_hand=part("right_hand", NUM_HAND_LANDMARKS),
+        face=face,
+    )
+    metadata = {"sign": document["sign"]} if "sign" in document else None
+    return _build_sign_pose(
+        values, _present(values), source=str(path), fps=document.get("fps") or 0.0,
+        width=width, height=height, metadata=metadata,
+    )
+
+
+# ---- dispatcher ------------------------------------------------------------------------------------------------------
+
+
+def load_pose(source, **kwargs) -> SignPose:
+    """Load a clip from whatever it is given as.
+
+    `source` may be a `SignPose` (returned as is), a dataset row (`SignPose.to_example` format), an array (see
+    `read_landmark_array`), or a path: `.pose` (pose-format), `.npy`/`.npz` (landmark arrays), `.json` (ASL-App),
+    a folder of per-frame `.npy` files, or a video (`.mp4`, `.webm`, `.avi`, `.mov`, `.mkv`, run through MediaPipe
+    Holistic by `msmae.extraction.extract_video`, which needs the `video` extra). `kwargs` go to the reader.
+    """
+    if isinstance(source, SignPose):
+        return source
+    if isinstance(source, Mapping):
+        return SignPose.from_example(source)
+    if not isinstance(source, (str, os.PathLike)):
+        return read_landmark_array(source, **kwargs)
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return read_frame_folder(path, **kwargs)
+    if not path.exists():
+        raise FileNotFoundError(f"No such pose or video file: {path}")
+    if suffix == ".pose":
+        return read_pose_file(path, **kwargs)
+    if suffix in (".npy", ".npz"):
+        return read_landmark_array(path, **kwargs)
+    if suffix == ".json":
+        return read_asl_app_json(path, **kwargs)
+    if suffix in VIDEO_SUFFIXES:
+        try:  # absolute and guarded: video extraction is optional (MediaPipe) and not part of exported model code
+            from msmae.extraction import extract_video
+        except ImportError as error:
+            raise ImportError(
+                f"Reading the video {path} needs msmae's video extra (MediaPipe): pip install 'msmae[video]'"
+            ) from error
+        return extract_video(path, **kwargs)
+    raise ValueError(
+        f"{path}: unsupported file type {suffix or '(no suffix)'!r}. Supported: {', '.join(POSE_SUFFIXES)}, a folder of "
+        f"per-frame .npy files, or a video ({', '.join(VIDEO_SUFFIXES)})."
+    )
