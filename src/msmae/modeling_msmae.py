@@ -226,10 +226,11 @@ class MSMAEAttention(nn.Module):
         query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
         key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
         value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        attention_interface: Callable = eager_attention_forward
-        # Fused kernels return no weights, so a request for them takes the eager path.
-        if self.config._attn_implementation not in (None, "eager") and not output_attentions:
-            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        if output_attentions:  # fused kernels return no weights
+            attention_interface = eager_attention_forward
         output, weights = attention_interface(
             self, query, key, value, attention_mask,
             scaling=self.scaling, dropout=self.dropout if self.training else 0.0,
@@ -333,8 +334,12 @@ class MSMAEPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, MSMAEPositionEncoding) and module.learned:
-            init.normal_(module.table, mean=0.0, std=std)
+        elif isinstance(module, MSMAEPositionEncoding):
+            if module.learned:
+                init.normal_(module.table, mean=0.0, std=std)
+            else:
+                # A non-persistent buffer is not in the checkpoint: from_pretrained builds it here.
+                init.copy_(module.table, sinusoidal_position_encoding(*module.table.shape))
         elif isinstance(module, MSMAEModel) and module.cls_token is not None:
             init.normal_(module.cls_token, mean=0.0, std=std)
         elif isinstance(module, MSMAEDecoder):
