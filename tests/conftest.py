@@ -3,6 +3,11 @@ from pathlib import Path
 
 import pytest
 
+# Nothing in the test suite may reach the Hub: fail fast instead of waiting on a network that isn't there.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI and developers keep the real data beside the checkout; MSMAE_SHARED_DATA overrides.
 SHARED_DATA = Path(os.environ.get("MSMAE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
