@@ -473,10 +473,13 @@ def read_asl_app_json(path, *, width: int = 0, height: int = 0) -> SignPose:
     def part(key, size):
         out = np.full((len(frames), size, 3), np.nan)
         for t, frame in enumerate(frames):
-            points = frame.get(key) or []
-            for i, point in enumerate(points[:size]):
-                if point is not None:
-                    out[t, i, : len(point[:3])] = point[:3]
+            points = (frame.get(key) or [])[:size]
+            try:  # fast path: every point present with 3 coordinates
+                out[t, : len(points)] = np.asarray(points, dtype=np.float64)
+            except (TypeError, ValueError):
+                for i, point in enumerate(points):
+                    if point is not None:
+                        out[t, i, : len(point[:3])] = point[:3]
         return out
 
     face = None
