@@ -311,3 +311,19 @@ def test_video_suffix_goes_to_extraction(tmp_path, monkeypatch):
     out = _raw(sampling="full")(str(video))
     np.testing.assert_array_equal(_frames_of(out), np.arange(9))
     assert load_pose(video) is clip
+
+
+def test_loads_as_remote_code(tmp_path, monkeypatch):
+    from transformers import AutoFeatureExtractor
+
+    monkeypatch.setattr(MSMAEPoseProcessor, "_auto_class", "AutoFeatureExtractor")
+    processor = MSMAEPoseProcessor.from_preset("recognition")
+    processor.save_pretrained(tmp_path)
+    assert {"processing_msmae.py", "pose_io.py", "augmentation.py"} <= {p.name for p in tmp_path.iterdir()}
+    loaded = AutoFeatureExtractor.from_pretrained(tmp_path, trust_remote_code=True)
+    assert type(loaded).__module__.startswith("transformers_modules")
+    clip = _clip(frames=45)
+    np.testing.assert_array_equal(
+        loaded(clip.keypoints, width=640, height=480, training=True, seed=1)["pose_values"],
+        processor(clip, training=True, seed=1)["pose_values"],
+    )

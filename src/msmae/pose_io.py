@@ -355,11 +355,12 @@ def read_landmark_array(source, layout: str = "auto", *, fps: float = 0.0, width
     Raises:
         ValueError: the shape matches no layout, the array is not numeric, or it holds no finite coordinate.
     """
-    name = str(source) if isinstance(source, (str, os.PathLike)) else "landmark array"
+    path = str(source) if isinstance(source, (str, os.PathLike)) else ""
+    name = path or "landmark array"
     if isinstance(source, (str, os.PathLike)):
         source = _load_array_file(Path(source))
     if isinstance(source, dict):
-        return _sign_pose_from_arrays(source, name, fps, width, height)
+        return _sign_pose_from_arrays(source, path, fps, width, height)
     if hasattr(source, "detach"):  # torch tensor
         source = source.detach().cpu().numpy()
     array = np.asarray(source)
@@ -397,7 +398,7 @@ def read_landmark_array(source, layout: str = "auto", *, fps: float = 0.0, width
             left_hand=array[:, hands : hands + 63].reshape(frames, -1, 3),
             right_hand=array[:, hands + 63 :].reshape(frames, -1, 3),
         )
-    return _build_sign_pose(values, _present(values), source=name, fps=fps, width=width, height=height)
+    return _build_sign_pose(values, _present(values), source=path, fps=fps, width=width, height=height)
 
 
 def _sign_pose_from_arrays(arrays: dict, name, fps, width, height) -> SignPose:

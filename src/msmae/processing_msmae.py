@@ -45,31 +45,40 @@ def normalize_keypoints(keypoints, keypoint_mask, *, width=0, height=0, method="
     Returns:
         `(T, K, 2)` float32.
     """
-    xy = np.array(np.asarray(keypoints)[..., :2], dtype=np.float64)
-    mask = np.asarray(keypoint_mask, dtype=bool)
+    multiplier, offset = _normalization(keypoints, keypoint_mask, width, height, method, streams)
+    return _apply_normalization(keypoints, keypoint_mask, multiplier, offset)
+
+
+def _normalization(keypoints, keypoint_mask, width, height, method, streams):
+    """`(multiplier, offset)` with normalised xy = xy * multiplier - offset (see `normalize_keypoints`)."""
     if method not in NORMALIZATIONS:
         raise ValueError(f"Unknown normalization {method!r}; use one of {NORMALIZATIONS}.")
-    if method == "shoulder":
-        if width and height and width > 0 and height > 0:
-            xy[..., 0] *= width / height
-        center, scale = _shoulder_frame(xy, mask, streams)
-        xy = (xy - center) / scale
-    xy[~mask] = 0.0
-    return xy.astype(np.float32)
+    if method == "none":
+        return np.ones(2), np.zeros(2)
+    aspect = np.array([width / height if width and height and width > 0 and height > 0 else 1.0, 1.0])
+    xy, mask = np.asarray(keypoints)[..., :2], np.asarray(keypoint_mask, dtype=bool)
+    center, scale = _shoulder_frame(xy, mask, streams, aspect)
+    return aspect / scale, center / scale
 
 
-def _shoulder_frame(xy, mask, streams):
-    """(centre, scale) of the shoulder normalisation, with the fallback described in `normalize_keypoints`."""
+def _apply_normalization(keypoints, keypoint_mask, multiplier, offset):
+    xy = np.asarray(keypoints)[..., :2].astype(np.float32)
+    out = xy * multiplier.astype(np.float32) - offset.astype(np.float32)
+    return out * np.asarray(keypoint_mask, dtype=bool)[..., None]
+
+
+def _shoulder_frame(xy, mask, streams, aspect):
+    """(centre, scale) of the shoulder normalisation in aspect-corrected units, with the documented fallback."""
     body = stream_slices(streams).get("body")
     if body is not None:
         left, right = body.start + _LEFT_SHOULDER, body.start + _RIGHT_SHOULDER
         both = mask[:, left] & mask[:, right]
         if both.any():
-            left_xy, right_xy = xy[both, left], xy[both, right]
+            left_xy, right_xy = xy[both, left] * aspect, xy[both, right] * aspect
             scale = np.linalg.norm(left_xy - right_xy, axis=-1).mean()
             if scale > _MIN_SCALE:
                 return ((left_xy + right_xy) / 2).mean(axis=0), scale
-    detected = xy[mask]
+    detected = xy[mask] * aspect
     if detected.size == 0:
         return np.zeros(2), 1.0
     center = detected.mean(axis=0)
@@ -219,13 +228,19 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
                 f"{name} holds NaN or infinite keypoints; undetected keypoints must be 0 and masked. Read raw "
                 "landmarks with msmae.pose_io.read_landmark_array, which masks them."
             )
-        values = normalize_keypoints(
-            pose.keypoints, pose.keypoint_mask, width=pose.width, height=pose.height, method=self.normalization
+        # Statistics from the stored clip (the shoulders are there whatever the streams), applied to kept keypoints.
+        multiplier, offset = _normalization(
+            pose.keypoints, pose.keypoint_mask, pose.width, pose.height, self.normalization, ALL_STREAMS
         )
         keep = np.concatenate([np.arange(NUM_STORED_KEYPOINTS)[_STORED_SLICES[name]] for name in self.streams])
-        values, mask = values[:, keep], pose.keypoint_mask[:, keep]
-        if training and self.augmentations:
-            values, mask = build_augmentations(self.augmentations)(values, mask, rng)
+        if not (training and self.augmentations):
+            # Normalisation is per frame, so picking frames first gives the same result for less work.
+            index = self._frame_indices(pose.num_frames, training, rng)
+            mask = pose.keypoint_mask[index][:, keep]
+            return _apply_normalization(pose.keypoints[index][:, keep, :2], mask, multiplier, offset), mask
+        mask = pose.keypoint_mask[:, keep]
+        values = _apply_normalization(pose.keypoints[:, keep, :2], mask, multiplier, offset)
+        values, mask = build_augmentations(self.augmentations)(values, mask, rng)
         index = self._frame_indices(values.shape[0], training, rng)
         return values[index], mask[index]
 
