@@ -1,0 +1,203 @@
+"""ONNX export of `MSMAEForSignClassification`, for serving without PyTorch (onnxruntime, TensorRT, ...).
+
+The exported graph takes the processor's outputs as they are and returns the classifier's logits:
+
+    pose_values     float32 (batch, frames, num_keypoints, 2)
+    keypoint_mask   bool    (batch, frames, num_keypoints)
+    attention_mask  int64   (batch, frames)       1 = real frame, 0 = padding
+    -> logits       float32 (batch, num_labels)
+
+Batch and frame axes are dynamic. The label names are stored in the file's metadata (`id2label`, JSON).
+
+We use PyTorch's TorchScript-based exporter (`dynamo=False`): it exports this model in about a second and needs no
+extra package, while the `torch.export`-based one (`dynamo=True`) needs `onnxscript` and takes ~30 s. Both give the
+same outputs here. Data-dependent Python branches are frozen at trace time, so the wrapper below pads the frames to a
+multiple of the cubelet size with tensor ops; the model's own padding branch then never fires and odd frame counts
+export correctly. Clips are limited to `max_position_embeddings * cubelet_size` frames (2048 by default), the span of
+the precomputed position table.
+"""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ONNX_INPUT_NAMES = ("pose_values", "keypoint_mask", "attention_mask")
+
+
+class _ClassifierForExport(nn.Module):
+    """Pads frames to a multiple of the cubelet size in-graph, then runs the classifier and returns its logits."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.cubelet_size = model.config.cubelet_size
+
+    def forward(self, pose_values, keypoint_mask, attention_mask):
+        extra = self.cubelet_size - 1
+        if extra:
+            frames = pose_values.shape[1]
+            padded = (frames + extra) // self.cubelet_size * self.cubelet_size
+            # Zero frames shaped from the first frame, so they follow the dynamic batch size.
+            pose_values = torch.cat([pose_values, _zero_frames(pose_values, extra)], 1)[:, :padded]
+            keypoint_mask = torch.cat([keypoint_mask, _zero_frames(keypoint_mask, extra)], 1)[:, :padded]
+            attention_mask = torch.cat([attention_mask, _zero_frames(attention_mask, extra)], 1)[:, :padded]
+        return self.model(
+            pose_values=pose_values, keypoint_mask=keypoint_mask, attention_mask=attention_mask, return_dict=True
+        ).logits
+
+
+def _zero_frames(tensor, count):
+    zeros = torch.zeros_like(tensor[:, :1])
+    return zeros.expand(-1, count, *zeros.shape[2:])
+
+
+def example_inputs(config, batch_size: int = 2, num_frames: int = 32, seed: int = 0) -> dict:
+    """Random inputs in the ONNX graph's layout; the last sample's second half is padding, as in a real batch."""
+    generator = torch.Generator().manual_seed(seed)
+    pose_values = torch.rand(batch_size, num_frames, config.num_keypoints, config.num_coordinates, generator=generator)
+    keypoint_mask = torch.rand(batch_size, num_frames, config.num_keypoints, generator=generator) > 0.1
+    attention_mask = torch.ones(batch_size, num_frames, dtype=torch.long)
+    if batch_size > 1:
+        attention_mask[-1, max(1, num_frames // 2) :] = 0
+    return {"pose_values": pose_values, "keypoint_mask": keypoint_mask, "attention_mask": attention_mask}
+
+
+def to_onnx_inputs(inputs) -> dict:
+    """Converts processor outputs (tensors or arrays) to the numpy dtypes the ONNX graph expects."""
+
+    def array(value):
+        return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+    return {
+        "pose_values": array(inputs["pose_values"]).astype(np.float32),
+        "keypoint_mask": array(inputs["keypoint_mask"]).astype(bool),
+        "attention_mask": array(inputs["attention_mask"]).astype(np.int64),
+    }
+
+
+def export_onnx(model, output_path, *, opset_version: int = 17, dynamo: bool = False, num_frames: int = 32) -> Path:
+    """Exports a sign classifier to ONNX with dynamic batch and frame axes.
+
+    Args:
+        model: an `MSMAEForSignClassification` (any model whose forward takes the three pose inputs and returns
+            `.logits`), or the path of a saved checkpoint.
+        output_path: the `.onnx` file to write (parent folders are created).
+        opset_version: ONNX opset (17 has LayerNormalization; onnxruntime >= 1.14 runs it).
+        dynamo: use the `torch.export`-based exporter (needs `pip install onnxscript`) instead of the TorchScript one.
+        num_frames: frames of the example input used for tracing (any value works for inference).
+
+    Returns: the path written.
+    """
+    if isinstance(model, (str, Path)):
+        model = load_classifier(model)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    wrapper = _ClassifierForExport(model).eval()
+    inputs = example_inputs(model.config, num_frames=num_frames)
+    args = tuple(inputs[name].to(model.device) for name in ONNX_INPUT_NAMES)
+    common = {"input_names": list(ONNX_INPUT_NAMES), "output_names": ["logits"], "opset_version": opset_version}
+    # The tracer warns about every shape check it freezes; the wrapper above makes those constants safe.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if dynamo:
+            dims = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}
+            torch.onnx.export(wrapper, args, str(output_path), dynamo=True, dynamic_shapes=(dims, dims, dims), **common)
+        else:
+            axes = {"pose_values": {0: "batch", 1: "frames"}, "keypoint_mask": {0: "batch", 1: "frames"}}
+            axes["attention_mask"] = {0: "batch", 1: "frames"}
+            axes["logits"] = {0: "batch"}
+            torch.onnx.export(wrapper, args, str(output_path), dynamo=False, dynamic_axes=axes, **common)
+    _write_metadata(output_path, model.config)
+    return output_path
+
+
+def _write_metadata(path: Path, config) -> None:
+    import onnx
+
+    onnx_model = onnx.load(str(path))
+    metadata = {
+        "id2label": json.dumps({str(k): v for k, v in (config.id2label or {}).items()}),
+        "streams": json.dumps(list(config.streams)),
+        "cubelet_size": str(config.cubelet_size),
+        "max_frames": str(config.max_position_embeddings * config.cubelet_size),
+    }
+    del onnx_model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = onnx_model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(onnx_model, str(path))
+
+
+def load_classifier(path):
+    """Loads a sign classifier checkpoint with the installed msmae classes (registered by `import msmae`)."""
+    from transformers import AutoModelForVideoClassification
+
+    return AutoModelForVideoClassification.from_pretrained(str(path))
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "export-onnx",
+        help="export a sign classification checkpoint to ONNX",
+        description=(
+            "Export an MS-MAE sign classifier to ONNX (dynamic batch and frame axes). Inputs: pose_values float32 "
+            "(batch, frames, keypoints, 2), keypoint_mask bool (batch, frames, keypoints), attention_mask int64 "
+            "(batch, frames); output: logits (batch, num_labels). Label names are in the file's metadata."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder of an MSMAEForSignClassification model")
+    parser.add_argument("--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
+    parser.add_argument("--dynamo", action="store_true", help="use the torch.export-based exporter (needs onnxscript)")
+    parser.add_argument("--no-check", dest="check", action="store_false", help="skip the onnxruntime parity check")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    """`msmae export-onnx`: 0 on success, 1 if the model cannot be loaded or exported, 2 for bad arguments."""
+    import sys
+
+    model_dir = Path(args.model)
+    if not (model_dir / "config.json").is_file():
+        print(f"error: --model {args.model}: no config.json there; pass a checkpoint folder.", file=sys.stderr)
+        return 2
+    if not str(args.output).endswith(".onnx"):
+        print(f"error: --output {args.output}: the file name must end in .onnx.", file=sys.stderr)
+        return 2
+    try:
+        model = load_classifier(model_dir)
+    except Exception as error:  # noqa: BLE001 - report any load failure with the path
+        print(f"error: could not load a sign classifier from {model_dir}: {error}", file=sys.stderr)
+        return 1
+    if not hasattr(model, "classifier"):
+        print(f"error: {model_dir} holds a {type(model).__name__}, not a sign classifier.", file=sys.stderr)
+        return 2
+    path = export_onnx(model, args.output, opset_version=args.opset, dynamo=args.dynamo)
+    message = f"wrote {path}"
+    if args.check:
+        difference = max_abs_difference(model, path)
+        message += f" (onnxruntime vs PyTorch: max |logit difference| {difference:.2e})"
+    print(message)
+    return 0
+
+
+def max_abs_difference(model, onnx_path, batch_size: int = 2, num_frames: int = 33) -> float:
+    """Largest absolute difference between onnxruntime's and PyTorch's logits on random padded inputs."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    inputs = example_inputs(model.config, batch_size=batch_size, num_frames=num_frames, seed=1)
+    with torch.no_grad():
+        expected = model(**{k: v.to(model.device) for k, v in inputs.items()}).logits.float().cpu().numpy()
+    (logits,) = session.run(["logits"], to_onnx_inputs(inputs))
+    return float(abs(logits - expected).max())
+
+
+__all__ = ["export_onnx", "to_onnx_inputs", "example_inputs", "max_abs_difference", "ONNX_INPUT_NAMES"]

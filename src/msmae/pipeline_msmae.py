@@ -1,0 +1,498 @@
+"""Transformers pipelines for MS-MAE checkpoints: sign recognition, sign translation and clip embeddings.
+
+Tasks (registered with `transformers.pipelines.PIPELINE_REGISTRY`):
+- `"sign-language-recognition"`: a clip in, the top-k sign labels with scores out (`MSMAEForSignClassification`).
+- `"sign-language-translation"`: a clip in, text out, through `model.generate` (any model with `generate`, e.g. the
+  sign translation model).
+- `"sign-language-embedding"`: a clip in, one vector out (the Hub's `feature-extraction` task; see
+  `embeddings.py` for the pooling choices).
+
+A clip is any of: a video path (`.mp4`, `.webm`, `.avi`, `.mov`, `.mkv`; MediaPipe Holistic runs on it), a video's
+frames as an RGB `uint8` array `(frames, height, width, 3)`, a pose path (`.pose`, `.npy`, `.npz`, `.json`, a folder
+of per-frame `.npy`), a `SignPose`, a landmark array `(frames, keypoints, 2-4)` in a layout `load_pose` knows
+(MediaPipe Holistic order, the stored 160-keypoint order), a dataset row, or model-ready inputs as a dict with
+`pose_values (frames, K, 2)` (already normalised) and optional `keypoint_mask (frames, K)`. A list of clips is a
+batch: `pipe(clips, batch_size=8)`.
+
+Checkpoints saved with `add_pipeline_to_checkpoint` carry this file, so they load where msmae is not installed:
+
+    >>> from transformers import pipeline
+    >>> recognizer = pipeline("sign-language-recognition", model="path/or/repo", trust_remote_code=True)  # doctest: +SKIP
+    >>> recognizer("hello.mp4", top_k=3)  # doctest: +SKIP
+    [{'label': 'HELLO', 'score': 0.91}, ...]
+
+This module is exported with the model for `trust_remote_code`, so it imports only numpy, torch, transformers and
+flat sibling modules (relative imports).
+"""
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoModelForVideoClassification, Pipeline
+from transformers.dynamic_module_utils import get_relative_import_files
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging
+
+from .embeddings import POOLINGS, embed_batch
+from .pose_io import VIDEO_SUFFIXES, SignPose, load_pose
+from .processing_msmae import MSMAEPoseProcessor
+
+logger = logging.get_logger(__name__)
+
+RECOGNITION_TASK = "sign-language-recognition"
+TRANSLATION_TASK = "sign-language-translation"
+EMBEDDING_TASK = "sign-language-embedding"
+# The Hub's task (`pipeline_tag`) for each, for model cards.
+HUB_PIPELINE_TAGS = {
+    RECOGNITION_TASK: "video-classification",
+    TRANSLATION_TASK: "translation",
+    EMBEDDING_TASK: "feature-extraction",
+}
+PROCESSOR_PRESETS = {RECOGNITION_TASK: "recognition", TRANSLATION_TASK: "translation", EMBEDDING_TASK: "recognition"}
+_MODEL_INPUTS = ("pose_values", "keypoint_mask", "attention_mask")
+
+
+# ---- clips ----------------------------------------------------------------------------------------------------------
+
+
+def _is_frame_array(value) -> bool:
+    """RGB video frames `(T, H, W, 3)` rather than landmarks `(T, K, C)`."""
+    return getattr(value, "ndim", 0) == 4 and value.shape[-1] == 3
+
+
+def _is_video(clip) -> bool:
+    """A frame array or an existing video file: something MediaPipe must read."""
+    if isinstance(clip, (str, os.PathLike)):
+        path = Path(clip)
+        return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+    return _is_frame_array(clip)
+
+
+def video_extractor(**extractor_kwargs):
+    """A MediaPipe Holistic extractor (`extraction.HolisticExtractor`); needs msmae's `video` extra."""
+    try:
+        from .extraction import HolisticExtractor
+    except ImportError as error:
+        raise ImportError(
+            f"Reading a video needs MediaPipe and PyAV (msmae's video extra): pip install 'msmae[video]' ({error})."
+        ) from error
+    return HolisticExtractor(**extractor_kwargs)
+
+
+def _checked_person(pose: SignPose, name: str) -> SignPose:
+    if not pose.keypoint_mask.any():
+        raise ValueError(f"MediaPipe found no person in {name}; check that the signer is visible in the video.")
+    return pose
+
+
+def load_clip(clip, extractor=None, fps=30.0, **load_kwargs):
+    """A clip as the pipeline sees it: a `SignPose`, or a dict of model-ready arrays (`pose_values`, ...).
+
+    Videos and frame arrays go through `extractor` (a `HolisticExtractor`; one is made when `None`); `fps` is the
+    frame rate recorded for frame arrays. Other `load_kwargs` go to `pose_io.load_pose` (`width`, `height`, `layout`).
+    """
+    if isinstance(clip, Mapping) and "pose_values" in clip:
+        return clip
+    if isinstance(clip, (str, os.PathLike)):
+        path = Path(clip)
+        if not path.exists():
+            raise FileNotFoundError(f"No such video or pose file: {path}")
+        if not _is_video(path):
+            return load_pose(path, **load_kwargs)
+        extractor = extractor or video_extractor()
+        return _checked_person(extractor.extract_video(path), str(path))
+    if _is_frame_array(clip):
+        frames = clip.detach().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip)
+        extractor = extractor or video_extractor()
+        return _checked_person(extractor.extract_frames(frames, fps), "the frames")
+    return load_pose(clip, **load_kwargs)
+
+
+def _as_tensor(value, dtype):
+    value = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
+    return value.to(dtype)
+
+
+def _model_ready(clip: Mapping, num_keypoints: int) -> dict:
+    """Batch-of-one tensors from a dict of model-ready inputs, with the shapes checked."""
+    pose_values = _as_tensor(clip["pose_values"], torch.float32)
+    if pose_values.dim() == 4 and pose_values.shape[0] == 1:
+        pose_values = pose_values[0]
+    if pose_values.dim() != 3 or pose_values.shape[1:] != (num_keypoints, 2):
+        raise ValueError(
+            f"`pose_values` must have shape (frames, {num_keypoints}, 2) for this model, got {tuple(pose_values.shape)}."
+        )
+    frames = pose_values.shape[0]
+    keypoint_mask = clip.get("keypoint_mask")
+    keypoint_mask = torch.ones(frames, num_keypoints, dtype=torch.bool) if keypoint_mask is None else _as_tensor(
+        keypoint_mask, torch.bool
+    ).reshape(frames, num_keypoints)
+    attention_mask = clip.get("attention_mask")
+    attention_mask = torch.ones(frames, dtype=torch.long) if attention_mask is None else _as_tensor(
+        attention_mask, torch.long
+    ).reshape(frames)
+    return {"pose_values": pose_values[None], "keypoint_mask": keypoint_mask[None], "attention_mask": attention_mask[None]}
+
+
+def _describe(clip) -> str:
+    if isinstance(clip, (str, os.PathLike)):
+        return str(clip)
+    if isinstance(clip, SignPose):
+        return clip.source or "SignPose"
+    if hasattr(clip, "shape"):
+        return f"array of shape {tuple(clip.shape)}"
+    return type(clip).__name__
+
+
+def collate_clips(items):
+    """Stacks batch-of-one model inputs, padding frames at the end (attention_mask 0 there)."""
+    length = max(item["pose_values"].shape[1] for item in items)
+    batch = {}
+    for key in _MODEL_INPUTS:
+        padded = []
+        for item in items:
+            value = item[key]
+            missing = length - value.shape[1]
+            if missing:
+                value = torch.cat([value, value.new_zeros((1, missing, *value.shape[2:]))], dim=1)
+            padded.append(value)
+        batch[key] = torch.cat(padded)
+    for key in items[0]:
+        if key not in batch:
+            batch[key] = [value for item in items for value in item[key]]
+    return batch
+
+
+# ---- the pipelines -------------------------------------------------------------------------------------------------
+
+
+class SignPosePipeline(Pipeline):
+    """Shared input handling: any clip -> `MSMAEPoseProcessor` -> model inputs, batched with frame padding.
+
+    The processor is the checkpoint's `preprocessor_config.json`, or pass `feature_extractor=` (a processor or a path).
+    Extra keyword arguments for reading clips (`width`, `height`, `layout`, ...) go in `load_kwargs`.
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+    default_task = None
+
+    def __init__(self, model, feature_extractor=None, **kwargs):
+        feature_extractor = self._resolve_pose_processor(model, feature_extractor, kwargs.get("task"))
+        super().__init__(model=model, feature_extractor=feature_extractor, **kwargs)
+
+    def _resolve_pose_processor(self, model, processor, task):
+        if isinstance(processor, (str, os.PathLike)):
+            return MSMAEPoseProcessor.from_pretrained(str(processor))
+        if processor is not None:
+            return processor
+        source = getattr(model, "name_or_path", "") or ""
+        if source and os.path.isdir(source) and not os.path.isfile(os.path.join(source, "preprocessor_config.json")):
+            source = ""
+        if source:
+            try:
+                return MSMAEPoseProcessor.from_pretrained(source)
+            except OSError as error:
+                logger.warning(f"Could not load the pose processor of {source} ({error}).")
+        preset = PROCESSOR_PRESETS.get(task or self.default_task, "recognition")
+        streams = self._pose_config(model).streams
+        logger.warning(
+            f"No preprocessor_config.json with the model: using MSMAEPoseProcessor.from_preset({preset!r}, "
+            f"streams={list(streams)}). Save the training processor with the checkpoint so inference normalises "
+            "clips the same way."
+        )
+        return MSMAEPoseProcessor.from_preset(preset, streams=list(streams))
+
+    @staticmethod
+    def _pose_config(model):
+        """The MS-MAE part of the model's config (translation configs nest it)."""
+        config = model.config
+        for name in ("encoder_config", "msmae_config", "pose_config", "encoder"):
+            nested = getattr(config, name, None)
+            if nested is not None and hasattr(nested, "streams"):
+                return nested
+        return config
+
+    @property
+    def pose_processor(self):
+        return self.feature_extractor
+
+    def _sanitize_parameters(self, load_kwargs=None, **kwargs):
+        preprocess = {"load_kwargs": load_kwargs} if load_kwargs is not None else {}
+        forward, postprocess = self._sanitize_task_parameters(**kwargs)
+        return preprocess, forward, postprocess
+
+    def _sanitize_task_parameters(self, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}.")
+        return {}, {}
+
+    def _extractor(self):
+        # One MediaPipe graph for all the videos this pipeline reads (start-up costs about a second).
+        if getattr(self, "_holistic", None) is None:
+            self._holistic = video_extractor()
+        return self._holistic
+
+    def preprocess(self, clip, load_kwargs=None):
+        try:
+            extractor = self._extractor() if _is_video(clip) else None
+            loaded = load_clip(clip, extractor=extractor, **(load_kwargs or {}))
+            config = self._pose_config(self.model)
+            if isinstance(loaded, Mapping) and "pose_values" in loaded:
+                return _model_ready(loaded, config.num_keypoints)
+            inputs = self.pose_processor([loaded], return_tensors="pt")
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"Cannot use the clip {_describe(clip)}: {error}") from error
+        if inputs["pose_values"].shape[2] != config.num_keypoints:
+            raise ValueError(
+                f"The processor outputs {inputs['pose_values'].shape[2]} keypoints per frame but the model expects "
+                f"{config.num_keypoints} (streams {list(config.streams)}); use the checkpoint's own processor."
+            )
+        return {key: inputs[key] for key in _MODEL_INPUTS}
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # As Pipeline.get_iterator, with a collate function for pose inputs (transformers' pads only tokenizer and
+        # feature-extractor keys it knows).
+        from torch.utils.data import DataLoader
+        from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+
+        dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        collate = (lambda items: items[0]) if batch_size == 1 else collate_clips
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate)
+        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    def __call__(self, inputs, **kwargs):
+        """Runs the task on one clip or a list of clips (see the module docstring for what a clip can be)."""
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        return super().__call__(inputs, **kwargs)
+
+
+class SignLanguageRecognitionPipeline(SignPosePipeline):
+    """Isolated sign recognition: `[{"label": ..., "score": ...}, ...]`, best first, for each clip.
+
+    Call arguments: `top_k` (default 5, at most the number of labels), `function_to_apply` (`"softmax"`, the
+    default; `"sigmoid"` for multi-label heads; `"none"` for raw logits).
+    """
+
+    default_task = RECOGNITION_TASK
+
+    def _sanitize_task_parameters(self, top_k=None, function_to_apply=None, **kwargs):
+        super()._sanitize_task_parameters(**kwargs)
+        postprocess = {}
+        if top_k is not None:
+            if int(top_k) < 1:
+                raise ValueError(f"top_k must be at least 1, got {top_k}.")
+            postprocess["top_k"] = int(top_k)
+        if function_to_apply is not None:
+            if function_to_apply not in ("softmax", "sigmoid", "none"):
+                raise ValueError(f"function_to_apply must be 'softmax', 'sigmoid' or 'none', got {function_to_apply!r}.")
+            postprocess["function_to_apply"] = function_to_apply
+        return {}, postprocess
+
+    def _forward(self, model_inputs):
+        return {"logits": self.model(**model_inputs).logits}
+
+    def postprocess(self, model_outputs, top_k=5, function_to_apply="softmax"):
+        logits = model_outputs["logits"][0].float()
+        if function_to_apply == "softmax":
+            scores = logits.softmax(-1)
+        elif function_to_apply == "sigmoid":
+            scores = logits.sigmoid()
+        else:
+            scores = logits
+        top_k = min(top_k, scores.shape[-1])
+        values, indices = scores.topk(top_k)
+        id2label = self.model.config.id2label
+        return [{"label": id2label[int(i)], "score": float(v)} for v, i in zip(values, indices)]
+
+
+class SignLanguageTranslationPipeline(SignPosePipeline):
+    """Sign language translation: `[{"translation_text": ...}]` for each clip, through `model.generate`.
+
+    Generation arguments (`max_new_tokens`, `num_beams`, ...) are passed on to `generate`, at construction or per
+    call; `generate_kwargs={...}` works too. The text comes from the checkpoint's tokenizer (pass `tokenizer=` to
+    override).
+    """
+
+    default_task = TRANSLATION_TASK
+
+    def __init__(self, model, tokenizer=None, **kwargs):
+        if not hasattr(model, "generate"):
+            raise TypeError(f"{type(model).__name__} cannot generate text; sign-language-translation needs a model with generate().")
+        if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = self._load_text_tokenizer(model, tokenizer)
+        super().__init__(model=model, tokenizer=tokenizer, **kwargs)
+
+    @staticmethod
+    def _load_text_tokenizer(model, source):
+        from transformers import AutoTokenizer
+
+        source = source or getattr(model, "name_or_path", "")
+        if not source:
+            raise ValueError("sign-language-translation needs a tokenizer: pass tokenizer= (an object or a path).")
+        try:
+            return AutoTokenizer.from_pretrained(str(source))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"No tokenizer could be loaded from {source} ({error}); pass tokenizer=.") from error
+
+    def _sanitize_task_parameters(self, generate_kwargs=None, return_tensors=None, **kwargs):
+        forward = {"generate_kwargs": {**(generate_kwargs or {}), **kwargs}}
+        postprocess = {"return_tensors": bool(return_tensors)} if return_tensors is not None else {}
+        return forward, postprocess
+
+    def _forward(self, model_inputs, generate_kwargs=None):
+        return {"output_ids": self.model.generate(**model_inputs, **(generate_kwargs or {}))}
+
+    def postprocess(self, model_outputs, return_tensors=False):
+        ids = model_outputs["output_ids"]
+        ids = ids[0] if ids.dim() == 2 else ids
+        if return_tensors:
+            return [{"translation_token_ids": ids}]
+        text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+        return [{"translation_text": text.strip()}]
+
+
+class SignLanguageEmbeddingPipeline(SignPosePipeline):
+    """Clip embeddings from the MS-MAE encoder: a list of `hidden_size` floats per clip.
+
+    Call arguments: `pooling` (`"mean"`, the default: the average over the clip's real tokens, as the paper's linear
+    probe; `"cls"`; `"none"` for every token, `(tokens, hidden)`), `normalize` (unit L2 norm), `return_tensors`
+    (a `torch.Tensor` instead of lists).
+    """
+
+    default_task = EMBEDDING_TASK
+
+    def _sanitize_task_parameters(self, pooling=None, normalize=None, return_tensors=None, **kwargs):
+        super()._sanitize_task_parameters(**kwargs)
+        forward, postprocess = {}, {}
+        if pooling is not None:
+            if pooling not in POOLINGS:
+                raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+            forward["pooling"] = pooling
+        if normalize is not None:
+            postprocess["normalize"] = bool(normalize)
+        if return_tensors is not None:
+            postprocess["return_tensors"] = bool(return_tensors)
+        return forward, postprocess
+
+    def _forward(self, model_inputs, pooling="mean"):
+        pooled = embed_batch(self.model, model_inputs, pooling)
+        if pooling == "none":
+            tokens, mask = pooled
+            return {"embedding": tokens, "token_mask": mask}
+        return {"embedding": pooled}
+
+    def postprocess(self, model_outputs, normalize=False, return_tensors=False):
+        embedding = model_outputs["embedding"][0].float()
+        if "token_mask" in model_outputs:
+            embedding = embedding[model_outputs["token_mask"][0].bool()]
+        if normalize:
+            embedding = torch.nn.functional.normalize(embedding, dim=-1)
+        return embedding if return_tensors else embedding.tolist()
+
+
+# ---- registration and checkpoints ----------------------------------------------------------------------------------
+
+PIPELINES = {
+    RECOGNITION_TASK: (SignLanguageRecognitionPipeline, AutoModelForVideoClassification),
+    TRANSLATION_TASK: (SignLanguageTranslationPipeline, None),
+    EMBEDDING_TASK: (SignLanguageEmbeddingPipeline, AutoModel),
+}
+# Auto class that loads each task's model from a checkpoint (translation: the class its config's auto_map names).
+_TASK_AUTO_CLASS = {RECOGNITION_TASK: "AutoModelForVideoClassification", EMBEDDING_TASK: "AutoModel"}
+# Which task a checkpoint serves, by its saved architecture.
+ARCHITECTURE_TASKS = {
+    "MSMAEForSignClassification": RECOGNITION_TASK,
+    "MSMAEForPreTraining": EMBEDDING_TASK,
+    "MSMAEModel": EMBEDDING_TASK,
+    "SignTranslationModel": TRANSLATION_TASK,
+}
+
+
+def register_pipelines(translation_model_class=None):
+    """Registers the three tasks with transformers (done by `import msmae`). Keeps registrations already made."""
+    for task, (pipeline_class, model_class) in PIPELINES.items():
+        if task == TRANSLATION_TASK and translation_model_class is not None:
+            model_class = translation_model_class
+        if task not in PIPELINE_REGISTRY.supported_tasks:
+            PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=model_class)
+
+
+def _translation_auto_class(auto_map: dict) -> str:
+    for name in ("AutoModelForSeq2SeqLM", "AutoModelForVision2Seq", "AutoModelForImageTextToText", "AutoModel"):
+        if name in auto_map:
+            return name
+    raise ValueError("The checkpoint's config has no auto_map entry for its translation model; save it after `import msmae`.")
+
+
+def tasks_for_checkpoint(config: dict) -> list[str]:
+    """The pipeline tasks a saved config serves, from its `architectures`."""
+    tasks = [ARCHITECTURE_TASKS[name] for name in config.get("architectures") or [] if name in ARCHITECTURE_TASKS]
+    if not tasks:
+        raise ValueError(
+            f"No sign-language pipeline serves architectures {config.get('architectures')}; pass task= explicitly "
+            f"({', '.join(PIPELINES)})."
+        )
+    return list(dict.fromkeys(tasks))
+
+
+def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
+    """Makes a saved checkpoint loadable with `pipeline(task, model=output_dir, trust_remote_code=True)`.
+
+    Writes `custom_pipelines` into `output_dir/config.json` and copies this file and the sibling modules it imports
+    (processor, pose readers, video extraction, embeddings) next to it. Call after `model.save_pretrained` (and
+    `processor.save_pretrained`) and before uploading.
+
+    Args:
+        output_dir: the checkpoint folder (with `config.json`).
+        task: a task name or a list of them; by default, the task of the saved architecture
+            (`MSMAEForSignClassification` -> recognition, `MSMAEModel`/`MSMAEForPreTraining` -> embedding,
+            `SignTranslationModel` -> translation).
+
+    Returns: the tasks written.
+    """
+    output_dir = Path(output_dir)
+    config_path = output_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found; save the model there (model.save_pretrained) first.")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    tasks = [task] if isinstance(task, str) else list(task) if task is not None else tasks_for_checkpoint(config)
+    custom = dict(config.get("custom_pipelines") or {})
+    for name in tasks:
+        if name not in PIPELINES:
+            raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINES)}.")
+        auto_class = _TASK_AUTO_CLASS.get(name) or _translation_auto_class(config.get("auto_map") or {})
+        custom[name] = {"impl": f"{Path(__file__).stem}.{PIPELINES[name][0].__name__}", "pt": [auto_class]}
+    config["custom_pipelines"] = custom
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    for source in [__file__, *get_relative_import_files(__file__)]:
+        target = output_dir / Path(source).name
+        if Path(source).resolve() != target.resolve():
+            shutil.copyfile(source, target)
+    return tasks
+
+
+register_pipelines()
+
+__all__ = [
+    "SignLanguageRecognitionPipeline",
+    "SignLanguageTranslationPipeline",
+    "SignLanguageEmbeddingPipeline",
+    "add_pipeline_to_checkpoint",
+    "register_pipelines",
+    "load_clip",
+    "RECOGNITION_TASK",
+    "TRANSLATION_TASK",
+    "EMBEDDING_TASK",
+    "HUB_PIPELINE_TAGS",
+]
