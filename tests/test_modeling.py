@@ -441,3 +441,25 @@ def test_load_in_half_precision(tester, tmp_path, dtype):
     inputs["pose_values"] = inputs["pose_values"].to(dtype)
     out = model(**inputs)
     assert out.logits.dtype == dtype and torch.isfinite(out.loss)
+
+
+def test_optimiser_steps_on_real_poses_lower_the_loss(tester, shared_data):
+    from msmae.processing_msmae import MSMAEPoseProcessor
+
+    files = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[:8]
+    processor = MSMAEPoseProcessor(sampling="window", window_size=64, num_frames=64)
+    inputs = processor([str(f) for f in files], return_tensors="pt")
+    config = tester.get_config()
+    torch.manual_seed(0)
+    model = MSMAEForPreTraining(config)
+    noise = torch.rand(len(files), config.num_streams, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(**inputs, noise=noise).loss.item()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(40):
+        optimizer.zero_grad()
+        model(**inputs).loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = model(**inputs, noise=noise).loss.item()
+    assert after < 0.5 * before, (before, after)
