@@ -5,7 +5,13 @@ Importing `msmae` registers the models with transformers' Auto classes and marks
 saved folder loads with `AutoModel.from_pretrained(path, trust_remote_code=True)` where msmae is not installed.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForVideoClassification
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForVideoClassification,
+)
 
 from .configuration_msmae import MSMAEConfig
 from .modeling_msmae import (
@@ -16,6 +22,16 @@ from .modeling_msmae import (
     MSMAEModelOutput,
     MSMAEPreTrainedModel,
 )
+from .pose_io import (
+    SignPose,
+    load_pose,
+    read_asl_app_json,
+    read_frame_folder,
+    read_landmark_array,
+    read_msl150_sample,
+    read_pose_file,
+)
+from .processing_msmae import MSMAEPoseProcessor, normalize_keypoints
 
 __version__ = "0.1.0"
 
@@ -24,8 +40,10 @@ AutoModel.register(MSMAEConfig, MSMAEModel, exist_ok=True)
 AutoModelForPreTraining.register(MSMAEConfig, MSMAEForPreTraining, exist_ok=True)
 # Isolated sign recognition is classification of a (pose) video: the Hub's video-classification task.
 AutoModelForVideoClassification.register(MSMAEConfig, MSMAEForSignClassification, exist_ok=True)
+AutoFeatureExtractor.register(MSMAEConfig, MSMAEPoseProcessor, exist_ok=True)
 
 MSMAEConfig.register_for_auto_class()
+MSMAEPoseProcessor.register_for_auto_class("AutoFeatureExtractor")
 MSMAEModel.register_for_auto_class("AutoModel")
 MSMAEForPreTraining.register_for_auto_class("AutoModelForPreTraining")
 MSMAEForSignClassification.register_for_auto_class("AutoModelForVideoClassification")
@@ -38,4 +56,13 @@ __all__ = [
     "MSMAEPreTrainedModel",
     "MSMAEModelOutput",
     "MSMAEForPreTrainingOutput",
+    "MSMAEPoseProcessor",
+    "normalize_keypoints",
+    "SignPose",
+    "load_pose",
+    "read_pose_file",
+    "read_landmark_array",
+    "read_msl150_sample",
+    "read_asl_app_json",
+    "read_frame_folder",
 ]
