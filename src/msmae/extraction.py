@@ -731,9 +731,35 @@ def _write_info(output_dir, features, extractor_kwargs):
                       "model_complexity": 1, **extractor_kwargs},
         "layout": "one row per video in data/train-<sha1(source)[:16]>.parquet; failures in failures*.jsonl",
     }
-    path = Path(output_dir) / INFO_FILE
-    temporary = path.with_name(f".tmp-{os.getpid()}-{INFO_FILE}")
-    temporary.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    _write_text(Path(output_dir) / INFO_FILE, json.dumps(info, indent=2) + "\n")
+    if not (Path(output_dir) / "README.md").exists():  # a card the user edited stays
+        _write_text(Path(output_dir) / "README.md", _DATASET_CARD)
+
+
+# The card's `configs` make `datasets.load_dataset(OUTPUT_DIR)` (and the Hub, once pushed) read exactly the parts,
+# whatever else lies in the folder.
+_DATASET_CARD = f"""---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: {DATA_DIR}/*.parquet
+---
+
+# Sign-language poses extracted by `msmae extract`
+
+MediaPipe Holistic landmarks, one row per video. Columns: `keypoints` (frames, 160, 4) float32 x, y (normalised
+to the frame), z, visibility of the streams body (pose 11-16), left hand (21), right hand (21), face (112 mesh
+points), in that order; `keypoint_mask` (frames, 160) bool, True where detected; `fps`, `width`, `height`,
+`num_frames`, `source` (the video), and the manifest's columns if one was given. See `{INFO_FILE}`.
+
+Load with `msmae.extraction.load_extracted(folder)` or `datasets.load_dataset(folder, split="train")`.
+"""
+
+
+def _write_text(path, text):
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
 
 

@@ -1,0 +1,303 @@
+"""MediaPipe Holistic extraction (`msmae.extraction`): real signing videos, bad inputs, inputs/shards/manifests and
+the dataset parts. MediaPipe runs at about 20 frames/s on one core, so the real-video tests use short clips."""
+
+import functools
+import json
+import os
+
+import numpy as np
+import pytest
+
+from msmae.extraction import (
+    ExtractionError,
+    HolisticExtractor,
+    VideoReader,
+    collect_videos,
+    dataset_features,
+    extract_video,
+    load_extracted,
+    part_path,
+    read_failures,
+    read_manifest,
+    shard_paths,
+    write_part,
+)
+from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+
+pytest.importorskip("mediapipe")
+av = pytest.importorskip("av")
+
+SLICES = stream_slices()
+BODY, LEFT, RIGHT, FACE = SLICES["body"], SLICES["left_hand"], SLICES["right_hand"], SLICES["face"]
+LEFT_WRIST, RIGHT_WRIST = BODY.start + 4, BODY.start + 5  # body stream = pose 11-16
+
+
+@functools.lru_cache(maxsize=None)
+def _extractor():
+    return HolisticExtractor()  # one graph for the whole module: start-up is paid once
+
+
+@functools.lru_cache(maxsize=None)
+def _extract(path):
+    return _extractor().extract_video(path)
+
+
+def write_video(path, frames, fps=10, codec="libx264", rotation=None):
+    """Encode RGB uint8 frames `(T, H, W, 3)` (even H, W) to a video file."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def read_frames(path, count):
+    with VideoReader(path) as video:
+        return np.stack([frame for _, frame in zip(range(count), video)]), video.fps
+
+
+def _wrist_sides(pose, hand):
+    """Per frame where both are detected: True where the hand's wrist is nearer the pose's LEFT_WRIST."""
+    both = pose.keypoint_mask[:, hand.start] & pose.keypoint_mask[:, LEFT_WRIST] & pose.keypoint_mask[:, RIGHT_WRIST]
+    wrist = pose.keypoints[both, hand.start, :2]
+    to_left = np.linalg.norm(wrist - pose.keypoints[both, LEFT_WRIST, :2], axis=-1)
+    to_right = np.linalg.norm(wrist - pose.keypoints[both, RIGHT_WRIST, :2], axis=-1)
+    return to_left < to_right
+
+
+@pytest.mark.slow
+def test_real_signing_video(shared_data):
+    path = shared_data / "pose-format-samples" / "test_video.mp4"
+    pose = _extract(str(path))
+    assert pose.keypoints.shape == (58, NUM_STORED_KEYPOINTS, 4) and pose.keypoints.dtype == np.float32
+    assert pose.num_frames == pose.metadata["header_frame_count"] == 58
+    assert pose.fps == pytest.approx(29.92, abs=0.01)
+    assert (pose.width, pose.height) == (540, 720)
+    assert pose.source == str(path) and pose.metadata["person_detected"]
+    assert np.isfinite(pose.keypoints).all()
+    assert not pose.keypoints[~pose.keypoint_mask].any(), "undetected keypoints must hold 0"
+    # One person facing a phone: body and face in (nearly) every frame, the right hand while it signs.
+    assert pose.keypoint_mask[:, BODY].all(1).mean() > 0.95
+    assert pose.keypoint_mask[:, FACE].all(1).mean() > 0.95
+    assert pose.keypoint_mask[:, RIGHT].all(1).mean() > 0.2
+    for part in (LEFT, RIGHT, FACE):  # hands and face lie inside the frame
+        xy = pose.keypoints[:, part, :2][pose.keypoint_mask[:, part]]
+        assert ((xy > -0.05) & (xy < 1.05)).all()
+    # Pose visibility is kept; hands and face have none (0).
+    assert pose.keypoints[pose.keypoint_mask[:, BODY.start], BODY.start, 3].mean() > 0.5
+    assert not pose.keypoints[:, FACE, 3].any()
+    # Face z is MediaPipe's relative depth: not all zero.
+    assert pose.keypoints[:, FACE, 2][pose.keypoint_mask[:, FACE]].std() > 0
+
+
+@pytest.mark.slow
+def test_handedness_follows_the_signers_own_hands(shared_data):
+    """MediaPipe's left hand is the signer's left: its wrist is at the pose's LEFT_WRIST (unmirrored videos)."""
+    # MSL-150: both hands in view (first 40 frames of a 1280x720 video, through extract_frames).
+    frames, fps = read_frames(shared_data / "msl150" / "data" / "original_source" / "ambulancia_001.mp4", 40)
+    pose = _extractor().extract_frames(frames, fps, source="ambulancia")
+    assert (pose.width, pose.height, pose.num_frames) == (1280, 720, 40)
+    assert pose.keypoint_mask[:, LEFT].all(1).mean() > 0.8 and pose.keypoint_mask[:, RIGHT].all(1).mean() > 0.8
+    left, right = _wrist_sides(pose, LEFT), _wrist_sides(pose, RIGHT)
+    assert len(left) > 20 and left.mean() > 0.95
+    assert len(right) > 20 and (~right).mean() > 0.95
+    # The phone video: only the right hand signs.
+    right = _wrist_sides(_extract(str(shared_data / "pose-format-samples" / "test_video.mp4")), RIGHT)
+    assert len(right) > 10 and (~right).mean() > 0.95
+
+
+@pytest.mark.slow
+def test_frames_and_video_agree_and_tracking_resets(shared_data):
+    path = shared_data / "pose-format-samples" / "test_video.mp4"
+    frames, fps = read_frames(path, 12)
+    first = _extractor().extract_frames(frames, fps)
+    again = _extractor().extract_frames(list(frames), fps)  # same graph: the previous clip must not leak in
+    np.testing.assert_allclose(again.keypoints, first.keypoints, atol=1e-5)
+    np.testing.assert_array_equal(again.keypoint_mask, first.keypoint_mask)
+    video = _extract(str(path))
+    np.testing.assert_array_equal(video.keypoint_mask[:12], first.keypoint_mask)
+    np.testing.assert_allclose(video.keypoints[:12], first.keypoints, atol=1e-4)
+
+
+def test_video_without_a_person_is_flagged(tmp_path):
+    path = write_video(tmp_path / "black.mp4", np.zeros((6, 96, 128, 3), np.uint8))
+    pose = _extractor().extract_video(path)
+    assert pose.num_frames == 6 and (pose.width, pose.height) == (128, 96) and pose.fps == 10
+    assert pose.metadata["person_detected"] is False
+    assert not pose.keypoint_mask.any() and not pose.keypoints.any()
+
+
+def test_module_level_extract_video_names_missing_file(tmp_path):
+    with pytest.raises(ExtractionError, match="not found.*nothing.mp4"):
+        extract_video(tmp_path / "nothing.mp4")
+
+
+@pytest.mark.parametrize(
+    "name, make, message",
+    [
+        ("empty.mp4", lambda p: p.write_bytes(b""), "empty"),
+        ("notes.mp4", lambda p: p.write_text("this is a text file renamed to .mp4\n" * 20), "not a readable video"),
+        ("folder.mp4", lambda p: p.mkdir(), "folder"),
+    ],
+)
+def test_bad_files_raise_extraction_errors_naming_them(tmp_path, name, make, message):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(ExtractionError, match=message) as error:
+        _extractor().extract_video(path)
+    assert str(path) in str(error.value)
+    assert isinstance(error.value, ValueError)
+
+
+def test_audio_only_zero_frame_and_truncated_files(tmp_path, shared_data):
+    audio = tmp_path / "audio.m4a"
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(ExtractionError, match="no video stream"):
+        _extractor().extract_video(audio)
+
+    empty = tmp_path / "zero.avi"  # AVI keeps a video stream without frames
+    container = av.open(str(empty), "w")
+    stream = container.add_stream("mpeg4", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+    container.start_encoding()
+    container.close()
+    with pytest.raises(ExtractionError, match="no decodable video frames"):
+        _extractor().extract_video(empty)
+
+    # Cut after the index: FFmpeg decodes what is there without complaint; the header's frame count gives it away.
+    data = (shared_data / "pose-format-samples" / "test_video.mp4").read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) // 4])
+    with pytest.raises(ExtractionError, match=r"truncated.mp4: decoded only \d+ of the 58 frames"):
+        _extractor().extract_video(truncated)
+
+
+def test_extract_frames_rejects_wrong_arrays():
+    with pytest.raises(ValueError, match="RGB uint8"):
+        _extractor().extract_frames(np.zeros((2, 32, 32, 3), np.float32), 25)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        _extractor().extract_frames(np.zeros((2, 32, 32), np.uint8), 25)
+    with pytest.raises(ValueError, match="no frames"):
+        _extractor().extract_frames([], 25)
+
+
+def test_display_rotation_is_applied(tmp_path):
+    image = np.zeros((64, 96, 3), np.uint8)
+    image[:32, :48] = 255  # white top-left quarter
+    for rotation, corner in ((90, (48, 0)), (-90, (0, 32)), (180, (32, 48))):
+        path = write_video(tmp_path / f"rotated{rotation}.mp4", np.stack([image] * 2), rotation=rotation)
+        with VideoReader(path) as video:
+            frame = next(iter(video))
+        expected = np.rot90(image, rotation // 90)  # PyAV: degrees counterclockwise
+        assert frame.shape == expected.shape
+        assert np.abs(frame.astype(int) - expected).mean() < 8
+        assert frame[corner[0] + 8, corner[1] + 8].mean() > 200
+
+
+def test_model_complexity_is_checked():
+    with pytest.raises(ValueError, match="model_complexity"):
+        HolisticExtractor(model_complexity=3)
+
+
+# ---- inputs, shards, manifests ----------------------------------------------------------------------------------------
+
+
+def test_collect_videos_from_folders_lists_and_files(tmp_path):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for name in ("a/one.mp4", "a/deep/two.MOV", "a/notes.txt.bak", "a/deep/pose.pose", "three.webm"):
+        (tmp_path / name).write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# videos\nthree.webm\na/one.mp4  # again, through the list\nmissing.mp4\n")
+    found = collect_videos([tmp_path / "a", listing, tmp_path / "three.webm"])
+    assert found == sorted(found)
+    names = [os.path.relpath(p, tmp_path) for p in found]
+    assert names == ["a/deep/two.MOV", "a/one.mp4", "missing.mp4", "three.webm"]  # each file once
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        collect_videos([tmp_path / "nope.mp4"])
+
+
+def test_shards_are_disjoint_and_cover_all():
+    paths = [f"v{i:03d}.mp4" for i in range(23)]
+    shards = [shard_paths(list(reversed(paths)), i, 4) for i in range(4)]
+    assert sorted(sum(shards, [])) == paths
+    assert sum(len(s) for s in shards) == len(set(sum(shards, []))) == 23
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert shard_paths(paths, 2, 4) == shards[2]  # the same on every machine, whatever the input order
+    for bad in ((4, 4), (-1, 4), (0, 0)):
+        with pytest.raises(ValueError, match="shard_index"):
+            shard_paths(paths, *bad)
+
+
+def test_manifest_csv_and_json(tmp_path):
+    csv_path = tmp_path / "meta.csv"
+    csv_path.write_text("path,label,text,signer\nclips/a.mp4,3,hello world,s1\nclips/b.mp4,5,,s2\n")
+    manifest = read_manifest(csv_path)
+    a = os.path.normpath(tmp_path / "clips" / "a.mp4")
+    assert manifest[a] == {"label": 3, "text": "hello world", "signer": "s1"}
+    assert manifest[os.path.normpath(tmp_path / "clips" / "b.mp4")]["text"] is None
+    json_path = tmp_path / "meta.json"
+    json_path.write_text(json.dumps([{"path": "clips/a.mp4", "label": "HELLO", "tags": ["x"]}]))
+    assert read_manifest(json_path)[a] == {"label": "HELLO", "tags": '["x"]'}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,label\na.mp4,1\n")
+    with pytest.raises(ValueError, match="bad.csv, row 1: no 'path'"):
+        read_manifest(bad)
+    clash = tmp_path / "clash.csv"
+    clash.write_text("path,fps\na.mp4,30\n")
+    with pytest.raises(ValueError, match="clash"):
+        read_manifest(clash)
+
+
+# ---- dataset parts ----------------------------------------------------------------------------------------------------
+
+
+def _random_pose(frames, seed, source):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((frames, NUM_STORED_KEYPOINTS)) > 0.3
+    keypoints = rng.random((frames, NUM_STORED_KEYPOINTS, 4)).astype(np.float32) * mask[..., None]
+    return SignPose(keypoints, mask, fps=29.97, width=1280, height=720, source=source)
+
+
+def test_parts_load_as_one_dataset(tmp_path):
+    from datasets import Value, load_dataset
+
+    from msmae.extraction import _write_info
+
+    features = dataset_features({"label": Value("string")})
+    poses = [_random_pose(n, n, f"clip{n}.mp4") for n in (1, 7, 30)]
+    (tmp_path / "data").mkdir()
+    _write_info(tmp_path, features, {})
+    for pose in poses:
+        write_part(part_path(tmp_path, pose.source), {**pose.to_example(), "label": pose.source[:5]}, features)
+    assert not list((tmp_path / "data").glob(".tmp*"))
+    dataset = load_extracted(tmp_path, cache_dir=tmp_path / "cache")
+    assert dataset.num_rows == 3 and dataset.features == features
+    rows = {row["source"]: row for row in dataset.with_format("numpy")}
+    for pose in poses:
+        back = SignPose.from_example(rows[pose.source])
+        np.testing.assert_array_equal(back.keypoints, pose.keypoints)
+        np.testing.assert_array_equal(back.keypoint_mask, pose.keypoint_mask)
+        assert (back.num_frames, back.width, back.height) == (pose.num_frames, 1280, 720)
+        assert back.fps == pytest.approx(29.97, rel=1e-6) and back.metadata["label"] == pose.source[:5]
+    # The folder itself is a dataset for datasets' own loader (its card points at the parts, whatever else is there).
+    assert load_dataset(str(tmp_path), split="train", cache_dir=str(tmp_path / "cache2")).num_rows == 3
+    with pytest.raises(ExtractionError, match="No extracted videos"):
+        load_extracted(tmp_path / "elsewhere")
+
+
+def test_failure_log_survives_a_cut_last_line(tmp_path):
+    (tmp_path / "failures.jsonl").write_text(
+        json.dumps({"path": "a.mp4", "kind": "no_person", "error": "no person"}) + "\n" + '{"path": "b.m'
+    )
+    (tmp_path / "failures-00001-of-00002.jsonl").write_text(json.dumps({"path": "c.mp4", "error": "x"}) + "\n")
+    assert sorted(read_failures(tmp_path)) == ["a.mp4", "c.mp4"]
