@@ -62,6 +62,8 @@ def run_predict(args, parser) -> int:
     try:
         pipe, task = load_predictor(args.model, device)
     except Exception as error:  # noqa: BLE001 - any load failure is reported with the path and exit code 1
+        if not Path(args.model).exists() and args.model.startswith(("/", ".", "~")):
+            error = "no such checkpoint folder"
         logger.error("Could not load a model from %s: %s", args.model, error)
         return EXIT_MODEL
 
@@ -126,26 +128,25 @@ def _resolve_device(device, parser):
 
 def load_predictor(model, device):
     """The pipeline for a checkpoint and its task (recognition or translation), from its saved architecture."""
-    import transformers
-    from transformers import AutoConfig, pipeline
+    from transformers import PreTrainedConfig, pipeline
+    from transformers.utils import logging as hf_logging
 
     from . import pipeline_msmae as pipelines
 
-    config = AutoConfig.from_pretrained(model)
-    tasks = pipelines.tasks_for_checkpoint(config.to_dict())
-    task = tasks[0]
-    if task == pipelines.EMBEDDING_TASK:
-        raise ValueError(
-            f"it holds a {', '.join(config.architectures or [])} (a pretrained encoder, no task head); predict needs a "
-            "fine-tuned sign classifier or translation model."
-        )
+    hf_logging.disable_progress_bar()
+    config, _ = PreTrainedConfig.get_config_dict(model)
+    task = pipelines.tasks_for_checkpoint(config)[0]
     if task == pipelines.RECOGNITION_TASK:
-        auto_class = transformers.AutoModelForVideoClassification
+        from .modeling_msmae import MSMAEForSignClassification as model_class
+    elif task == pipelines.TRANSLATION_TASK:
+        from .modeling_sign_translation import SignTranslationModel as model_class
     else:
-        auto_class = getattr(transformers, pipelines._translation_auto_class(getattr(config, "auto_map", None) or {}))
-    loaded = auto_class.from_pretrained(model)
-    pipeline_class = pipelines.PIPELINES[task][0]
-    return pipeline(task, model=loaded, pipeline_class=pipeline_class, device=device), task
+        raise ValueError(
+            f"it holds a {', '.join(config.get('architectures') or [])} (a pretrained encoder without a task head); "
+            "predict needs a fine-tuned sign classifier or translation model."
+        )
+    loaded = model_class.from_pretrained(model)
+    return pipeline(task, model=loaded, pipeline_class=pipelines.PIPELINES[task][0], device=device), task
 
 
 def read_clip(pipe, path):

@@ -105,6 +105,8 @@ def export_onnx(model, output_path, *, opset_version: int = 17, dynamo: bool = F
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
+        # Raised for the mask's index arithmetic, whose indices are never negative.
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         if dynamo:
             dims = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}
             torch.onnx.export(wrapper, args, str(output_path), dynamo=True, dynamic_shapes=(dims, dims, dims), **common)
@@ -135,56 +137,56 @@ def _write_metadata(path: Path, config) -> None:
 
 
 def load_classifier(path):
-    """Loads a sign classifier checkpoint with the installed msmae classes (registered by `import msmae`)."""
-    from transformers import AutoModelForVideoClassification
+    """Loads a saved `MSMAEForSignClassification`; raises ValueError if the folder holds another architecture."""
+    from transformers import PreTrainedConfig
 
-    return AutoModelForVideoClassification.from_pretrained(str(path))
+    from .modeling_msmae import MSMAEForSignClassification
+
+    config, _ = PreTrainedConfig.get_config_dict(str(path))
+    architectures = config.get("architectures") or []
+    if "MSMAEForSignClassification" not in architectures:
+        raise ValueError(f"{path} holds {', '.join(architectures) or 'no architecture'}, not an MSMAEForSignClassification.")
+    return MSMAEForSignClassification.from_pretrained(str(path))
 
 
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "export-onnx",
-        help="export a sign classification checkpoint to ONNX",
-        description=(
-            "Export an MS-MAE sign classifier to ONNX (dynamic batch and frame axes). Inputs: pose_values float32 "
-            "(batch, frames, keypoints, 2), keypoint_mask bool (batch, frames, keypoints), attention_mask int64 "
-            "(batch, frames); output: logits (batch, num_labels). Label names are in the file's metadata."
-        ),
+EXPORT_ONNX_HELP = "export a sign classification checkpoint to ONNX"
+
+
+def add_export_onnx_arguments(parser):
+    parser.description = (
+        "Export an MS-MAE sign classifier to ONNX (dynamic batch and frame axes). Inputs: pose_values float32 "
+        "(batch, frames, keypoints, 2), keypoint_mask bool (batch, frames, keypoints), attention_mask int64 "
+        "(batch, frames); output: logits (batch, num_labels). Label names are in the file's metadata (id2label). "
+        "Exit codes: 0 written, 1 the model could not be loaded, 2 bad arguments."
     )
     parser.add_argument("--model", required=True, help="checkpoint folder of an MSMAEForSignClassification model")
     parser.add_argument("--output", required=True, help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     parser.add_argument("--dynamo", action="store_true", help="use the torch.export-based exporter (needs onnxscript)")
-    parser.add_argument("--no-check", dest="check", action="store_false", help="skip the onnxruntime parity check")
-    parser.set_defaults(func=run)
-    return parser
+    parser.add_argument("--no_check", dest="check", action="store_false",
+                        help="skip comparing onnxruntime's outputs with PyTorch's after export")
 
 
-def run(args) -> int:
-    """`msmae export-onnx`: 0 on success, 1 if the model cannot be loaded or exported, 2 for bad arguments."""
-    import sys
+def run_export_onnx(args, parser) -> int:
+    """`msmae export-onnx`: 0 on success, 1 if the model cannot be loaded, 2 for bad arguments (via parser.error)."""
+    import logging
 
-    model_dir = Path(args.model)
-    if not (model_dir / "config.json").is_file():
-        print(f"error: --model {args.model}: no config.json there; pass a checkpoint folder.", file=sys.stderr)
-        return 2
-    if not str(args.output).endswith(".onnx"):
-        print(f"error: --output {args.output}: the file name must end in .onnx.", file=sys.stderr)
-        return 2
+    logger = logging.getLogger("msmae")
+    if Path(args.output).suffix != ".onnx":
+        parser.error(f"--output {args.output}: the file name must end in .onnx")
+    if not (Path(args.model) / "config.json").is_file():
+        parser.error(f"--model {args.model}: no config.json there; pass the folder of a saved sign classifier")
     try:
-        model = load_classifier(model_dir)
-    except Exception as error:  # noqa: BLE001 - report any load failure with the path
-        print(f"error: could not load a sign classifier from {model_dir}: {error}", file=sys.stderr)
+        model = load_classifier(args.model)
+    except Exception as error:  # noqa: BLE001 - any load failure is reported with the path
+        logger.error("Could not load a sign classifier from %s: %s", args.model, error)
         return 1
-    if not hasattr(model, "classifier"):
-        print(f"error: {model_dir} holds a {type(model).__name__}, not a sign classifier.", file=sys.stderr)
-        return 2
     path = export_onnx(model, args.output, opset_version=args.opset, dynamo=args.dynamo)
-    message = f"wrote {path}"
+    message = f"Wrote {path} (inputs: {', '.join(ONNX_INPUT_NAMES)}; output: logits)."
     if args.check:
-        difference = max_abs_difference(model, path)
-        message += f" (onnxruntime vs PyTorch: max |logit difference| {difference:.2e})"
-    print(message)
+        message += f" onnxruntime vs PyTorch: max |logit difference| {max_abs_difference(model, path):.2e}."
+    logger.info("%s", message)
+    print(path)
     return 0
 
 
@@ -200,4 +202,14 @@ def max_abs_difference(model, onnx_path, batch_size: int = 2, num_frames: int = 
     return float(abs(logits - expected).max())
 
 
-__all__ = ["export_onnx", "to_onnx_inputs", "example_inputs", "max_abs_difference", "ONNX_INPUT_NAMES"]
+__all__ = [
+    "export_onnx",
+    "to_onnx_inputs",
+    "example_inputs",
+    "max_abs_difference",
+    "load_classifier",
+    "ONNX_INPUT_NAMES",
+    "EXPORT_ONNX_HELP",
+    "add_export_onnx_arguments",
+    "run_export_onnx",
+]

@@ -341,7 +341,8 @@ class SignLanguageTranslationPipeline(SignPosePipeline):
         if not source:
             raise ValueError("sign-language-translation needs a tokenizer: pass tokenizer= (an object or a path).")
         try:
-            return AutoTokenizer.from_pretrained(str(source))
+            # The model's config is passed so that the tokenizer does not load (remote) config code a second time.
+            return AutoTokenizer.from_pretrained(str(source), config=model.config)
         except (OSError, ValueError) as error:
             raise ValueError(f"No tokenizer could be loaded from {source} ({error}); pass tokenizer=.") from error
 
