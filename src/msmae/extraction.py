@@ -489,7 +489,7 @@ def write_part(path, example, features):
 
     path = Path(path)
     table = Dataset.from_list([example], features=features).data.table
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # never matches *.parquet or *.json
     try:
         with open(temporary, "wb") as handle:
             pq.write_table(table, handle)
@@ -758,7 +758,7 @@ Load with `msmae.extraction.load_extracted(folder)` or `datasets.load_dataset(fo
 
 
 def _write_text(path, text):
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # never matches *.parquet or *.json
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
 

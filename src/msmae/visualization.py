@@ -113,6 +113,7 @@ class _Panel:
 
         self.axes, self.title = axes, title
         self.bones, owners = skeleton(streams)
+        self.masked_color = to_rgba(MASKED_COLOR)
         self.bone_colors = np.array([to_rgba(STREAM_COLORS[s]) for s in owners]).reshape(-1, 4)
         self.point_colors = np.concatenate(
             [np.tile(to_rgba(STREAM_COLORS[s]), (n, 1)) for s, n in _stream_sizes(streams)]
@@ -139,7 +140,7 @@ class _Panel:
         if point_alpha is not None:
             colors[:, 3] = point_alpha
         if hidden is not None:
-            colors[hidden] = (0.78, 0.78, 0.78, 1.0)
+            colors[hidden] = self.masked_color
         self.points.set_offsets(xy[mask] if mask.any() else np.zeros((0, 2)))
         self.points.set_facecolors(colors[mask])
         self.points.set_sizes(self.point_sizes[mask])
@@ -175,7 +176,8 @@ class _Figure:
         self.canvas = FigureCanvasAgg(self.figure)
         axes = self.figure.subplots(1, len(titles), squeeze=False)[0]
         self.panels = [_Panel(ax, streams, limits, title) for ax, title in zip(axes, titles)]
-        self.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93, wspace=0.03)
+        top = 1 - 26 / height  # room for the titles in pixels, whatever the image size
+        self.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.03)
 
     def image(self) -> np.ndarray:
         self.canvas.draw()
