@@ -279,7 +279,7 @@ def test_parts_load_as_one_dataset(tmp_path):
     _write_info(tmp_path, features, {})
     for pose in poses:
         write_part(part_path(tmp_path, pose.source), {**pose.to_example(), "label": pose.source[:5]}, features)
-    assert not list((tmp_path / "data").glob(".tmp*"))
+    assert not list((tmp_path / "data").glob("*.partial"))
     dataset = load_extracted(tmp_path, cache_dir=tmp_path / "cache")
     assert dataset.num_rows == 3 and dataset.features == features
     rows = {row["source"]: row for row in dataset.with_format("numpy")}
