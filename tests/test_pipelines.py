@@ -255,6 +255,21 @@ def test_device_choice(classifier):
     assert_same_results([on_gpu(clip)], [pipe(clip)])
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="transformers demands trust_remote_code for every task in config.custom_pipelines; needs the config to "
+    "hide the tasks an imported msmae serves (MSMAEConfig.custom_pipelines property, see the inference report)",
+)
+def test_installed_pipeline_serves_a_checkpoint_path_without_remote_code(classifier_dir, classifier):
+    recognizer = pipeline(RECOGNITION_TASK, model=str(classifier_dir))
+    assert type(recognizer) is SignLanguageRecognitionPipeline  # the installed class, not the checkpoint's copy
+    assert type(recognizer.model).__module__ == "msmae.modeling_msmae"
+    clip = synthetic_clip(40, seed=6)
+    assert_matches(recognizer(clip), expected_scores(classifier, recognizer.feature_extractor, clip), top_k=5)
+    saved = json.loads((classifier_dir / "config.json").read_text())["custom_pipelines"]
+    assert recognizer.model.config.to_dict()["custom_pipelines"] == saved  # saved again unchanged
+
+
 # ---- translation in process ----------------------------------------------------------------------------------------
 
 
@@ -357,20 +372,41 @@ def test_checkpoints_load_with_trust_remote_code_where_msmae_is_missing(classifi
     np.testing.assert_allclose(results[EMBEDDING_TASK]["outputs"][0], embedder(clip), atol=1e-5)
 
 
+def train_tiny_classifier(shared_data, output_dir) -> Path:
+    """A tiny classifier fine-tuned for two steps on MSL-150 by examples/run_sign_classification.py."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "run_sign_classification.py"
+    overrides = ",".join(f"{key}={value}" for key, value in {**TINY, "num_hidden_layers": 1}.items())
+    command = [
+        sys.executable, str(script), "--dataset_name", str(shared_data / "msl150"), "--config_overrides", overrides,
+        "--output_dir", str(output_dir), "--do_train", "--max_steps", "2", "--per_device_train_batch_size", "8",
+        "--warmup_epochs", "0", "--report_to", "none", "--dataloader_num_workers", "0", "--seed", "0",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=output_dir.parent)
+    assert result.returncode == 0, result.stderr[-5000:]
+    config = json.loads((output_dir / "config.json").read_text())
+    if RECOGNITION_TASK not in (config.get("custom_pipelines") or {}):  # until the script adds the pipeline itself
+        add_pipeline_to_checkpoint(output_dir)
+    return output_dir
+
+
 @pytest.mark.slow
-def test_fresh_process_classifies_a_real_video(classifier_dir, classifier, shared_data, tmp_path):
+def test_fresh_process_classifies_a_real_video(shared_data, tmp_path):
     pytest.importorskip("mediapipe")
+    checkpoint = train_tiny_classifier(shared_data, tmp_path / "msl150-classifier")
     video = shared_data / "pose-format-samples" / "test_video.mp4"
     pose_file = shared_data / "pose-format-samples" / "mediapipe.pose"
-    results = run_fresh_process([[RECOGNITION_TASK, str(classifier_dir), [str(video), str(pose_file)], {"top_k": 5}]], tmp_path)
+    results = run_fresh_process([[RECOGNITION_TASK, str(checkpoint), [str(video), str(pose_file)], {"top_k": 5}]], tmp_path)
     assert results["msmae_imported"] is False
     from_video, from_pose = results[RECOGNITION_TASK]["outputs"]
+    assert {r["label"] for r in from_video} == {"ambulancia", "doctor", "dolor", "hoy", "yo"}  # MSL-150's glosses
 
     from msmae.extraction import extract_video
 
-    processor = MSMAEPoseProcessor.from_pretrained(classifier_dir)
-    assert_matches(from_video, expected_scores(classifier, processor, extract_video(video)), top_k=5)
-    assert_matches(from_pose, expected_scores(classifier, processor, load_pose(pose_file)), top_k=5)
+    model = MSMAEForSignClassification.from_pretrained(checkpoint).eval()
+    processor = MSMAEPoseProcessor.from_pretrained(checkpoint)
+    assert_matches(from_video, expected_scores(model, processor, extract_video(video)), top_k=5)
+    assert_matches(from_pose, expected_scores(model, processor, load_pose(pose_file)), top_k=5)
 
 
 @pytest.mark.slow

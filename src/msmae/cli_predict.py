@@ -142,7 +142,7 @@ def load_predictor(model, device):
         from .modeling_sign_translation import SignTranslationModel as model_class
     else:
         raise ValueError(
-            f"it holds a {', '.join(config.get('architectures') or [])} (a pretrained encoder without a task head); "
+            f"it holds {', '.join(config.get('architectures') or [])}, a pretrained encoder without a task head; "
             "predict needs a fine-tuned sign classifier or translation model."
         )
     loaded = model_class.from_pretrained(model)
