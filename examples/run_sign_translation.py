@@ -31,6 +31,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -349,7 +350,8 @@ def main(args: list[str] | None = None):
     if max_frames is None:
         tokens_per_cubelet = config.encoder.num_streams if config.fusion == "concat" else 1
         max_frames = config.text_config.max_position_embeddings // tokens_per_cubelet * config.encoder.cubelet_size
-    augmentations = [RandomFrameDropDuplicate(data_args.frame_drop_duplicate_rate)] if data_args.frame_drop_duplicate_rate > 0 else None
+    rate = data_args.frame_drop_duplicate_rate
+    augmentations = [RandomFrameDropDuplicate(rate)] if rate > 0 else None
     processor = MSMAEPoseProcessor(
         streams=config.encoder.streams, normalization=model_args.normalization, sampling="full",
         num_frames=None, max_frames=max_frames, augmentations=augmentations,
@@ -449,7 +451,9 @@ def main(args: list[str] | None = None):
             sign_languages=data_args.sign_languages,
             eval_results=eval_results,
             hyperparameters=hyperparameters(training_args, model_args, data_args, config),
-            usage=usage_snippet(training_args.hub_model_id or f"<your-username>/{os.path.basename(os.path.abspath(training_args.output_dir))}"),
+            usage=usage_snippet(
+                training_args.hub_model_id or f"<your-username>/{Path(training_args.output_dir).resolve().name}"
+            ),
             notes=model_notes(config, model_args),
         )
     if training_args.push_to_hub:
@@ -474,7 +478,8 @@ def hyperparameters(training_args, model_args, data_args, config) -> dict:
         "total_batch_size": total_batch,
         "fusion": config.fusion,
         "pose_encoder": "frozen" if config.freeze_pose_encoder else "fine-tuned",
-        "lora": f"r={config.lora_r}, alpha={config.lora_alpha}, dropout={config.lora_dropout}" if config.lora_r else "none",
+        "lora": (f"r={config.lora_r}, alpha={config.lora_alpha}, dropout={config.lora_dropout}" if config.lora_r
+                 else "none (decoder trained in full)"),
         "frame_drop_duplicate_rate": data_args.frame_drop_duplicate_rate,
         "target_lang": data_args.target_lang,
         "seed": training_args.seed,

@@ -1,5 +1,6 @@
-"""examples/run_sign_translation.py: Table 5 presets, and an offline end-to-end run on the PHOENIX14T sample (a
-tokenizer fitted on the PHOENIX sentences, a tiny random mBART and MS-MAE; train a few steps, generate, score)."""
+"""The PHOENIX14T adapter and examples/run_sign_translation.py: Table 5 presets, and an offline end-to-end run on
+the PHOENIX14T sample (a tokenizer fitted on the PHOENIX sentences, a tiny random mBART and MS-MAE; train a few
+steps, generate, score)."""
 
 import importlib.util
 import json
@@ -7,8 +8,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
+import csv
+
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -16,6 +19,14 @@ from transformers import MBartConfig, MBartForConditionalGeneration, PreTrainedT
 
 from msmae import MSMAEConfig, MSMAEForPreTraining
 from msmae.modeling_sign_translation import SignTranslationModel
+from msmae.phoenix import (
+    load_phoenix_split,
+    parse_skels_line,
+    phoenix_dataset,
+    phoenix_sentences,
+    skeleton_to_sign_pose,
+)
+from msmae.pose_io import stream_slices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "examples" / "run_sign_translation.py"
@@ -49,9 +60,93 @@ def fit_tokenizer(sentences, vocab_size=600) -> PreTrainedTokenizerFast:
     )
 
 
-def test_fitted_tokenizer_frames_targets_like_mbart50(shared_data):
-    from msmae.phoenix import phoenix_sentences
+# ---- the PHOENIX14T adapter (msmae.phoenix) ----------------------------------------------------------------------
 
+
+def synthetic_joints(frames=3):
+    """Joints whose x encodes the joint index (x = index / 100) and y the frame, so the mapping can be read back."""
+    joints = np.zeros((frames, 50, 3), dtype=np.float32)
+    joints[..., 0] = np.arange(50) / 100
+    joints[..., 1] = np.arange(frames)[:, None] / 10
+    joints[..., 2] = 0.2
+    return joints
+
+
+def skels_line(joints):
+    frames = len(joints)
+    values = np.concatenate([joints.reshape(frames, -1), (np.arange(frames) / frames)[:, None]], axis=1)
+    return " ".join(f"{v:.5f}" for v in values.ravel())
+
+
+def test_skeleton_to_sign_pose_mapping():
+    joints = synthetic_joints()
+    joints[1, 30] = 0.0  # an undetected left-hand joint
+    pose = skeleton_to_sign_pose(joints, source="synthetic")
+    slices = stream_slices()
+    joint_of = lambda stream: np.round((pose.keypoints[0, slices[stream], 0] - 0.5) * 100).astype(int).tolist()
+    # Body in MediaPipe 11-16 order: LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST.
+    assert joint_of("body") == [2, 5, 3, 6, 4, 7]
+    assert joint_of("left_hand") == list(range(29, 50)) and joint_of("right_hand") == list(range(8, 29))
+    np.testing.assert_allclose(pose.keypoints[2, slices["body"], 1], 0.5 + 0.2)  # y of frame 2, shifted
+    np.testing.assert_allclose(pose.keypoints[0, slices["body"], 2:], [[0.2, 1.0]] * 6)  # z kept, visible
+    assert not pose.keypoint_mask[:, slices["face"]].any() and not pose.keypoints[:, slices["face"]].any()
+    assert not pose.keypoint_mask[1, slices["left_hand"].start + 1] and pose.keypoint_mask[0, slices["left_hand"]].all()
+    assert (pose.fps, pose.width, pose.height) == (25.0, 0, 0)
+
+
+def test_parse_skels_line_checks_the_layout():
+    joints = synthetic_joints(4)
+    np.testing.assert_allclose(parse_skels_line(skels_line(joints)), joints, atol=1e-5)
+    with pytest.raises(ValueError, match="not a multiple of 151"):
+        parse_skels_line(" ".join(["0.1"] * 150), "x.skels:1")
+    shuffled = skels_line(joints).split()
+    shuffled[150], shuffled[301] = shuffled[301], shuffled[150]  # frame counters out of order
+    with pytest.raises(ValueError, match="increasing frame counter"):
+        parse_skels_line(" ".join(shuffled))
+
+
+def test_load_phoenix_split_checks_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train.skels"):
+        load_phoenix_split(tmp_path, "train")
+    with pytest.raises(ValueError, match="`split` must be one of"):
+        load_phoenix_split(tmp_path, "validation")
+    (tmp_path / "dev.skels").write_text(skels_line(synthetic_joints()) + "\n")
+    (tmp_path / "dev.text").write_text("eins\nzwei\n")
+    with pytest.raises(ValueError, match="2 lines but"):
+        load_phoenix_split(tmp_path, "dev")
+
+
+def test_phoenix_sample_layout(shared_data):
+    phoenix = shared_data / "phoenix14t-sample"
+    poses = [pose for split in ("train", "dev", "test") for pose in load_phoenix_split(phoenix, split)]
+    assert len(poses) == 15
+    lengths = {}
+    for row in csv.DictReader((phoenix / "metadata_all" / "phoenix14t_train.tsv").open(), delimiter="\t",
+                              quoting=csv.QUOTE_NONE):
+        lengths[row["name"]] = (int(row["num_frames"]), row["text"])
+    slices = stream_slices()
+    left_wrist, right_wrist = slices["body"].start + 4, slices["body"].start + 5
+    right_moves_more = 0
+    for pose in poses:
+        name = pose.metadata["name"]
+        if name in lengths:
+            assert (pose.num_frames, pose.metadata["text"]) == lengths[name]
+        xy = pose.keypoints[..., :2]
+        # Each hand's wrist sits on its own arm's wrist; the signer's left is on the image right (larger x).
+        assert np.linalg.norm(xy[:, slices["left_hand"].start] - xy[:, left_wrist], axis=-1).mean() < 0.08
+        assert np.linalg.norm(xy[:, slices["right_hand"].start] - xy[:, right_wrist], axis=-1).mean() < 0.08
+        assert (xy[:, slices["body"].start, 0] > xy[:, slices["body"].start + 1, 0]).all()
+        path = lambda i: np.linalg.norm(np.diff(xy[:, i], axis=0), axis=-1).sum()
+        right_moves_more += path(slices["right_hand"].start) > path(slices["left_hand"].start)
+    assert right_moves_more == 12  # the dominant hand, as expected of right-handed signers (see msmae.phoenix)
+
+    dataset = phoenix_dataset(phoenix, "dev")
+    assert len(dataset) == 5 and {"keypoints", "keypoint_mask", "text", "gloss", "name"} <= set(dataset.column_names)
+    assert type(dataset.features["keypoints"]).__name__ == "Array3D"
+    assert len(phoenix_sentences(phoenix)) == 8257
+
+
+def test_fitted_tokenizer_frames_targets_like_mbart50(shared_data):
     sentences = phoenix_sentences(shared_data / "phoenix14t-sample")
     tokenizer = fit_tokenizer(sentences)
     ids = tokenizer(text_target=sentences[0])["input_ids"]
@@ -72,11 +167,15 @@ def test_fitted_tokenizer_frames_targets_like_mbart50(shared_data):
         ("phoenix14t", True, ["--max_grad_norm=0.5"], (1e-3, 0.5)),
     ],
 )
-def test_dataset_presets_follow_table_5(preset, frozen, argv, expected):
+def test_dataset_presets_follow_table_5(preset, frozen, argv, expected, tmp_path):
     script = load_script()
-    training_args = SimpleNamespace(learning_rate=2e-5 if "--learning_rate" in argv else 5e-5,
-                                    max_grad_norm=0.5 if argv and "max_grad_norm" in argv[0] else 1.0)
-    script.apply_dataset_preset(training_args, SimpleNamespace(dataset_preset=preset), frozen, argv)
+    from msmae.training.arguments import parse_arguments
+
+    argv = ["--output_dir", str(tmp_path), "--dataset_preset", preset, *argv]
+    argv += ["--freeze_pose_encoder"] if frozen else []
+    classes = (script.ModelArguments, script.DataTrainingArguments, script.Seq2SeqTrainingArguments)
+    model_args, data_args, training_args = parse_arguments(classes, script.PAPER_DEFAULTS, argv)
+    script.apply_dataset_preset(training_args, data_args, model_args.freeze_pose_encoder, argv)
     assert (training_args.learning_rate, training_args.max_grad_norm) == pytest.approx(expected)
 
 
@@ -119,7 +218,6 @@ def make_parts(folder: Path, sentences):
 @pytest.mark.slow
 def test_end_to_end_on_the_phoenix_sample(shared_data, tmp_path):
     from msmae.metrics import load_translation_metric
-    from msmae.phoenix import load_phoenix_split, phoenix_sentences
 
     phoenix = shared_data / "phoenix14t-sample"
     tokenizer, text_dir, pose_dir = make_parts(tmp_path, phoenix_sentences(phoenix))
@@ -138,13 +236,16 @@ def test_end_to_end_on_the_phoenix_sample(shared_data, tmp_path):
            "OMP_NUM_THREADS": "1", "HF_DATASETS_CACHE": str(tmp_path / "datasets_cache")}
 
     def run(*extra):
-        result = subprocess.run(command + list(extra), capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+        result = subprocess.run(
+            command + list(extra), capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
         return result.stdout + result.stderr
 
     # An interrupted run (3 steps, checkpoint-3), then the full run in the same folder resumes from it.
     run("--do_train", "--max_steps", "3")
-    first_losses = [e["loss"] for e in json.loads((output_dir / "checkpoint-3" / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    history = json.loads((output_dir / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
+    first_losses = [entry["loss"] for entry in history if "loss" in entry]
     log = run("--do_train", "--do_eval", "--do_predict", "--max_steps", "6")
     assert f"resuming from {output_dir / 'checkpoint-3'}" in log
 

@@ -41,7 +41,7 @@ class SignTranslationConfig(PreTrainedConfig):
         lora_alpha (`int`, *optional*, defaults to 32):
             LoRA scaling numerator (the update is scaled by `lora_alpha / lora_r`).
         lora_dropout (`float`, *optional*, defaults to 0.05):
-            Dropout on the LoRA branch's input.
+            Dropout on the LoRA branch's input (peft's usual value; the paper gives rank and alpha only).
         lora_target_modules (`list[str]`, *optional*, defaults to `["q_proj", "k_proj", "v_proj", "out_proj"]`):
             Names of the decoder's linear layers that get adapters, matched (as peft does) against the end of each
             module path inside the decoder: the defaults are the query, key, value and output projections of both the

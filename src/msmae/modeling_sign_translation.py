@@ -131,7 +131,9 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
         if self.pose_encoder.cls_token is not None:
             raise ValueError("The pose encoder must not have a [CLS] token: build it with MSMAEModel(config).")
         self.projection = nn.Linear(config.encoder.hidden_size, config.text_config.d_model)
-        self.text_model = text_model if text_model is not None else AutoModelForSeq2SeqLM.from_config(config.text_config)
+        if text_model is None:
+            text_model = AutoModelForSeq2SeqLM.from_config(config.text_config)
+        self.text_model = text_model
         # One config object per part, shared with the composite config, so that edits stay in sync (as
         # SpeechEncoderDecoderModel does).
         self.config.encoder._attn_implementation = self.pose_encoder.config._attn_implementation
@@ -189,6 +191,7 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
+        # Which weights train is part of the model's definition (config), not of the saved tensors: reapply it.
         model = super().from_pretrained(*args, **kwargs)
         loaded = model[0] if isinstance(model, tuple) else model  # output_loading_info=True
         loaded.set_trainable_parameters()
@@ -215,7 +218,7 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
         )
         decoder = self.text_model.get_decoder()
         inject_adapter_in_model(lora_config, decoder)
-        # peft initialised the adapters (B = 0, so training starts from the pretrained decoder): keep post_init off them.
+        # peft initialised the adapters (B = 0: training starts from the pretrained decoder); keep post_init off them.
         for module in decoder.modules():
             if isinstance(module, BaseTunerLayer):
                 for child in module.modules():
@@ -318,10 +321,12 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
         embeds, mask = self.fuse_streams(pose_outputs.last_hidden_state, pose_outputs.attention_mask)
         max_positions = getattr(self.config.text_config, "max_position_embeddings", None)
         if max_positions is not None and embeds.shape[1] > max_positions:
+            per_cubelet = self.config.encoder.num_streams if self.config.fusion == "concat" else 1
+            max_frames = max_positions // per_cubelet * self.config.encoder.cubelet_size
             raise ValueError(
                 f"The clip gives {embeds.shape[1]} text-encoder tokens but the text model has {max_positions} "
-                f"positions. Use shorter clips (at most about {max_positions * self.config.encoder.cubelet_size} "
-                "frames per stream-token budget; see the processor's `max_frames`) or `fusion='mean'`."
+                f"positions: with '{self.config.fusion}' fusion of {self.config.encoder.num_streams} streams a clip "
+                f"may have at most {max_frames} frames. Subsample longer clips (the processor's `max_frames`)."
             )
         text_kwargs = {}
         if output_attentions:
@@ -386,9 +391,8 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
             encoder_outputs = SignTranslationEncoderOutput(*encoder_outputs)
         encoder_mask = getattr(encoder_outputs, "attention_mask", None)
         if encoder_mask is None:
-            encoder_mask = torch.ones(
-                encoder_outputs.last_hidden_state.shape[:2], dtype=torch.long, device=encoder_outputs.last_hidden_state.device
-            )
+            hidden = encoder_outputs.last_hidden_state
+            encoder_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
         outputs = self.text_model(
             attention_mask=encoder_mask,
             encoder_outputs=BaseModelOutput(last_hidden_state=encoder_outputs.last_hidden_state),

@@ -6,17 +6,17 @@ of `{split}.text`, `{split}.gloss` and `{split}.files` give each sentence's Germ
 
 Joints: 0 head, 1 neck (the origin, always 0), 2-4 and 5-7 the two shoulder/elbow/wrist chains, 8-28 the hand
 whose wrist coincides with joint 7, 29-49 the hand whose wrist coincides with joint 4 (checked on the sample: the
-first point of each block lies on average within 0.07 of that wrist and 0.30 or more from the other). Hands use OpenPose's 21-point
-hand order, which is MediaPipe's hand landmark order.
+first point of each block lies on average within 0.07 of that wrist and 0.30 or more from the other). Hands use
+OpenPose's 21-point hand order, which is MediaPipe's hand landmark order.
 
 Which side is the signer's left. The x axis points to the right of the image and y down (the head is above the
 neck), z towards the camera (the hands have z > 0). Chain 2-4 sits at x > 0 (image right) and chain 5-7 at x < 0.
 Hand 8-28, on chain 5-7, is the dominant hand: in the 15 sample sentences it travels farther in 12 and is held
-higher (on average) in 14, as expected of right-handed signers. So chain 5-7 and hand 8-28 are the signer's right, seen on the
-image left, and chain 2-4 with hand 29-49 the signer's left: exactly the geometry MediaPipe reports on an unmirrored
-video, where the LEFT_* landmarks are on the image right. (The file thus follows OpenPose's joint names as if the
-video had been mirrored; using those names literally would present every signer as left-handed.) No coordinate is
-flipped.
+higher (on average) in 14, as expected of right-handed signers. So chain 5-7 and hand 8-28 are the signer's right,
+seen on the image left, and chain 2-4 with hand 29-49 the signer's left: exactly the geometry MediaPipe reports on an
+unmirrored video, where the LEFT_* landmarks are on the image right. (The file thus follows OpenPose's joint names
+as if the video had been mirrored; using those names literally would present every signer as left-handed.) No
+coordinate is flipped.
 
 Output: a `SignPose` with the body stream (LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST,
 RIGHT_WRIST = joints 2, 5, 3, 6, 4, 7), both hands, and the face stream masked (the file has no face). x and y

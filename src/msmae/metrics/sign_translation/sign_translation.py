@@ -37,11 +37,11 @@ BLEU-4 computed by sacrebleu, and ROUGE-L F1.
 - ROUGE-L is the F1 (beta = 1) of the longest common subsequence of the same tokens that BLEU counts, so Chinese is
   scored per character (rouge-score's default tokenizer drops every non-ASCII character and scores Chinese as empty),
   computed per sentence (best over references) and averaged over the corpus.
-- Width correction: mBART's SentencePiece normalises text with NFKC, so a model built on mBART generates half-width
-  punctuation (`,` `!` `?` `:` `(`) where Chinese references have full-width forms (`，` `！` `？` `：` `（`). Scores
-  are computed after mapping full-width forms (U+FF01-U+FF5E, and the ideographic space U+3000) to their half-width
-  equivalents in predictions and references (the `*` scores), and again on the raw text (the `*_uncorrected` scores).
-  On text without full-width forms (German, English) both are equal.
+- Width correction: mBART's SentencePiece normalises text with NFKC, so a model built on mBART generates
+  half-width punctuation (`,` `!` `?` `:` `(`) where Chinese references have full-width forms (`，` `！` `？` `：`
+  `（`). Scores are computed after mapping full-width forms (U+FF01-U+FF5E, and the ideographic space U+3000) to
+  their half-width equivalents in predictions and references (the `*` scores), and again on the raw text (the
+  `*_uncorrected` scores). On text without full-width forms (German, English) both are equal.
 """
 
 _KWARGS_DESCRIPTION = """
