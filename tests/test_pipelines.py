@@ -178,6 +178,11 @@ def test_add_pipeline_to_checkpoint_arguments(tmp_path, classifier_dir):
     ]
     custom = json.loads((encoder_dir / "config.json").read_text())["custom_pipelines"]
     assert custom[EMBEDDING_TASK]["pt"] == ["AutoModel"] and RECOGNITION_TASK in custom
+    plain = tmp_path / "plain"  # saved without `import msmae` registering the classes: no auto_map, no remote code
+    plain.mkdir()
+    (plain / "config.json").write_text(json.dumps({"model_type": "msmae", "architectures": ["MSMAEForSignClassification"]}))
+    with pytest.raises(ValueError, match="no auto_map entry for AutoModelForVideoClassification"):
+        add_pipeline_to_checkpoint(plain)
 
 
 # ---- recognition in process ----------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoModelForVideoClassification, Pipeline
+from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForVideoClassification, Pipeline
 from transformers.dynamic_module_utils import get_relative_import_files
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
@@ -162,9 +162,6 @@ def collate_clips(items):
                 value = torch.cat([value, value.new_zeros((1, missing, *value.shape[2:]))], dim=1)
             padded.append(value)
         batch[key] = torch.cat(padded)
-    for key in items[0]:
-        if key not in batch:
-            batch[key] = [value for item in items for value in item[key]]
     return batch
 
 
@@ -213,13 +210,9 @@ class SignPosePipeline(Pipeline):
 
     @staticmethod
     def _pose_config(model):
-        """The MS-MAE part of the model's config (translation configs nest it)."""
-        config = model.config
-        for name in ("encoder_config", "msmae_config", "pose_config", "encoder"):
-            nested = getattr(config, name, None)
-            if nested is not None and hasattr(nested, "streams"):
-                return nested
-        return config
+        """The MS-MAE part of the model's config (the translation config nests it as `encoder`)."""
+        nested = getattr(model.config, "encoder", None)
+        return nested if hasattr(nested, "streams") else model.config
 
     @property
     def pose_processor(self):
@@ -406,11 +399,9 @@ class SignLanguageEmbeddingPipeline(SignPosePipeline):
 
 PIPELINES = {
     RECOGNITION_TASK: (SignLanguageRecognitionPipeline, AutoModelForVideoClassification),
-    TRANSLATION_TASK: (SignLanguageTranslationPipeline, None),
+    TRANSLATION_TASK: (SignLanguageTranslationPipeline, AutoModelForSeq2SeqLM),
     EMBEDDING_TASK: (SignLanguageEmbeddingPipeline, AutoModel),
 }
-# Auto class that loads each task's model from a checkpoint (translation: the class its config's auto_map names).
-_TASK_AUTO_CLASS = {RECOGNITION_TASK: "AutoModelForVideoClassification", EMBEDDING_TASK: "AutoModel"}
 # Which task a checkpoint serves, by its saved architecture.
 ARCHITECTURE_TASKS = {
     "MSMAEForSignClassification": RECOGNITION_TASK,
@@ -420,20 +411,11 @@ ARCHITECTURE_TASKS = {
 }
 
 
-def register_pipelines(translation_model_class=None):
+def register_pipelines():
     """Registers the three tasks with transformers (done by `import msmae`). Keeps registrations already made."""
     for task, (pipeline_class, model_class) in PIPELINES.items():
-        if task == TRANSLATION_TASK and translation_model_class is not None:
-            model_class = translation_model_class
         if task not in PIPELINE_REGISTRY.supported_tasks:
             PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=model_class)
-
-
-def _translation_auto_class(auto_map: dict) -> str:
-    for name in ("AutoModelForSeq2SeqLM", "AutoModelForVision2Seq", "AutoModelForImageTextToText", "AutoModel"):
-        if name in auto_map:
-            return name
-    raise ValueError("The checkpoint's config has no auto_map entry for its translation model; save it after `import msmae`.")
 
 
 def tasks_for_checkpoint(config: dict) -> list[str]:
@@ -472,8 +454,13 @@ def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
     for name in tasks:
         if name not in PIPELINES:
             raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINES)}.")
-        auto_class = _TASK_AUTO_CLASS.get(name) or _translation_auto_class(config.get("auto_map") or {})
-        custom[name] = {"impl": f"{Path(__file__).stem}.{PIPELINES[name][0].__name__}", "pt": [auto_class]}
+        pipeline_class, auto_class = PIPELINES[name]
+        if auto_class.__name__ not in (config.get("auto_map") or {}):
+            raise ValueError(
+                f"{config_path} has no auto_map entry for {auto_class.__name__}, so {name} could not load the model "
+                "with trust_remote_code; save the model after `import msmae`."
+            )
+        custom[name] = {"impl": f"{Path(__file__).stem}.{pipeline_class.__name__}", "pt": [auto_class.__name__]}
     config["custom_pipelines"] = custom
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for source in [__file__, *get_relative_import_files(__file__)]:
