@@ -141,6 +141,7 @@ def test_argument_errors_and_nothing_processable(tmp_path, monkeypatch, capsys):
         ([tmp_path / "absent.mp4"], "absent.mp4"),
         ([tmp_path, "--shard_index", 2, "--num_shards", 2], "--shard_index"),
         ([tmp_path, "--num_workers", 0], "--num_workers"),
+        ([tmp_path, "--min_detection_confidence", 1.5], "min_detection_confidence must be between 0 and 1"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             main(["extract", *map(str, args), "--output_dir", str(tmp_path / "out")])

@@ -45,23 +45,24 @@ def run_extract(args, parser) -> int:
         parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
         parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
-    from .extraction import collect_videos, filter_native_stderr, read_manifest, run_extraction
+    from .extraction import collect_videos, filter_native_stderr, holistic_settings, read_manifest, run_extraction
 
-    try:  # argument errors (missing input, bad manifest) exit with 2 before any work starts
+    extractor_kwargs = {"model_complexity": args.model_complexity,
+                        "min_detection_confidence": args.min_detection_confidence,
+                        "min_tracking_confidence": args.min_tracking_confidence}
+    try:  # argument errors (missing input, bad manifest or settings) exit with 2 before any work starts
         if args.inputs:
             collect_videos(args.inputs)
         if args.manifest:
             read_manifest(args.manifest)
+        holistic_settings(**extractor_kwargs)
     except (OSError, ValueError) as error:
         parser.error(str(error))
     filter_native_stderr()
     summary = run_extraction(
         args.inputs, args.output_dir, manifest=args.manifest, num_workers=args.num_workers,
         shard_index=args.shard_index, num_shards=args.num_shards, overwrite=args.overwrite,
-        retry_failed=args.retry_failed, progress=not args.no_progress, quiet=True,
-        extractor_kwargs={"model_complexity": args.model_complexity,
-                          "min_detection_confidence": args.min_detection_confidence,
-                          "min_tracking_confidence": args.min_tracking_confidence},
+        retry_failed=args.retry_failed, progress=not args.no_progress, quiet=True, extractor_kwargs=extractor_kwargs,
     )
     shard = f" (shard {args.shard_index} of {args.num_shards})" if args.num_shards > 1 else ""
     if summary.num_videos == 0:

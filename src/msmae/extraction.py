@@ -128,6 +128,33 @@ def _import_mediapipe():
     return mediapipe, holistic
 
 
+def holistic_settings(*, model_complexity=1, min_detection_confidence=0.5, min_tracking_confidence=0.5,
+                      smooth_landmarks=True) -> dict:
+    """Check Holistic's settings (before any worker starts) and return them with the MediaPipe version."""
+    mediapipe, _ = _import_mediapipe()
+    model_files = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
+    if model_complexity not in model_files:
+        raise ValueError(f"model_complexity must be 0, 1 or 2, got {model_complexity!r}.")
+    model_path = Path(mediapipe.__file__).parent / "modules" / "pose_landmark" / model_files[model_complexity]
+    if not model_path.exists():
+        raise ExtractionError(
+            f"model_complexity={model_complexity} needs {model_path.name}, which MediaPipe downloads on first use "
+            f"and is not in {model_path.parent}; use model_complexity=1 (bundled) or download it once online."
+        )
+    for name, value in (("min_detection_confidence", min_detection_confidence),
+                        ("min_tracking_confidence", min_tracking_confidence)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, got {value}.")
+    return {
+        "extractor": "mediapipe-holistic",
+        "mediapipe_version": mediapipe.__version__,
+        "model_complexity": model_complexity,
+        "min_detection_confidence": min_detection_confidence,
+        "min_tracking_confidence": min_tracking_confidence,
+        "smooth_landmarks": smooth_landmarks,
+    }
+
+
 class HolisticExtractor:
     """One MediaPipe Holistic graph, reused across videos (tracking state is reset between clips).
 
@@ -139,24 +166,11 @@ class HolisticExtractor:
 
     def __init__(self, *, model_complexity=1, min_detection_confidence=0.5, min_tracking_confidence=0.5,
                  smooth_landmarks=True):
-        mediapipe, holistic = _import_mediapipe()
-        model_files = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
-        if model_complexity not in model_files:
-            raise ValueError(f"model_complexity must be 0, 1 or 2, got {model_complexity!r}.")
-        model_path = Path(mediapipe.__file__).parent / "modules" / "pose_landmark" / model_files[model_complexity]
-        if not model_path.exists():
-            raise ExtractionError(
-                f"model_complexity={model_complexity} needs {model_path.name}, which MediaPipe downloads on first use "
-                f"and is not in {model_path.parent}; use model_complexity=1 (bundled) or download it once online."
-            )
-        self.settings = {
-            "extractor": "mediapipe-holistic",
-            "mediapipe_version": mediapipe.__version__,
-            "model_complexity": model_complexity,
-            "min_detection_confidence": min_detection_confidence,
-            "min_tracking_confidence": min_tracking_confidence,
-            "smooth_landmarks": smooth_landmarks,
-        }
+        self.settings = holistic_settings(
+            model_complexity=model_complexity, min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence, smooth_landmarks=smooth_landmarks,
+        )
+        _, holistic = _import_mediapipe()
         self._holistic = holistic.Holistic(
             static_image_mode=False,  # video mode: track landmarks from frame to frame
             model_complexity=model_complexity,
@@ -552,7 +566,8 @@ class ExtractionSummary:
     num_no_person: int = 0
     num_failed: int = 0
     num_frames: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the run, worker start-up included
+    processing_seconds: float = 0.0  # from the first video's start to the last one's end (in any worker)
     failures: list = field(default_factory=list)
 
     @property
@@ -578,8 +593,8 @@ def _init_worker(extractor_kwargs, features, quiet):
 
 def _extract_one(source, extra, destination):
     """Extract and write one video; never raises (a failure is returned as a record for the log)."""
-    started = time.perf_counter()
-    result = {"path": source, "frames": 0}
+    started = time.time()  # wall clock: comparable across worker processes
+    result = {"path": source, "frames": 0, "started": started}
     try:
         pose = _worker_extractor.extract_video(source)
         result["frames"] = pose.num_frames
@@ -594,7 +609,7 @@ def _extract_one(source, extra, destination):
         result.update(kind="unreadable", error=str(error))
     except Exception as error:  # one bad video (e.g. a MediaPipe RuntimeError) must not stop the run
         result.update(kind="error", error=f"{type(error).__name__}: {error}")
-    result["seconds"] = time.perf_counter() - started
+    result["finished"] = time.time()
     return result
 
 
@@ -618,6 +633,7 @@ def run_extraction(inputs, output_dir, *, manifest=None, num_workers=1, shard_in
                        len(unlabelled), unlabelled[0])
     features = dataset_features(_manifest_features(manifest))
     extractor_kwargs = dict(extractor_kwargs or {})
+    settings = holistic_settings(**extractor_kwargs)  # bad settings fail here, not in every worker
 
     output_dir = Path(output_dir)
     (output_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -638,13 +654,16 @@ def run_extraction(inputs, output_dir, *, manifest=None, num_workers=1, shard_in
     if not todo:
         return summary
 
-    _write_info(output_dir, features, extractor_kwargs)
+    _write_info(output_dir, features, settings)
     tasks = [(s, manifest_by_file.get(os.path.realpath(s), {}), part_path(output_dir, s)) for s in todo]
     log = failures_path(output_dir, shard_index, num_shards)
     bar = _progress_bar(len(todo), progress)
-    started = time.perf_counter()
+    started, first_start, last_finish = time.perf_counter(), float("inf"), float("-inf")
     try:
         for result in _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
+            if "started" in result:
+                first_start, last_finish = min(first_start, result["started"]), max(last_finish, result["finished"])
+                summary.processing_seconds = last_finish - first_start
             summary.num_frames += result["frames"]
             if result["kind"] == "ok":
                 summary.num_extracted += 1
@@ -698,7 +717,7 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
                     task = in_flight.pop(future)
                     if future.exception() is not None:
                         error = future.exception()
-                        yield {"path": task[0], "frames": 0, "kind": "error", "seconds": 0.0,
+                        yield {"path": task[0], "frames": 0, "kind": "error",
                                "error": f"{type(error).__name__}: {error}"}
                     else:
                         yield future.result()
@@ -708,7 +727,7 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
             pool.shutdown(wait=True, cancel_futures=True)
         for task in in_flight.values():  # a worker died (e.g. a native crash in MediaPipe)
             if task[0] in suspects and len(in_flight) == 1:
-                yield {"path": task[0], "frames": 0, "kind": "error", "seconds": 0.0,
+                yield {"path": task[0], "frames": 0, "kind": "error",
                        "error": "the worker process died while extracting this video"}
             else:
                 suspects[task[0]] = True
@@ -723,13 +742,11 @@ def _append_failure(log, result):
         os.fsync(handle.fileno())
 
 
-def _write_info(output_dir, features, extractor_kwargs):
-    mediapipe, _ = _import_mediapipe()
+def _write_info(output_dir, features, settings):
     info = {
         "features": features.to_dict(),
-        "extractor": {"name": "mediapipe-holistic", "mediapipe_version": mediapipe.__version__,
-                      "model_complexity": 1, **extractor_kwargs},
-        "layout": "one row per video in data/train-<sha1(source)[:16]>.parquet; failures in failures*.jsonl",
+        "extractor": settings,
+        "layout": f"one row per video in {DATA_DIR}/train-<sha1(source)[:16]>.parquet; failures in failures*.jsonl",
     }
     _write_text(Path(output_dir) / INFO_FILE, json.dumps(info, indent=2) + "\n")
     if not (Path(output_dir) / "README.md").exists():  # a card the user edited stays
