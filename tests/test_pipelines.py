@@ -25,7 +25,10 @@ from msmae.pipeline_msmae import (
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, load_pose, stream_slices
 from msmae.processing_msmae import MSMAEPoseProcessor
 
+# The folder that puts msmae on sys.path (the editable install's src/); a fresh process drops it, unless msmae is
+# installed into site-packages beside transformers (then blocking the import below is what keeps it out).
 SRC_DIR = Path(msmae.__file__).resolve().parent.parent
+SRC_DIR_TO_DROP = "" if (SRC_DIR / "transformers").exists() else str(SRC_DIR)
 LABELS = ["ambulancia", "doctor", "dolor", "hoy", "yo"]
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
@@ -316,7 +319,7 @@ FRESH_PROCESS = textwrap.dedent(
     """
     import json, sys
     src = sys.argv[1]
-    sys.path = [p for p in sys.path if p.rstrip("/") != src.rstrip("/")]
+    sys.path = [p for p in sys.path if not src or p.rstrip("/") != src.rstrip("/")]
     sys.modules["msmae"] = None  # any `import msmae` now fails
     from transformers import pipeline
 
@@ -340,7 +343,7 @@ def run_fresh_process(jobs, tmp_path):
         "TOKENIZERS_PARALLELISM": "false",
     }
     env.pop("PYTHONPATH", None)
-    command = [sys.executable, "-c", FRESH_PROCESS, str(SRC_DIR), json.dumps(jobs)]
+    command = [sys.executable, "-c", FRESH_PROCESS, SRC_DIR_TO_DROP, json.dumps(jobs)]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-5000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULTS"))
