@@ -499,10 +499,9 @@ def write_part(path, example, features):
     """Write one dataset row to `path` atomically (temporary file, fsync, rename): a killed run leaves either the
     whole file or none."""
     import pyarrow.parquet as pq
-    from datasets import Dataset
 
     path = Path(path)
-    table = Dataset.from_list([example], features=features).data.table
+    table = _row_table(example, features)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # never matches *.parquet or *.json
     try:
         with open(temporary, "wb") as handle:
@@ -513,6 +512,30 @@ def write_part(path, example, features):
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def _row_table(example, features):
+    """A one-row Arrow table of `features` (with the schema metadata `datasets` reads back).
+
+    Built from the arrays' buffers: `datasets.Dataset.from_list` goes through Python lists and costs more than the
+    Parquet write itself."""
+    import pyarrow as pa
+
+    schema = features.arrow_schema
+    columns = []
+    for field_ in schema:
+        value = example.get(field_.name)
+        if isinstance(field_.type, pa.ExtensionType):  # Array2D / Array3D: nested lists over the flat values
+            array = np.ascontiguousarray(value)
+            storage = pa.array(array.ravel())
+            for size in reversed(array.shape[1:]):
+                storage = pa.ListArray.from_arrays(pa.array(np.arange(0, len(storage) + 1, size, dtype=np.int32)),
+                                                   storage)
+            storage = pa.ListArray.from_arrays(pa.array([0, len(storage)], pa.int32()), storage)
+            columns.append(pa.ExtensionArray.from_storage(field_.type, storage.cast(field_.type.storage_type)))
+        else:
+            columns.append(pa.array([value], type=field_.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def failures_path(output_dir, shard_index=0, num_shards=1) -> Path:
