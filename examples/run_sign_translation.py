@@ -279,6 +279,8 @@ def build_model(model_args, data_args, tokenizer):
             model_args.text_model_name_or_path,
             streams=model_args.streams,
             pose_encoder_config=MSMAEConfig(streams=model_args.streams) if model_args.streams else None,
+            load_kwargs={"cache_dir": model_args.cache_dir, "revision": model_args.model_revision,
+                         "token": model_args.token},
             **config_kwargs,
         )
     model.set_target_lang(data_args.target_lang, tokenizer)

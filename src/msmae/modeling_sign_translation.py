@@ -47,7 +47,9 @@ def load_pose_encoder(pretrained_model_name_or_path, streams=None, **kwargs) -> 
     initialised input projection and cubelet convolution, and a warning names it; streams the checkpoint has but
     `streams` omits are dropped. Everything else (Transformer layers, position encoding) is loaded.
     """
-    config = MSMAEConfig.from_pretrained(pretrained_model_name_or_path)
+    config = MSMAEConfig.from_pretrained(
+        pretrained_model_name_or_path, **{k: v for k, v in kwargs.items() if k in ("cache_dir", "revision", "token")}
+    )
     trained = list(config.streams)
     if streams is not None:
         config.streams = list(streams)
@@ -156,6 +158,7 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
         target_lang: str | None = None,
         tokenizer=None,
         pose_encoder_config: MSMAEConfig | None = None,
+        load_kwargs: dict | None = None,
         **config_kwargs,
     ) -> "SignTranslationModel":
         """Assemble a model from a pretrained MS-MAE checkpoint and a pretrained seq2seq text model.
@@ -168,24 +171,28 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
             streams: the pose streams to use, if not the checkpoint's (see `load_pose_encoder` for added streams).
             target_lang: the target language code (e.g. `"de_DE"`), forced as the first generated token. Its id is
                 looked up in `tokenizer`, or in the tokenizer saved with the text model.
+            load_kwargs: passed to every `from_pretrained` call (`cache_dir`, `revision`, `token`, `dtype`, ...).
             config_kwargs: `SignTranslationConfig` fields (`fusion`, `freeze_pose_encoder`, `lora_r`, ...).
         """
+        load_kwargs = dict(load_kwargs or {})
         if pose_encoder_name_or_path is not None:
-            pose_encoder = load_pose_encoder(pose_encoder_name_or_path, streams=streams)
+            pose_encoder = load_pose_encoder(pose_encoder_name_or_path, streams=streams, **load_kwargs)
         else:
             encoder_config = pose_encoder_config if pose_encoder_config is not None else MSMAEConfig()
             if streams is not None:
                 encoder_config.streams = list(streams)
                 encoder_config.__post_init__()
             pose_encoder = MSMAEModel(encoder_config)
-        text_model = AutoModelForSeq2SeqLM.from_pretrained(text_model_name_or_path)
+        text_model = AutoModelForSeq2SeqLM.from_pretrained(text_model_name_or_path, **load_kwargs)
         config = SignTranslationConfig(encoder=pose_encoder.config, text_config=text_model.config, **config_kwargs)
         model = cls(config, pose_encoder=pose_encoder, text_model=text_model)
         model.generation_config = GenerationConfig.from_dict(text_model.generation_config.to_dict())
         target_lang = target_lang or config.target_lang
         if target_lang is not None:
             if tokenizer is None:
-                tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path)
+                tokenizer = AutoTokenizer.from_pretrained(
+                    text_model_name_or_path, **{k: v for k, v in load_kwargs.items() if k != "dtype"}
+                )
             model.set_target_lang(target_lang, tokenizer)
         return model
 
