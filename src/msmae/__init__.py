@@ -10,6 +10,7 @@ from transformers import (
     AutoFeatureExtractor,
     AutoModel,
     AutoModelForPreTraining,
+    AutoModelForSeq2SeqLM,
     AutoModelForVideoClassification,
 )
 
@@ -32,6 +33,8 @@ from .pose_io import (
     read_pose_file,
 )
 from .processing_msmae import MSMAEPoseProcessor, normalize_keypoints
+from .configuration_sign_translation import SignTranslationConfig
+from .modeling_sign_translation import SignTranslationModel
 
 __version__ = "0.1.0"
 
@@ -41,9 +44,15 @@ AutoModelForPreTraining.register(MSMAEConfig, MSMAEForPreTraining, exist_ok=True
 # Isolated sign recognition is classification of a (pose) video: the Hub's video-classification task.
 AutoModelForVideoClassification.register(MSMAEConfig, MSMAEForSignClassification, exist_ok=True)
 AutoFeatureExtractor.register(MSMAEConfig, MSMAEPoseProcessor, exist_ok=True)
+# Translation is pose in, text out through generate(), as SpeechEncoderDecoderModel is for speech.
+AutoConfig.register("msmae_translation", SignTranslationConfig, exist_ok=True)
+AutoModel.register(SignTranslationConfig, SignTranslationModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(SignTranslationConfig, SignTranslationModel, exist_ok=True)
 
 MSMAEConfig.register_for_auto_class()
 MSMAEPoseProcessor.register_for_auto_class("AutoFeatureExtractor")
+SignTranslationConfig.register_for_auto_class()
+SignTranslationModel.register_for_auto_class("AutoModelForSeq2SeqLM")
 MSMAEModel.register_for_auto_class("AutoModel")
 MSMAEForPreTraining.register_for_auto_class("AutoModelForPreTraining")
 MSMAEForSignClassification.register_for_auto_class("AutoModelForVideoClassification")
@@ -56,6 +65,8 @@ __all__ = [
     "MSMAEPreTrainedModel",
     "MSMAEModelOutput",
     "MSMAEForPreTrainingOutput",
+    "SignTranslationConfig",
+    "SignTranslationModel",
     "MSMAEPoseProcessor",
     "normalize_keypoints",
     "SignPose",
