@@ -1,0 +1,260 @@
+"""Real-data transfer evaluation of MS-MAE pretraining (issue 4, point 7).
+
+Pretrains with `examples/run_pretraining.py` on SignSuisse (DSGS, minus 10% of its files held out) + ASL-App (ASL),
+then measures:
+
+1. masked-reconstruction error on the held-out SignSuisse clips against linear interpolation (hidden cubelets filled
+   from the visible neighbours in time) and the training corpus's mean pose, on the model's own loss;
+2. few-shot recognition on MSL-150 (Mexican Sign Language, unseen in pretraining): k = 1 and 3 clips per class,
+   a linear probe and 1-nearest-neighbour on frozen encoder features, against the same model at random init (the
+   weights pretraining started from) and against raw keypoints; and fine-tuning, against random init.
+
+    python benchmarks/transfer_eval.py --steps 1000 --seeds 0 --variants diff-0.5
+
+Variants are `<diff|same>-<mask ratio>`. Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
+run is reused and an interrupted one resumes (the script's own checkpointing). Prints a table and writes JSON.
+"""
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import set_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification  # noqa: E402
+from transfer_data import STREAMS, clip_paths, msl150, normalised_clips, split_signsuisse  # noqa: E402
+from transfer_fewshot import (  # noqa: E402
+    encoder_features,
+    episodes,
+    fine_tune_accuracy,
+    linear_probe_accuracy,
+    nearest_neighbour_accuracy,
+    paired_difference,
+    summarize,
+)
+from transfer_recon import mean_pose_of, reconstruction_errors, windows  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+# The issue's prototype size: 4 x 256 encoder, 2 x 256 decoder, cubelets of 2 frames.
+MODEL_OVERRIDES = (
+    "hidden_size=256,num_hidden_layers=4,num_attention_heads=4,intermediate_size=1024,"
+    "decoder_hidden_size=256,decoder_num_hidden_layers=2,decoder_num_attention_heads=4,decoder_intermediate_size=1024,"
+    "cubelet_size=2"
+)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"), help="the shared data folder")
+    p.add_argument("--work-dir", default="/tmp/msmae-transfer", help="split symlinks and pretraining runs (outside the repo)")
+    p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "transfer.json"))
+    p.add_argument("--variants", nargs="+", default=["diff-0.5"], help="e.g. diff-0.5 same-0.5 diff-0.3 diff-0.7")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--steps", type=int, default=1000, help="pretraining steps")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--window", type=int, default=64, help="frames per pretraining window (not subsampled)")
+    p.add_argument("--learning-rate", type=float, default=8e-4)
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--save-steps", type=int, default=100, help="checkpoint interval (for resuming and --curve-steps)")
+    p.add_argument("--curve-steps", nargs="*", type=int, default=[], help="also score reconstruction at these checkpoints")
+    p.add_argument("--heldout-fraction", type=float, default=0.1)
+    p.add_argument("--mask-repeats", type=int, default=4, help="seeded masks per held-out window")
+    p.add_argument("--episodes", type=int, default=100, help="few-shot episodes per k for the probe and 1-NN")
+    p.add_argument("--ft-episodes", type=int, default=50, help="few-shot episodes per k for fine-tuning (0: skip)")
+    p.add_argument("--ft-steps", type=int, default=30)
+    p.add_argument("--ft-learning-rate", type=float, default=1e-4)
+    p.add_argument("--shots", nargs="+", type=int, default=[1, 3])
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    p.add_argument("--no-pretrain", action="store_true", help="only evaluate runs that already finished")
+    return p.parse_args(argv)
+
+
+def run_dir(args, variant, seed) -> Path:
+    return Path(args.work_dir) / "runs" / f"{variant}-seed{seed}"
+
+
+def pretrain_command(args, train_folder, variant, seed) -> list[str]:
+    strategy, ratio = variant.split("-")
+    return [
+        sys.executable, "examples/run_pretraining.py",
+        "--dataset_name", str(train_folder), str(Path(args.data_root) / "asl-app-100"),
+        "--validation_split_percentage", "0",
+        "--config_overrides", MODEL_OVERRIDES,
+        "--masking_strategy", strategy, "--mask_ratio", ratio,
+        "--window_size", str(args.window), "--num_frames", str(args.window),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--max_steps", str(args.steps), "--warmup_steps", str(args.warmup_steps),
+        "--learning_rate", str(args.learning_rate),
+        "--output_dir", str(run_dir(args, variant, seed)),
+        "--do_train", "--use_cpu", "--save_strategy", "steps", "--save_steps", str(args.save_steps),
+        "--logging_steps", "10", "--report_to", "none", "--seed", str(seed), "--disable_tqdm", "true",
+    ]
+
+
+def finished(path: Path, steps: int) -> bool:
+    state = path / "trainer_state.json"
+    return (path / "model.safetensors").exists() and state.exists() and json.loads(state.read_text())["global_step"] >= steps
+
+
+def pretrain(args, train_folder, variant, seed) -> dict:
+    out = run_dir(args, variant, seed)
+    command = pretrain_command(args, train_folder, variant, seed)
+    if not finished(out, args.steps):
+        if args.no_pretrain:
+            raise SystemExit(f"{out} has not finished {args.steps} steps; run without --no-pretrain.")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        with open(str(out) + ".log", "a") as log:
+            subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT,
+                           env={**__import__("os").environ, "OMP_NUM_THREADS": str(args.threads)})
+        print(f"pretrained {variant} seed {seed} in {time.time() - start:.0f} s")
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    runtime = next((e["train_runtime"] for e in state["log_history"] if "train_runtime" in e), None)
+    return {"command": " ".join(command), "final_train_loss": losses[-1] if losses else None, "train_runtime_s": runtime}
+
+
+def random_init(config: MSMAEConfig, seed: int) -> MSMAEForPreTraining:
+    """The weights `run_pretraining.py` starts from with this seed (it seeds before building the model)."""
+    set_seed(seed)
+    return MSMAEForPreTraining(config)
+
+
+def evaluate_run(args, path, seed, data, pieces, mean_pose):
+    """Reconstruction and few-shot figures of one pretraining run against its own random init."""
+    pretrained = MSMAEForPreTraining.from_pretrained(path)
+    config = pretrained.config
+    initial = random_init(config, seed)
+    result = {"config": {"masking_strategy": config.masking_strategy, "mask_ratio": config.mask_ratio}}
+    result["reconstruction"] = reconstruction_errors(pretrained, pieces, mean_pose, repeats=args.mask_repeats)
+    result["reconstruction_random_init"] = reconstruction_errors(initial, pieces, mean_pose, repeats=1)["model"]
+    curve = {}
+    for step in args.curve_steps:
+        checkpoint = Path(path) / f"checkpoint-{step}"
+        if checkpoint.exists():
+            model = MSMAEForPreTraining.from_pretrained(checkpoint)
+            curve[step] = reconstruction_errors(model, pieces, mean_pose, repeats=args.mask_repeats)["model"]
+    result["reconstruction_curve"] = curve
+
+    values, mask, labels, names = data
+    features = {
+        "pretrained": encoder_features(pretrained.msmae, values, mask),
+        "random_init": encoder_features(initial.msmae, values, mask),
+    }
+    result["fewshot"] = fewshot(args, features, data, path, config, seed)
+    return result
+
+
+def fewshot(args, features, data, path, config, seed):
+    values, mask, labels, names = data
+    features = {**features, "raw_keypoints": values.reshape(len(values), -1)}
+    out = {}
+    for k in args.shots:
+        eps = episodes(labels, k, args.episodes)
+        acc = {f"{method}/{name}": [] for method in ("probe", "1nn") for name in features}
+        for support, query in eps:
+            for name, x in features.items():
+                acc[f"probe/{name}"].append(linear_probe_accuracy(x, labels, support, query))
+                acc[f"1nn/{name}"].append(nearest_neighbour_accuracy(x, labels, support, query))
+        if args.ft_episodes:
+            label_kwargs = {"num_labels": len(names), "id2label": dict(enumerate(names)),
+                            "label2id": {n: i for i, n in enumerate(names)}}
+            cls_config = MSMAEConfig.from_pretrained(path, **label_kwargs)
+            makers = {
+                "pretrained": lambda: MSMAEForSignClassification.from_pretrained(path, **label_kwargs),
+                "random_init": lambda: MSMAEForSignClassification(cls_config),
+            }
+            for name, make in makers.items():
+                acc[f"finetune/{name}"] = [
+                    fine_tune_accuracy(make, values, mask, labels, support, query, steps=args.ft_steps,
+                                       learning_rate=args.ft_learning_rate, seed=seed * 1000 + e)
+                    for e, (support, query) in enumerate(eps[: args.ft_episodes])
+                ]
+        out[f"k={k}"] = {
+            "accuracy": {key: summarize(a) for key, a in acc.items()},
+            "pretrained_minus_random_init": {
+                method: paired_difference(acc[f"{method}/pretrained"], acc[f"{method}/random_init"])
+                for method in ("probe", "1nn", "finetune") if f"{method}/pretrained" in acc
+            },
+            "per_episode": acc,
+        }
+    return out
+
+
+def table(results) -> str:
+    lines = ["| run | held-out MSE model / interp / mean pose (all) | hands | model vs interp |"
+             " probe k=1 (pre / rand / raw) | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 (pre / rand) | k=3 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        rec = r["reconstruction"]
+        f = r["fewshot"]
+
+        def acc(k, method, names=("pretrained", "random_init", "raw_keypoints")):
+            a = f.get(f"k={k}", {}).get("accuracy", {})
+            return " / ".join(f"{a[f'{method}/{n}']['mean']:.1f}" for n in names if f"{method}/{n}" in a) or "-"
+
+        lines.append(
+            f"| {name} | {rec['model']['all']:.4f} / {rec['interpolation']['all']:.4f} / {rec['mean_pose']['all']:.4f}"
+            f" | {rec['model']['hands']:.4f} / {rec['interpolation']['hands']:.4f}"
+            f" | {rec['interpolation']['all'] / rec['model']['all']:.2f}x"
+            f" | {acc(1, 'probe')} | {acc(1, '1nn')} | {acc(3, 'probe')} | {acc(3, '1nn')}"
+            f" | {acc(1, 'finetune', ('pretrained', 'random_init'))} | {acc(3, 'finetune', ('pretrained', 'random_init'))} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    transformers.utils.logging.set_verbosity_error()
+    train_folder, heldout_folder, heldout_files = split_signsuisse(args.data_root, args.work_dir, args.heldout_fraction)
+
+    runs = {}
+    for variant in args.variants:
+        for seed in args.seeds:
+            runs[(variant, seed)] = pretrain(args, train_folder, variant, seed)
+
+    start = time.time()
+    train_clips = normalised_clips(clip_paths(train_folder) + clip_paths(Path(args.data_root) / "asl-app-100" / "signs"))
+    mean_pose = mean_pose_of(train_clips, train_clips[0][0].shape[1])
+    pieces = windows(normalised_clips(clip_paths(heldout_folder)), args.window)
+    data = msl150(args.data_root)
+    print(f"held-out: {len(heldout_files)} files, {len(pieces)} windows; MSL-150: {len(data[2])} clips")
+
+    results = {}
+    for (variant, seed), info in runs.items():
+        t = time.time()
+        result = evaluate_run(args, run_dir(args, variant, seed), seed, data, pieces, mean_pose)
+        results[f"{variant}-seed{seed}"] = {**info, **result, "eval_seconds": time.time() - t}
+        print(f"evaluated {variant} seed {seed} in {time.time() - t:.0f} s")
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "arguments": vars(args),
+        "heldout_signsuisse_files": heldout_files,
+        "heldout_windows": len(pieces),
+        "msl150_clips": int(len(data[2])),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "transformers": transformers.__version__, "threads": args.threads},
+        "eval_seconds": time.time() - start,
+        "results": results,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=1))
+    print(table(results))
+    print(f"wrote {args.output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
