@@ -263,11 +263,6 @@ def test_device_choice(classifier):
     assert_same_results([on_gpu(clip)], [pipe(clip)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transformers demands trust_remote_code for every task in config.custom_pipelines; needs the config to "
-    "hide the tasks an imported msmae serves (MSMAEConfig.custom_pipelines property, see the inference report)",
-)
 def test_installed_pipeline_serves_a_checkpoint_path_without_remote_code(classifier_dir, classifier):
     recognizer = pipeline(RECOGNITION_TASK, model=str(classifier_dir))
     assert type(recognizer) is SignLanguageRecognitionPipeline  # the installed class, not the checkpoint's copy

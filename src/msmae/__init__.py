@@ -35,6 +35,13 @@ from .pose_io import (
 from .processing_msmae import MSMAEPoseProcessor, normalize_keypoints
 from .configuration_sign_translation import SignTranslationConfig
 from .modeling_sign_translation import SignTranslationModel
+from .embeddings import embed_clips
+from .pipeline_msmae import (  # importing registers the three pipeline tasks
+    SignLanguageEmbeddingPipeline,
+    SignLanguageRecognitionPipeline,
+    SignLanguageTranslationPipeline,
+    add_pipeline_to_checkpoint,
+)
 
 __version__ = "0.1.0"
 
@@ -67,6 +74,11 @@ __all__ = [
     "MSMAEForPreTrainingOutput",
     "SignTranslationConfig",
     "SignTranslationModel",
+    "SignLanguageRecognitionPipeline",
+    "SignLanguageTranslationPipeline",
+    "SignLanguageEmbeddingPipeline",
+    "add_pipeline_to_checkpoint",
+    "embed_clips",
     "MSMAEPoseProcessor",
     "normalize_keypoints",
     "SignPose",

@@ -11,7 +11,34 @@ STREAM_NUM_KEYPOINTS = {"body": 6, "left_hand": 21, "right_hand": 21, "face": 11
 HAND_STREAMS = ("left_hand", "right_hand")
 
 
-class MSMAEConfig(PreTrainedConfig):
+class InstalledPipelinesMixin:
+    """Lets `pipeline(task, model=path)` use an imported msmae's own pipelines without `trust_remote_code`.
+
+    transformers refuses every task listed in a checkpoint's `custom_pipelines` unless `trust_remote_code=True`,
+    even when the same pipeline is installed. Tasks that an imported `msmae` serves are left out of what the
+    config reports; what is saved stays unchanged, so the checkpoint still works where msmae is not installed.
+    """
+
+    @property
+    def custom_pipelines(self) -> dict:
+        saved = self.__dict__.get("custom_pipelines") or {}
+        try:
+            from transformers.pipelines import PIPELINE_REGISTRY
+        except ImportError:
+            return saved
+        installed = {
+            task
+            for task, info in PIPELINE_REGISTRY.supported_tasks.items()
+            if getattr(info.get("impl"), "__module__", "").startswith("msmae.")
+        }
+        return {task: info for task, info in saved.items() if task not in installed}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value):
+        self.__dict__["custom_pipelines"] = value
+
+
+class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
     r"""
     Configuration of a Multi-Stream Masked Autoencoder (MS-MAE) for sign language pose sequences.
 
@@ -175,4 +202,4 @@ class MSMAEConfig(PreTrainedConfig):
         return "hand" if self.share_hand_projection and stream in HAND_STREAMS else stream
 
 
-__all__ = ["MSMAEConfig", "STREAM_NUM_KEYPOINTS"]
+__all__ = ["MSMAEConfig", "STREAM_NUM_KEYPOINTS", "InstalledPipelinesMixin"]
