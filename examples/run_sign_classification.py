@@ -212,6 +212,9 @@ def build_model(model_args: ModelArguments, label_names: list[str]):
         )
     else:
         model = MSMAEForSignClassification(config)
+    if config.linear_probe:
+        # Loading weights can hand back trainable parameters; a linear probe trains the classifier only.
+        model.msmae.requires_grad_(False)
     return model
 
 

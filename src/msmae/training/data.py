@@ -137,14 +137,19 @@ def dataset_from_records(
         signer="signer" in optional,
         split="split" in optional,
     )
-    dataset = Dataset.from_generator(
-        _generate_rows,
-        features=features,
-        cache_dir=cache_dir,
-        num_proc=num_proc if num_proc and num_proc > 1 else None,
-        gen_kwargs={"records": records, "optional_columns": tuple(optional), "load_kwargs": dict(load_kwargs or {})},
-    )
-    if len(dataset) == 0:
+    try:
+        dataset = Dataset.from_generator(
+            _generate_rows,
+            features=features,
+            cache_dir=cache_dir,
+            num_proc=num_proc if num_proc and num_proc > 1 else None,
+            gen_kwargs={"records": records, "optional_columns": tuple(optional), "load_kwargs": dict(load_kwargs or {})},
+        )
+    except ValueError as error:  # datasets refuses to write an empty split
+        if "corresponds to no data" not in str(error):
+            raise
+        dataset = None
+    if dataset is None or len(dataset) == 0:
         raise ValueError(f"None of the {len(records)} clips could be read (see the warnings above).")
     return dataset
 
