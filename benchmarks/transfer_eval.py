@@ -66,16 +66,18 @@ def parse_args(argv=None):
     p.add_argument("--learning-rate", type=float, default=8e-4)
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--save-steps", type=int, default=100, help="checkpoint interval (for resuming and --curve-steps)")
-    p.add_argument("--curve-steps", nargs="*", type=int, default=[], help="also score reconstruction at these checkpoints")
+    p.add_argument("--curve", action="store_true", help="also score reconstruction at every saved checkpoint")
     p.add_argument("--heldout-fraction", type=float, default=0.1)
     p.add_argument("--mask-repeats", type=int, default=4, help="seeded masks per held-out window")
     p.add_argument("--episodes", type=int, default=100, help="few-shot episodes per k for the probe and 1-NN")
     p.add_argument("--ft-episodes", type=int, default=50, help="few-shot episodes per k for fine-tuning (0: skip)")
     p.add_argument("--ft-steps", type=int, default=30)
-    p.add_argument("--ft-learning-rate", type=float, default=1e-4)
+    p.add_argument("--ft-learning-rate", type=float, default=1e-3)
     p.add_argument("--shots", nargs="+", type=int, default=[1, 3])
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
-    p.add_argument("--no-pretrain", action="store_true", help="only evaluate runs that already finished")
+    p.add_argument("--no-pretrain", action="store_true", help="evaluate existing runs, never start pretraining")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="with --no-pretrain: evaluate a run's latest checkpoint when it has not finished (recorded)")
     return p.parse_args(argv)
 
 
@@ -110,6 +112,12 @@ def pretrain(args, train_folder, variant, seed) -> dict:
     out = run_dir(args, variant, seed)
     command = pretrain_command(args, train_folder, variant, seed)
     if not finished(out, args.steps):
+        if args.no_pretrain and args.allow_unfinished:
+            checkpoint = latest_checkpoint(out)
+            if checkpoint is None:
+                raise SystemExit(f"{out} has no checkpoint yet.")
+            return {"command": " ".join(command), "evaluated": str(checkpoint), "finished": False,
+                    **training_summary(checkpoint)}
         if args.no_pretrain:
             raise SystemExit(f"{out} has not finished {args.steps} steps; run without --no-pretrain.")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,10 +126,19 @@ def pretrain(args, train_folder, variant, seed) -> dict:
             subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT,
                            env={**__import__("os").environ, "OMP_NUM_THREADS": str(args.threads)})
         print(f"pretrained {variant} seed {seed} in {time.time() - start:.0f} s")
-    state = json.loads((out / "trainer_state.json").read_text())
+    return {"command": " ".join(command), "evaluated": str(out), "finished": True, **training_summary(out)}
+
+
+def latest_checkpoint(path: Path):
+    checkpoints = sorted(path.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def training_summary(path: Path) -> dict:
+    state = json.loads((path / "trainer_state.json").read_text())
     losses = [e["loss"] for e in state["log_history"] if "loss" in e]
     runtime = next((e["train_runtime"] for e in state["log_history"] if "train_runtime" in e), None)
-    return {"command": " ".join(command), "final_train_loss": losses[-1] if losses else None, "train_runtime_s": runtime}
+    return {"step": state["global_step"], "final_train_loss": losses[-1] if losses else None, "train_runtime_s": runtime}
 
 
 def random_init(config: MSMAEConfig, seed: int) -> MSMAEForPreTraining:
@@ -130,7 +147,7 @@ def random_init(config: MSMAEConfig, seed: int) -> MSMAEForPreTraining:
     return MSMAEForPreTraining(config)
 
 
-def evaluate_run(args, path, seed, data, pieces, mean_pose):
+def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
     """Reconstruction and few-shot figures of one pretraining run against its own random init."""
     pretrained = MSMAEForPreTraining.from_pretrained(path)
     config = pretrained.config
@@ -139,11 +156,11 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose):
     result["reconstruction"] = reconstruction_errors(pretrained, pieces, mean_pose, repeats=args.mask_repeats)
     result["reconstruction_random_init"] = reconstruction_errors(initial, pieces, mean_pose, repeats=1)["model"]
     curve = {}
-    for step in args.curve_steps:
-        checkpoint = Path(path) / f"checkpoint-{step}"
-        if checkpoint.exists():
+    if args.curve:
+        for checkpoint in sorted(Path(run_root).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
             model = MSMAEForPreTraining.from_pretrained(checkpoint)
-            curve[step] = reconstruction_errors(model, pieces, mean_pose, repeats=args.mask_repeats)["model"]
+            curve[int(checkpoint.name.split("-")[1])] = reconstruction_errors(
+                model, pieces, mean_pose, repeats=args.mask_repeats)["model"]
     result["reconstruction_curve"] = curve
 
     values, mask, labels, names = data
@@ -192,7 +209,7 @@ def fewshot(args, features, data, path, config, seed):
 
 
 def table(results) -> str:
-    lines = ["| run | held-out MSE model / interp / mean pose (all) | hands | model vs interp |"
+    lines = ["| run (step) | held-out MSE model / interp / mean pose (all) | hands | model vs interp |"
              " probe k=1 (pre / rand / raw) | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 (pre / rand) | k=3 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
@@ -204,7 +221,7 @@ def table(results) -> str:
             return " / ".join(f"{a[f'{method}/{n}']['mean']:.1f}" for n in names if f"{method}/{n}" in a) or "-"
 
         lines.append(
-            f"| {name} | {rec['model']['all']:.4f} / {rec['interpolation']['all']:.4f} / {rec['mean_pose']['all']:.4f}"
+            f"| {name} ({r['step']}) | {rec['model']['all']:.4f} / {rec['interpolation']['all']:.4f} / {rec['mean_pose']['all']:.4f}"
             f" | {rec['model']['hands']:.4f} / {rec['interpolation']['hands']:.4f}"
             f" | {rec['interpolation']['all'] / rec['model']['all']:.2f}x"
             f" | {acc(1, 'probe')} | {acc(1, '1nn')} | {acc(3, 'probe')} | {acc(3, '1nn')}"
@@ -234,7 +251,7 @@ def main(argv=None):
     results = {}
     for (variant, seed), info in runs.items():
         t = time.time()
-        result = evaluate_run(args, run_dir(args, variant, seed), seed, data, pieces, mean_pose)
+        result = evaluate_run(args, info["evaluated"], seed, data, pieces, mean_pose, run_dir(args, variant, seed))
         results[f"{variant}-seed{seed}"] = {**info, **result, "eval_seconds": time.time() - t}
         print(f"evaluated {variant} seed {seed} in {time.time() - t:.0f} s")
     report = {
