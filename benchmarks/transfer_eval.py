@@ -66,7 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--learning-rate", type=float, default=8e-4)
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--save-steps", type=int, default=100, help="checkpoint interval (for resuming and --curve-steps)")
-    p.add_argument("--curve", action="store_true", help="also score reconstruction at every saved checkpoint")
+    p.add_argument("--curve", action="store_true",
+                   help="also score reconstruction and frozen-feature few-shot at every saved checkpoint")
     p.add_argument("--heldout-fraction", type=float, default=0.1)
     p.add_argument("--mask-repeats", type=int, default=4, help="seeded masks per held-out window")
     p.add_argument("--episodes", type=int, default=100, help="few-shot episodes per k for the probe and 1-NN")
@@ -154,14 +155,20 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
     initial = random_init(config, seed)
     result = {"config": {"masking_strategy": config.masking_strategy, "mask_ratio": config.mask_ratio}}
     result["reconstruction"] = reconstruction_errors(pretrained, pieces, mean_pose, repeats=args.mask_repeats)
-    result["reconstruction_random_init"] = reconstruction_errors(initial, pieces, mean_pose, repeats=1)["model"]
+    result["reconstruction_random_init"] = reconstruction_errors(initial, pieces, mean_pose, repeats=args.mask_repeats)["model"]
     curve = {}
     if args.curve:
         for checkpoint in sorted(Path(run_root).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
             model = MSMAEForPreTraining.from_pretrained(checkpoint)
-            curve[int(checkpoint.name.split("-")[1])] = reconstruction_errors(
-                model, pieces, mean_pose, repeats=args.mask_repeats)["model"]
-    result["reconstruction_curve"] = curve
+            point = {"reconstruction": reconstruction_errors(model, pieces, mean_pose, repeats=args.mask_repeats)["model"]}
+            # Frozen-feature few-shot along the way (the same episodes as the final figures).
+            x = encoder_features(model.msmae, data[0], data[1])
+            for k in args.shots:
+                eps = episodes(data[2], k, args.episodes)
+                point[f"probe k={k}"] = summarize([linear_probe_accuracy(x, data[2], s, q) for s, q in eps])["mean"]
+                point[f"1nn k={k}"] = summarize([nearest_neighbour_accuracy(x, data[2], s, q) for s, q in eps])["mean"]
+            curve[int(checkpoint.name.split("-")[1])] = point
+    result["curve"] = curve
 
     values, mask, labels, names = data
     features = {
@@ -230,6 +237,23 @@ def table(results) -> str:
     return "\n".join(lines)
 
 
+def curve_table(results) -> str:
+    lines = []
+    for name, r in results.items():
+        if not r.get("curve"):
+            continue
+        interp = r["reconstruction"]["interpolation"]
+        lines += [f"{name}: held-out MSE along pretraining (linear interpolation: all {interp['all']:.4f}, hands "
+                  f"{interp['hands']:.4f}) and frozen-feature few-shot accuracy (%)",
+                  "| step | MSE all | MSE hands | probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 |", "|---|---|---|---|---|---|---|"]
+        for step, point in sorted(r["curve"].items(), key=lambda item: int(item[0])):
+            rec = point["reconstruction"]
+            lines.append(f"| {step} | {rec['all']:.4f} | {rec['hands']:.4f} | "
+                         + " | ".join(f"{point.get(key, float('nan')):.1f}" for key in ("probe k=1", "1nn k=1", "probe k=3", "1nn k=3"))
+                         + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -269,6 +293,7 @@ def main(argv=None):
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=1))
     print(table(results))
+    print(curve_table(results))
     print(f"wrote {args.output}")
     return report
 
