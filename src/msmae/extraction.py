@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import sys
 import threading
 import time
@@ -162,10 +163,13 @@ class HolisticExtractor:
         model_complexity: pose model size. MediaPipe ships only the model of 1 in its wheel; 0 and 2 are downloaded
             on first use, so they work only where that download has already happened.
         min_detection_confidence, min_tracking_confidence, smooth_landmarks: passed to `Holistic`.
+        decode_ahead: decode a video's next frames in a background thread while MediaPipe works on the current one
+            (MediaPipe releases the GIL), so decoding uses a spare core instead of waiting its turn.
     """
 
     def __init__(self, *, model_complexity=1, min_detection_confidence=0.5, min_tracking_confidence=0.5,
-                 smooth_landmarks=True):
+                 smooth_landmarks=True, decode_ahead=True):
+        self.decode_ahead = decode_ahead
         self.settings = holistic_settings(
             model_complexity=model_complexity, min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence, smooth_landmarks=smooth_landmarks,
@@ -184,7 +188,11 @@ class HolisticExtractor:
     def extract_video(self, path) -> SignPose:
         """Pose clip of a video file. Raises `ExtractionError` naming the file when it gives no frames."""
         with VideoReader(path) as video:
-            pose = self._run(video, fps=video.fps, source=str(path), capacity=video.frame_count)
+            frames = _decode_ahead(video) if self.decode_ahead else iter(video)
+            try:
+                pose = self._run(frames, fps=video.fps, source=str(path), capacity=video.frame_count)
+            finally:
+                frames.close()  # stops the decoding thread before the container closes
             header_frames = video.frame_count
         if pose.num_frames == 0:
             raise ExtractionError(f"{path} contains no decodable video frames.")
@@ -247,6 +255,41 @@ class HolisticExtractor:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _decode_ahead(frames, depth=4):
+    """Yield from `frames`, which a background thread keeps up to `depth` items ahead. Close the generator to stop
+    the thread (it is joined); decoding errors are raised here."""
+    ready, stop, end = queue.Queue(maxsize=depth), threading.Event(), object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def decode():
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+            put(end)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(error)
+
+    thread = threading.Thread(target=decode, name="msmae-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _copy_landmarks(results, keypoints, mask):
