@@ -301,3 +301,35 @@ def test_failure_log_survives_a_cut_last_line(tmp_path):
     )
     (tmp_path / "failures-00001-of-00002.jsonl").write_text(json.dumps({"path": "c.mp4", "error": "x"}) + "\n")
     assert sorted(read_failures(tmp_path)) == ["a.mp4", "c.mp4"]
+
+
+def test_decode_ahead_passes_items_errors_and_stops_early():
+    import threading
+
+    from msmae.extraction import _decode_ahead
+
+    assert list(_decode_ahead(iter(range(10)), depth=2)) == list(range(10))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ExtractionError("clip.mp4: decoding failed after 2 frames")
+
+    got = []
+    with pytest.raises(ExtractionError, match="after 2 frames"):
+        for item in _decode_ahead(failing()):
+            got.append(item)
+    assert got == [1, 2]
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    frames = _decode_ahead(endless(), depth=3)
+    assert next(frames) == 0
+    frames.close()  # the consumer stops early (e.g. MediaPipe failed): the thread must end, not block
+    assert not any(t.name == "msmae-decode" for t in threading.enumerate())
+    assert len(produced) <= 6
