@@ -15,7 +15,8 @@ the corpus is read as training goes. Labels are ignored.
         --output_dir ./msmae-pretrained --do_train --do_eval --eval_strategy steps --eval_steps 2000
 
 The defaults are the paper's (AdamW, lr 8e-4, betas 0.9/0.95, 2K warmup steps, cosine decay, 120K steps, bf16 on
-GPUs that support it); any of them can be set on the command line. The same command runs on several GPUs or nodes
+GPUs that support it); any of them can be set on the command line. `--activation_checkpointing` (transformers 5's
+name for gradient checkpointing; `--gradient_checkpointing` still works) trades compute for memory. The same command runs on several GPUs or nodes
 with `accelerate launch` (see examples/accelerate_configs/). A run started again in the same `--output_dir`
 resumes from its last checkpoint.
 """
@@ -54,6 +55,7 @@ SCRIPT_DEFAULTS = {
     "label_names": [],  # the model has no labels: its loss is the reconstruction error
     "prediction_loss_only": True,  # evaluation needs the loss only; don't gather reconstructions
     "remove_unused_columns": False,
+    "ddp_find_unused_parameters": False,  # every parameter takes part in every step
 }
 
 

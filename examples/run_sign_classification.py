@@ -64,6 +64,7 @@ SCRIPT_DEFAULTS = {
     "metric_for_best_model": "top1",
     "greater_is_better": True,
     "remove_unused_columns": False,
+    "ddp_find_unused_parameters": False,  # every parameter takes part in every step
 }
 
 

@@ -56,7 +56,7 @@ def test_pretraining_on_real_poses(script, shared_data, tmp_path):
         "--dataset_name", str(shared_data / "signsuisse"), str(shared_data / "asl-app-100"),
         "--cache_dir", str(tmp_path / "cache"),
         "--do_eval", "--eval_strategy", "steps", "--eval_steps", "2", "--max_steps", "4", "--max_eval_samples", "6",
-        "--mask_ratio", "0.7", "--masking_strategy", "same",
+        "--mask_ratio", "0.7", "--masking_strategy", "same", "--activation_checkpointing",
     ))
     config = json.loads((output / "config.json").read_text())
     assert config["mask_ratio"] == 0.7 and config["masking_strategy"] == "same" and config["hidden_size"] == 32
@@ -78,7 +78,9 @@ def test_pretraining_on_real_poses(script, shared_data, tmp_path):
 
 def test_resume_reproduces_uninterrupted_run(script, corpus, tmp_path):
     """Stopped after the step-3 checkpoint and resumed, a run ends with the same weights, losses and eval loss."""
-    arguments = ["--dataset_name", corpus, "--max_steps", "6", "--save_steps", "3", "--do_eval", "--seed", "3"]
+    # 8 training clips in batches of 4: the run crosses two epoch boundaries, the resume starts mid-epoch.
+    arguments = ["--dataset_name", corpus, "--max_train_samples", "8", "--max_steps", "6", "--save_steps", "3",
+                 "--do_eval", "--seed", "3"]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     script.main(common(full, *arguments))
     # What an interrupted run leaves behind: everything up to the step-3 checkpoint.
@@ -118,6 +120,14 @@ def test_continual_pretraining_from_json_arguments(script, corpus, tmp_path):
     card = (tmp_path / "continued" / "README.md").read_text()
     # Paper defaults fill what the file leaves out; the card's hyperparameter table shows them.
     assert "| adam_betas | (0.9, 0.95) |" in card and "| warmup_steps | 2000 |" in card and "| lr_scheduler | cosine |" in card
+
+
+def test_streaming_corpus(script, corpus, tmp_path):
+    output = tmp_path / "streamed"
+    script.main(common(output, "--dataset_name", corpus, "--streaming", "--max_steps", "3", "--do_eval",
+                       "--max_eval_samples", "4", "--shuffle_buffer_size", "8"))
+    assert json.loads((output / "trainer_state.json").read_text())["global_step"] == 3
+    assert math.isfinite(json.loads((output / "eval_results.json").read_text())["eval_loss"])
 
 
 def test_paper_defaults_and_overrides(script):

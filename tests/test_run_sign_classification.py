@@ -135,6 +135,34 @@ def test_from_scratch_choosing_by_top5_with_signer_split(script, signs, tmp_path
     assert "| warmup_steps | 3 |" in card and "| best_checkpoint_by | validation top5 |" in card
 
 
+def test_resume_reproduces_uninterrupted_finetuning(script, pretrained, signs, tmp_path):
+    """With augmentation and random frames on, a run stopped after its step-2 checkpoint and resumed ends with
+    the same weights and test metrics; 24 training clips in batches of 8 make it cross an epoch boundary."""
+    import shutil
+
+    arguments = [
+        "--model_name_or_path", str(pretrained), "--dataset_name", signs, "--max_steps", "4", "--warmup_steps", "1",
+        "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
+        "--validation_split_percentage", "0.25", "--test_split_percentage", "0.25", "--seed", "5",
+        "--load_best_model_at_end", "false", "--logging_steps", "1",  # the final weights are step 4's
+    ]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    script.main(common(full, *arguments))
+    resumed.mkdir()
+    shutil.copytree(full / "checkpoint-2", resumed / "checkpoint-2")
+    script.main(common(resumed, *arguments))
+    expected, actual = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all((expected[k] == actual[k]).all() for k in expected)
+    assert json.loads((resumed / "test_results.json").read_text())["test_loss"] == json.loads(
+        (full / "test_results.json").read_text())["test_loss"]
+
+    def losses(folder):
+        history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+        return {e["step"]: e["loss"] for e in history if "loss" in e}
+
+    assert [losses(resumed)[s] for s in (3, 4)] == [losses(full)[s] for s in (3, 4)]
+
+
 def test_classification_metrics_by_hand():
     logits = np.array([
         [3.0, 2.0, 1.0, 0.0],  # true 0: top-1 hit

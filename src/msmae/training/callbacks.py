@@ -46,7 +46,10 @@ class ReconstructionPictureCallback(TrainerCallback):
 
     def _clip(self):
         if self._item is None:
-            self._item = next(iter(self.eval_dataset)) if not hasattr(self.eval_dataset, "__getitem__") else self.eval_dataset[0]
+            if isinstance(self.eval_dataset, torch.utils.data.IterableDataset):
+                self._item = next(iter(self.eval_dataset))
+            else:
+                self._item = self.eval_dataset[0]
         return self._item
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):

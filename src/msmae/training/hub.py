@@ -1,8 +1,8 @@
 """Uploading a training run's output folder to the Hub, with msmae's model card.
 
 `Trainer.push_to_hub` would write transformers' generic card over ours, so the final upload goes through
-`huggingface_hub.upload_folder` directly, with the same files and ignore patterns as `Trainer.push_to_hub`
-(`files_to_upload` lists them, which is how tests check an upload without making one).
+`huggingface_hub.upload_folder` directly, with `Trainer.push_to_hub`'s ignore patterns plus training_args.bin
+(`files_to_upload` lists what goes up, which is how tests check an upload without making one).
 """
 
 from pathlib import Path
@@ -11,8 +11,15 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-# As Trainer.push_to_hub: no private files (`_*`) and no intermediate checkpoints.
-UPLOAD_IGNORE_PATTERNS = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*", f"{PREFIX_CHECKPOINT_DIR}-*/**", "**/__pycache__/**"]
+# As Trainer.push_to_hub: no private files (`_*`) and no intermediate checkpoints. Also no training_args.bin, a
+# pickle (loading it runs code); the card and trainer_state.json record the hyperparameters instead.
+UPLOAD_IGNORE_PATTERNS = [
+    "_*",
+    f"{PREFIX_CHECKPOINT_DIR}-*",
+    f"{PREFIX_CHECKPOINT_DIR}-*/**",
+    "**/__pycache__/**",
+    "training_args.bin",
+]
 
 
 def files_to_upload(folder) -> list[str]:

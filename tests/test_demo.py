@@ -1,0 +1,48 @@
+"""`msmae demo` (msmae.training.demo.main) end to end in its quick setting, on generated and on real clips."""
+
+import csv
+import json
+
+import pytest
+
+from msmae.training import demo
+
+
+def check_outputs(output, capsys, num_signs):
+    summary = json.loads((output / "summary.json").read_text())
+    printed = capsys.readouterr().out
+    assert "MS-MAE demo finished" in printed and str(output / "summary.json") in printed
+    pre, cls = summary["pretraining"], summary["sign_classification"]
+    assert pre["first_logged_loss"] > 0 and pre["eval_masked_keypoint_mse"] > 0
+    assert pre["reconstruction_pictures"] and all(p.endswith(".png") for p in pre["reconstruction_pictures"])
+    assert cls["num_signs"] == num_signs
+    assert 0 <= cls["test"]["test_top1"] <= 1 and 0 <= cls["validation"]["eval_top1"] <= 1
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md",
+                 "predictions_test.csv", "confusion_matrix_test.png"):
+        assert (output / "sign-classification" / name).is_file(), name
+    assert (output / "pretraining" / "model.safetensors").is_file()
+    # Step 3 reloads the saved model: its predictions on the first test clips agree with the script's file.
+    with open(output / "sign-classification" / "predictions_test.csv") as f:
+        by_source = {row["source"]: row["prediction"] for row in csv.DictReader(f)}
+    assert summary["predictions"]
+    for prediction in summary["predictions"]:
+        assert by_source[prediction["source"]] == prediction["prediction"]
+    return summary
+
+
+def test_parser_needs_no_arguments():
+    args = demo.build_parser().parse_args([])
+    assert args.output_dir == "msmae-demo-output" and not args.quick and not args.synthetic
+
+
+def test_quick_demo_on_generated_clips(tmp_path, capsys):
+    assert demo.main(["--quick", "--synthetic", "--output_dir", str(tmp_path / "out")]) == 0
+    summary = check_outputs(tmp_path / "out", capsys, num_signs=8)
+    assert summary["data"].startswith("synthetic")
+
+
+@pytest.mark.slow
+def test_quick_demo_on_real_data(shared_data, tmp_path, capsys):
+    assert demo.main(["--quick", "--data_dir", str(shared_data), "--output_dir", str(tmp_path / "out")]) == 0
+    summary = check_outputs(tmp_path / "out", capsys, num_signs=5)
+    assert summary["data"].startswith("real") and all("msl150" in p["source"] for p in summary["predictions"])

@@ -1,0 +1,130 @@
+"""Model cards and what `--push_to_hub` uploads, checked on a folder saved by the classification script."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+from msmae.training.demo import load_example
+from msmae.training.hub import files_to_upload
+from msmae.training.model_card import build_model_card, write_model_card
+from msmae.training.synthetic import synthetic_sign_dataset
+
+TINY = (
+    "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
+    "decoder_hidden_size=32,decoder_num_hidden_layers=1,decoder_num_attention_heads=4,decoder_intermediate_size=64"
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny fine-tuned model saved by examples/run_sign_classification.py (checkpoints included)."""
+    folder = tmp_path_factory.mktemp("card")
+    data = folder / "signs"
+    synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(folder / "cache")).save_to_disk(str(data))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        load_example("run_sign_classification").main([
+            "--dataset_name", str(data), "--output_dir", str(folder / "out"), "--config_overrides", TINY,
+            "--do_train", "--do_eval", "--do_predict", "--max_steps", "2", "--eval_strategy", "steps",
+            "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2", "--per_device_train_batch_size", "4",
+            "--num_frames", "8", "--validation_split_percentage", "0.34", "--test_split_percentage", "0.34",
+            "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--log_level", "warning",
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    return folder / "out"
+
+
+def test_upload_holds_model_code_processor_and_card(trained):
+    files = files_to_upload(trained)
+    required = {
+        "README.md", "config.json", "model.safetensors", "preprocessor_config.json",
+        "configuration_msmae.py", "modeling_msmae.py",
+    }
+    assert required <= set(files)
+    assert (trained / "checkpoint-2").is_dir() and (trained / "training_args.bin").is_file()
+    assert not [f for f in files if f.startswith("checkpoint-") or f == "training_args.bin" or f.startswith("_")]
+    # Every class auto_map points to (model and processor) comes with its code file, and that file's own
+    # relative imports come too: what trust_remote_code needs to load the repository.
+    config = json.loads((trained / "config.json").read_text())
+    processor = json.loads((trained / "preprocessor_config.json").read_text())
+    modules = {v.split(".")[0] for v in {**config["auto_map"], **processor.get("auto_map", {})}.values()}
+    assert {"configuration_msmae", "modeling_msmae"} <= modules
+    pending, seen = list(modules), set()
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        assert f"{module}.py" in files, module
+        pending += re.findall(r"^from \.(\w+) import", (trained / f"{module}.py").read_text(), flags=re.M)
+    assert config["id2label"] == {"0": "motion-00", "1": "motion-01", "2": "motion-02"}
+
+
+def test_card_metadata_from_the_script(trained):
+    card = ModelCard.load(trained / "README.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "video-classification"
+    assert {"sign-language", "pose", "mediapipe", "msmae"} <= set(data["tags"]) and data["license"] == "apache-2.0"
+    assert "base_model" not in data and "datasets" not in data  # local paths are not Hub ids
+    test = json.loads((trained / "test_results.json").read_text())
+    results = {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert results[("test", "Top-1 accuracy (per instance)")] == pytest.approx(test["test_top1"])
+    assert results[("test", "Top-5 accuracy (per instance)")] == pytest.approx(test["test_top5"])
+    assert "trust_remote_code=True" in card.text and "revision" in card.text
+    assert "## Intended use and limitations" in card.text and "pose estimator" in card.text
+    assert str(trained.parent) not in card.content  # no local paths in a public card
+
+
+def test_card_for_each_task_and_hub_metadata(trained, tmp_path):
+    card = build_model_card(
+        trained,
+        task="sign-classification",
+        repo_id="someone/msmae-msl150",
+        base_model="someone/msmae-base",
+        datasets=["/data/msl150", "someone/sign-poses"],
+        eval_results=[{"metric": "top1", "type": "accuracy", "value": 0.9, "dataset": "MSL-150", "split": "test"}],
+    )
+    data = card.data.to_dict()
+    assert data["base_model"] == "someone/msmae-base" and data["datasets"] == ["someone/sign-poses"]
+    assert data["language"] == ["mfs"]  # Mexican Sign Language, from the dataset name
+    assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.9
+    assert 'repo_id = "someone/msmae-msl150"' in card.text
+    assert build_model_card(trained, task="pretraining").data.pipeline_tag == "feature-extraction"
+    translation = build_model_card(trained, task="translation", usage="print('custom')")
+    assert translation.data.pipeline_tag == "translation" and "print('custom')" in translation.text
+    with pytest.raises(ValueError, match="Unknown task"):
+        build_model_card(trained, task="segmentation")
+    # A local base model's card passes on the sign languages its pretraining saw.
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "README.md").write_text("---\nlanguage:\n- sgg\n- ase\n---\n# base\n")
+    data = build_model_card(trained, task="sign-classification", base_model=str(base), datasets=["msl150"]).data.to_dict()
+    assert data["language"] == ["mfs", "sgg", "ase"] and "base_model" not in data
+
+
+def test_usage_snippet_runs_where_msmae_is_not_installed(trained, shared_data, tmp_path):
+    """The card's code, pasted into a process that cannot import msmae, loads the folder with
+    trust_remote_code and classifies a real .pose file."""
+    pose_file = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[0]
+    write_model_card(trained, task="sign-classification", repo_id="someone/tiny")
+    snippet = re.search(r"```python\n(.*?)```", (trained / "README.md").read_text(), flags=re.S).group(1)
+    snippet = snippet.replace('repo_id = "someone/tiny"', f"repo_id = {str(trained)!r}")
+    snippet = snippet.replace('"sign.pose"', repr(str(pose_file)))
+    script = tmp_path / "snippet.py"
+    script.write_text("import sys\nsys.modules['msmae'] = None  # not installed\n" + snippet)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if re.match(r"motion-0\d: \d\.\d{3}$", line)]
+    assert len(lines) == 3  # all three signs with probabilities, best first
+    probabilities = [float(line.split(": ")[1]) for line in lines]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) == pytest.approx(1, abs=2e-3)
