@@ -16,8 +16,8 @@ the corpus is read as training goes. Labels are ignored.
 
 The defaults are the paper's (AdamW, lr 8e-4, betas 0.9/0.95, 2K warmup steps, cosine decay, 120K steps, bf16 on
 GPUs that support it); any of them can be set on the command line. `--activation_checkpointing` (transformers 5's
-name for gradient checkpointing; `--gradient_checkpointing` still works) trades compute for memory. The same command runs on several GPUs or nodes
-with `accelerate launch` (see examples/accelerate_configs/). A run started again in the same `--output_dir`
+name for gradient checkpointing; `--gradient_checkpointing` still works) trades compute for memory. The same
+command runs on several GPUs or nodes with `accelerate launch` (see examples/accelerate_configs/). A run started again in the same `--output_dir`
 resumes from its last checkpoint.
 """
 
@@ -38,7 +38,7 @@ from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallbac
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.training.data import load_pose_corpus
 from msmae.training.hub import push_output_dir
-from msmae.training.model_card import write_model_card
+from msmae.training.model_card import dataset_display_name, write_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -89,15 +89,14 @@ class ModelArguments:
         metadata={"help": "'diff' (DiffMask: other time steps per stream) or 'same' (SameMask); default: the config's.",
                   "choices": ["diff", "same"]},
     )
-    normalization: str = field(
-        default="shoulder", metadata={"help": "Keypoint normalisation of the processor: 'shoulder' or 'none'."}
+    normalization: str | None = field(
+        default=None,
+        metadata={"help": "Keypoint normalisation: 'shoulder' or 'none' (default: the checkpoint's processor's when "
+                  "continuing a pretraining, else 'shoulder')."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to store models and datasets downloaded from the Hub."})
     model_revision: str = field(default="main", metadata={"help": "Model revision (branch, tag or commit) to load."})
     token: str | None = field(default=None, metadata={"help": "Hub token (default: the one from `hf auth login`)."})
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Allow code from the Hub for datasets/models that need it."}
-    )
 
 
 @dataclass
@@ -110,7 +109,9 @@ class DataTrainingArguments:
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of a Hub dataset."})
     validation_dataset_name: list[str] | None = field(
-        default=None, metadata={"help": "Separate evaluation data; otherwise a part of the training data is held out."}
+        default=None,
+        metadata={"help": "Separate evaluation data; otherwise a part of the training data is held out. With "
+                  "--do_eval and no --do_train, scores a checkpoint's reconstruction on it (no --dataset_name needed)."},
     )
     validation_split_percentage: float = field(
         default=0.05, metadata={"help": "Fraction of the training clips held out for evaluation."}
@@ -158,17 +159,18 @@ def build_config(model_args: ModelArguments) -> MSMAEConfig:
     return config
 
 
-def load_splits(data_args: DataTrainingArguments, model_args: ModelArguments, seed: int):
+def load_splits(data_args: DataTrainingArguments, model_args: ModelArguments, seed: int, do_train: bool = True):
     """(train, eval) `datasets` splits of the pose corpus (either may be None)."""
-    if not data_args.dataset_name:
-        raise ValueError("Give the pose data with --dataset_name (a folder, Parquet/Arrow files or a Hub dataset id).")
     load = {
+        "name": data_args.dataset_config_name,
         "streaming": data_args.streaming,
         "cache_dir": model_args.cache_dir,
         "token": model_args.token,
         "num_proc": data_args.preprocessing_num_workers,
     }
-    train = load_pose_corpus(data_args.dataset_name, **load)
+    if not data_args.dataset_name and not (data_args.validation_dataset_name and not do_train):
+        raise ValueError("Give the pose data with --dataset_name (a folder, Parquet/Arrow files or a Hub dataset id).")
+    train = load_pose_corpus(data_args.dataset_name, **load) if data_args.dataset_name else None
     if data_args.validation_dataset_name:
         evaluation = load_pose_corpus(data_args.validation_dataset_name, **load)
     elif data_args.streaming:
@@ -179,16 +181,27 @@ def load_splits(data_args: DataTrainingArguments, model_args: ModelArguments, se
         train, evaluation = parts["train"], parts["test"]
     else:
         evaluation = None
-    if data_args.streaming:
+    if train is not None and data_args.streaming:
         train = train.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer_size)
         if data_args.max_train_samples is not None:
             train = train.take(data_args.max_train_samples)
-    else:
-        if data_args.max_train_samples is not None:
-            train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
-        if evaluation is not None and data_args.max_eval_samples is not None:
-            evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    elif train is not None and data_args.max_train_samples is not None:
+        train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
+    if evaluation is not None and not data_args.streaming and data_args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
     return train, evaluation
+
+
+def normalization_of(model_args: ModelArguments) -> str:
+    """The asked normalisation, else the checkpoint's (its encoder learned in that coordinate frame), else shoulder."""
+    if model_args.normalization:
+        return model_args.normalization
+    if model_args.model_name_or_path:
+        try:
+            return MSMAEPoseProcessor.from_pretrained(model_args.model_name_or_path).normalization
+        except OSError:  # a checkpoint saved without its processor
+            pass
+    return "shoulder"
 
 
 def main(args: list[str] | None = None):
@@ -228,14 +241,14 @@ def main(args: list[str] | None = None):
 
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     with training_args.main_process_first(desc="loading the pose corpus"):
-        train_data, eval_data = load_splits(data_args, model_args, seed)
+        train_data, eval_data = load_splits(data_args, model_args, seed, do_train=training_args.do_train)
 
     set_seed(training_args.seed)  # before the model is built, so its initial weights follow the seed
     config = build_config(model_args)
     processor = MSMAEPoseProcessor.from_preset(
         "pretraining",
         streams=config.streams,
-        normalization=model_args.normalization,
+        normalization=normalization_of(model_args),
         window_size=data_args.window_size,
         num_frames=data_args.num_frames,
     )
@@ -297,9 +310,12 @@ def main(args: list[str] | None = None):
             results.append({
                 "metric": "masked_keypoint_mse",
                 "type": "mse",
-                "name": "Masked keypoint MSE (shoulder-width units squared)",
+                "name": "Masked keypoint MSE"
+                + (" (shoulder widths squared)" if processor.normalization == "shoulder" else ""),
                 "value": eval_metrics["eval_loss"],
-                "dataset": ", ".join(data_args.validation_dataset_name or data_args.dataset_name),
+                "dataset": ", ".join(
+                    dataset_display_name(d) for d in data_args.validation_dataset_name or data_args.dataset_name
+                ),
                 "split": "validation",
             })
         write_model_card(
@@ -318,12 +334,14 @@ def main(args: list[str] | None = None):
 
 
 def hyperparameters(training_args, config, data_args) -> dict:
-    total_batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * max(training_args.world_size, 1)
+    total_batch = (
+        training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * max(training_args.world_size, 1)
+    )
     return {
         "learning_rate": training_args.learning_rate,
         "adam_betas": f"({training_args.adam_beta1}, {training_args.adam_beta2})",
         "weight_decay": training_args.weight_decay,
-        "lr_scheduler": f"{training_args.lr_scheduler_type.value if hasattr(training_args.lr_scheduler_type, 'value') else training_args.lr_scheduler_type}",
+        "lr_scheduler": getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type),
         "warmup_steps": training_args.warmup_steps,
         "max_steps": training_args.max_steps,
         "total_batch_size": total_batch,

@@ -14,7 +14,8 @@ sets are split off by signer when the data has signer ids, stratified by sign ot
 
 Defaults follow the paper: batch 128, 32 frames per clip (random frames in training, evenly spread at
 evaluation), rotation/shear/scale augmentation (`--no_augmentation` turns it off), AdamW with weight decay 1e-3,
-peak lr 5e-5, cosine decay after a 10-epoch linear warmup, 100 epochs, evaluating and saving every epoch and
+peak lr 5e-5, cosine decay after a 10-epoch linear warmup, 100 epochs (bf16 on GPUs that support it), evaluating
+and saving every epoch and
 keeping the checkpoint with the best validation top-1 accuracy (`--metric_for_best_model top5` chooses by top-5,
 as the paper does for Slovo). The best model is then evaluated on the test split; the output folder gets the
 metrics, `predictions_test.csv`, `confusion_matrix_test.png`, the label names in config.json and a model card.
@@ -178,7 +179,11 @@ def load_splits(data_args: DataTrainingArguments, model_args: ModelArguments, se
             f"Fine-tuning needs a train and a validation split (to choose the best checkpoint); got {list(data)}. "
             "Set --validation_split_percentage above 0 or give a dataset with a validation split."
         )
-    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_predict_samples}
+    limits = {
+        "train": data_args.max_train_samples,
+        "validation": data_args.max_eval_samples,
+        "test": data_args.max_predict_samples,
+    }
     for split, limit in limits.items():
         if split in data and limit is not None:
             data[split] = data[split].select(range(min(limit, len(data[split]))))
@@ -251,8 +256,11 @@ def write_predictions(path, logits, labels, sources, label_names, k=5):
 
 
 def main(args: list[str] | None = None):
+    defaults = {**PAPER_DEFAULTS, **SCRIPT_DEFAULTS}
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not given("fp16", args):
+        defaults["bf16"] = True
     model_args, data_args, training_args = parse_arguments(
-        (ModelArguments, DataTrainingArguments, TrainingArguments), {**PAPER_DEFAULTS, **SCRIPT_DEFAULTS}, args
+        (ModelArguments, DataTrainingArguments, TrainingArguments), defaults, args
     )
 
     logging.basicConfig(
@@ -380,7 +388,12 @@ def main(args: list[str] | None = None):
         )
     if training_args.push_to_hub:
         push_output_dir(trainer)
-    return {"results": results, "label_names": label_names, "output_dir": str(output_dir), "log_history": trainer.state.log_history}
+    return {
+        "results": results,
+        "label_names": label_names,
+        "output_dir": str(output_dir),
+        "log_history": trainer.state.log_history,
+    }
 
 
 METRIC_NAMES = {

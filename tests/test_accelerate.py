@@ -21,13 +21,14 @@ TINY = (
     "decoder_hidden_size=32,decoder_num_hidden_layers=1,decoder_num_attention_heads=4,decoder_intermediate_size=64"
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
-                                reason="the accelerate command is not installed")
+ACCELERATE = Path(sys.executable).parent / "accelerate"
+pytestmark = pytest.mark.skipif(
+    not ACCELERATE.exists() and shutil.which("accelerate") is None, reason="the accelerate command is not installed"
+)
 
 
 def launch(script, *arguments, cwd):
-    accelerate = Path(sys.executable).parent / "accelerate"
-    command = [str(accelerate) if accelerate.exists() else "accelerate", "launch", "--config_file", str(CONFIG),
+    command = [str(ACCELERATE) if ACCELERATE.exists() else "accelerate", "launch", "--config_file", str(CONFIG),
                str(REPO / "examples" / script), "--use_cpu", "--report_to", "none", "--disable_tqdm", "true",
                "--log_level", "warning", "--log_level_replica", "warning", *arguments]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -59,7 +60,8 @@ def test_pretraining_on_two_processes(tmp_path):
 
 def test_classification_on_two_processes_writes_each_prediction_once(tmp_path):
     data = tmp_path / "signs"
-    synthetic_sign_dataset(num_classes=4, clips_per_class=6, num_signers=4, seed=0, cache_dir=str(tmp_path / "cache")).save_to_disk(str(data))
+    signs = synthetic_sign_dataset(num_classes=4, clips_per_class=6, num_signers=4, seed=0, cache_dir=str(tmp_path / "cache"))
+    signs.save_to_disk(str(data))
     output = tmp_path / "out"
     launch(
         "run_sign_classification.py", "--dataset_name", str(data), "--output_dir", str(output),

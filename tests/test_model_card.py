@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +26,8 @@ def trained(tmp_path_factory):
     """A tiny fine-tuned model saved by examples/run_sign_classification.py (checkpoints included)."""
     folder = tmp_path_factory.mktemp("card")
     data = folder / "signs"
-    synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(folder / "cache")).save_to_disk(str(data))
+    signs = synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(folder / "cache"))
+    signs.save_to_disk(str(data))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -94,7 +94,8 @@ def test_resume_reproduces_uninterrupted_run(script, corpus, tmp_path):
         assert (expected[name] == actual[name]).all(), name
 
     def losses(folder):
-        return {e["step"]: e["loss"] for e in json.loads((folder / "trainer_state.json").read_text())["log_history"] if "loss" in e}
+        history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+        return {e["step"]: e["loss"] for e in history if "loss" in e}
 
     full_losses, resumed_losses = losses(full), losses(resumed)
     assert [resumed_losses[s] for s in (4, 5, 6)] == [full_losses[s] for s in (4, 5, 6)]
@@ -117,6 +118,14 @@ def test_continual_pretraining_from_json_arguments(script, corpus, tmp_path):
     before, after = load_file(base / "model.safetensors"), load_file(tmp_path / "continued" / "model.safetensors")
     for name in before:
         assert (before[name] == after[name]).all(), name
+    # Scoring a checkpoint's reconstruction on held-out clips: evaluation only, no training data needed.
+    scored = tmp_path / "scored"
+    script.main(["--model_name_or_path", str(base), "--validation_dataset_name", corpus, "--do_eval",
+                 "--output_dir", str(scored), "--window_size", "48", "--num_frames", "24", "--max_eval_samples", "4",
+                 "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--log_level", "warning"])
+    assert math.isfinite(json.loads((scored / "eval_results.json").read_text())["eval_loss"])
+    assert not (scored / "model.safetensors").exists()
+
     card = (tmp_path / "continued" / "README.md").read_text()
     # Paper defaults fill what the file leaves out; the card's hyperparameter table shows them.
     assert "| adam_betas | (0.9, 0.95) |" in card and "| warmup_steps | 2000 |" in card and "| lr_scheduler | cosine |" in card
@@ -150,4 +159,6 @@ def test_bad_arguments_are_named(script, corpus, tmp_path):
     with pytest.raises(ValueError, match="--dataset_name"):
         script.main(common(tmp_path / "a", "--max_steps", "1"))
     with pytest.raises(ValueError, match="hidden_size"):
-        script.main(common(tmp_path / "b", "--dataset_name", corpus, "--max_steps", "1", "--config_overrides", "hidden_size=30"))
+        script.main(common(
+            tmp_path / "b", "--dataset_name", corpus, "--max_steps", "1", "--config_overrides", "hidden_size=30"
+        ))

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset
+from datasets import ClassLabel, DatasetDict, IterableDataset
 
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose
 from msmae.processing_msmae import MSMAEPoseProcessor

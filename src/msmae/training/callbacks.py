@@ -77,6 +77,11 @@ class ReconstructionPictureCallback(TrainerCallback):
             candidates = np.flatnonzero(hidden > 0) if hidden.any() else np.arange(frames)
         frame = int(candidates[np.argmin(np.abs(candidates - frames // 2))])
         path = self.output_dir / f"step-{state.global_step:07d}.png"
+        try:
+            import matplotlib  # noqa: F401  (msmae.visualization draws with it)
+        except ImportError:
+            logger.warning("matplotlib is not installed (pip install 'msmae[viz]'): no reconstruction picture.")
+            return
         render_reconstruction(
             original, present, token_mask, self.config.cubelet_size, reconstruction,
             streams=self.config.streams, output=path, frame=frame,

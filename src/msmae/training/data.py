@@ -35,7 +35,6 @@ from datasets import (
     Dataset,
     DatasetDict,
     Features,
-    IterableDataset,
     IterableDatasetDict,
     Value,
     concatenate_datasets,
@@ -342,13 +341,13 @@ def _split_of(file_name: str):
     return None
 
 
-def load_pose_corpus(sources, *, streaming=False, cache_dir=None, token=None, revision=None, num_proc=None):
+def load_pose_corpus(sources, *, name=None, streaming=False, cache_dir=None, token=None, revision=None, num_proc=None):
     """Several sources (see `load_sign_dataset`) as one unlabelled pretraining corpus: the `train` split of each
-    (or its only split), reduced to the core columns and concatenated."""
+    (or its only split), reduced to the core columns and concatenated. `name` is a Hub dataset's configuration."""
     parts = []
     for source in sources:
         dataset = load_sign_dataset(
-            source, streaming=streaming, cache_dir=cache_dir, token=token, revision=revision, num_proc=num_proc
+            source, name=name, streaming=streaming, cache_dir=cache_dir, token=token, revision=revision, num_proc=num_proc
         )
         if isinstance(dataset, (DatasetDict, IterableDatasetDict)):
             dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))

@@ -12,10 +12,13 @@ Ties between equal logits are broken by `torch.topk`, which is deterministic on 
 """
 
 import json
+import logging
 import os
 
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
 
 TOP_K = (1, 5)
 
@@ -59,16 +62,18 @@ def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_labels: in
 
 
 def save_confusion_matrix(matrix: np.ndarray, label_names: list[str], path, title: str = "Confusion matrix") -> str:
-    """Writes the matrix as a PNG (rows normalised to recall, counts printed when there are few classes) and
-    as JSON beside it. Returns the PNG path."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and in tests
-    import matplotlib.pyplot as plt
-
+    """Writes the matrix as JSON and as a PNG beside it (rows normalised to recall, counts printed when there are
+    few classes). Returns the PNG path, or None without matplotlib (the `viz` extra)."""
     path = str(path)
     with open(os.path.splitext(path)[0] + ".json", "w") as f:
         json.dump({"labels": list(label_names), "matrix": matrix.tolist()}, f, indent=1)
+    try:
+        import matplotlib
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install 'msmae[viz]'): no confusion matrix picture.")
+        return None
+    matplotlib.use("Agg")  # no display on servers and in tests
+    import matplotlib.pyplot as plt
 
     num_labels = len(label_names)
     recall = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)

@@ -98,9 +98,13 @@ def usage_snippet(task: str, repo_id: str, model_auto_class: str, processor_auto
     """Python that loads the model from `repo_id` and runs it on a MediaPipe Holistic `.pose` file."""
     if processor_auto_class:
         processor_import = f"from transformers import {processor_auto_class}, {model_auto_class}"
-        processor_load = f"processor = {processor_auto_class}.from_pretrained(repo_id, trust_remote_code=True, revision=revision)"
+        processor_load = (
+            f"processor = {processor_auto_class}.from_pretrained(repo_id, trust_remote_code=True, revision=revision)"
+        )
     else:
-        processor_import = f"from transformers import {model_auto_class}\nfrom msmae import MSMAEPoseProcessor  # pip install msmae"
+        processor_import = (
+            f"from transformers import {model_auto_class}\nfrom msmae import MSMAEPoseProcessor  # pip install msmae"
+        )
         processor_load = "processor = MSMAEPoseProcessor.from_pretrained(repo_id, revision=revision)"
     head = f'''import torch
 {processor_import}
