@@ -1,4 +1,4 @@
-"""The `msmae` command line: `msmae extract`, `msmae visualize` (and the subcommands registered in `COMMANDS`).
+"""The `msmae` command line: `msmae demo`, `extract`, `visualize`, `predict` and `export-onnx` (see `COMMANDS`).
 
 Each subcommand is a pair of functions: `add_<name>_arguments(parser)` declares its arguments and
 `run_<name>(args, parser) -> int` runs it (returning the exit code). Heavy imports (MediaPipe, datasets,
@@ -9,6 +9,9 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+from .cli_predict import PREDICT_HELP, add_predict_arguments, run_predict
+from .onnx_export import EXPORT_ONNX_HELP, add_export_onnx_arguments, run_export_onnx
 
 logger = logging.getLogger("msmae")
 
@@ -114,11 +117,27 @@ def run_visualize(args, parser) -> int:
 
 # ---- the program -----------------------------------------------------------------------------------------------------
 
+def run_demo(args, parser) -> int:
+    from .training import demo
+
+    return demo.run(args)
+
+
+def add_demo_arguments(parser):
+    from .training import demo
+
+    demo.add_arguments(parser)
+
+
 # name -> (help, add_arguments, run). Add a subcommand by adding its two functions and one entry here.
 COMMANDS = {
+    "demo": ("pretrain, fine-tune, evaluate and predict end to end, offline (the main job)", add_demo_arguments,
+             run_demo),
     "extract": ("extract MediaPipe Holistic poses from videos into a datasets dataset", add_extract_arguments,
                 run_extract),
     "visualize": ("draw a pose clip as a skeleton to .png, .gif or .mp4", add_visualize_arguments, run_visualize),
+    "predict": (PREDICT_HELP, add_predict_arguments, run_predict),
+    "export-onnx": (EXPORT_ONNX_HELP, add_export_onnx_arguments, run_export_onnx),
 }
 
 
