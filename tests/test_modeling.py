@@ -249,6 +249,15 @@ def test_linear_probe_freezes_encoder_and_mean_pools(tester):
         torch.testing.assert_close(model(**inputs).logits, expected)
 
 
+def test_linear_probe_stays_frozen_after_loading(tester, tmp_path):
+    MSMAEForPreTraining(tester.get_config()).save_pretrained(tmp_path)
+    model = MSMAEForSignClassification.from_pretrained(tmp_path, linear_probe=True, num_labels=3)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"classifier.weight", "classifier.bias"}
+    auto = AutoModelForVideoClassification.from_pretrained(tmp_path, linear_probe=True, num_labels=3)
+    assert {name for name, p in auto.named_parameters() if p.requires_grad} == trainable
+
+
 def test_classifier_initialises_from_pretraining_checkpoint(tester, tmp_path):
     config = tester.get_config()
     pretrained = MSMAEForPreTraining(config)

@@ -649,8 +649,19 @@ class MSMAEForSignClassification(MSMAEPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
-        if config.linear_probe:
+        self._freeze_encoder_for_linear_probe()
+
+    def _freeze_encoder_for_linear_probe(self):
+        if self.config.linear_probe:
             self.msmae.requires_grad_(False)
+            self.msmae.eval()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Loading materialises fresh parameters, so the linear probe's freezing is applied again afterwards.
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded)._freeze_encoder_for_linear_probe()
+        return loaded
 
     def train(self, mode: bool = True):
         super().train(mode)
