@@ -7,6 +7,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny test models gain nothing from threads, and on a busy 2-core machine (or with the 2-process accelerate tests)
+# oversubscribed OpenMP threads slow them down many times over. Subprocesses inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI and developers keep the real data beside the checkout; MSMAE_SHARED_DATA overrides.
