@@ -78,8 +78,9 @@ def pretraining_forward_flops(config: MSMAEConfig, batch: int, frames: int, visi
 
 
 def step_flops(forward: dict) -> float:
-    """Forward + backward: backward costs two matrix products (input and weight gradients) per forward one."""
-    return 3 * sum(forward.values())
+    """Forward + backward: backward costs two matrix products (input and weight gradients) per forward one, except
+    the first projection, whose input (`pose_values`) needs no gradient."""
+    return 3 * sum(forward.values()) - forward.get("embedding_projection", 0)
 
 
 def visible_per_stream(config: MSMAEConfig, frames: int) -> int:
@@ -202,7 +203,6 @@ def check_flop_counter(config, args, device) -> dict:
         model(**batch).loss.backward()
     counted = counter.get_total_flops()
     analytic = step_flops(pretraining_forward_flops(config, batch_size, args.frames, visible_per_stream(config, args.frames)))
-    # Backward skips the gradient of the first projection's input (pose_values needs none).
     return {"analytic": analytic, "flop_counter_mode": counted, "ratio": counted / analytic}
 
 
@@ -270,6 +270,84 @@ def categorize_profile(events) -> dict:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
+def gemm_microbenchmark(config, args, device, sampler, peak_per_cpu_s: float, peak_per_s: float) -> dict:
+    """The step's linear-layer GEMMs alone, at its shapes (forward, input gradient, weight gradient), in the run's
+    dtype: how close the model's own matrix shapes get to the square-matmul peak. Their FLOP-weighted efficiency
+    caps the step's MFU whatever else is optimised."""
+    dtype = args.dtype_value
+    tokens = {"encoder": args.batch_size * config.num_streams * visible_per_stream(config, args.frames),
+              "decoder": args.batch_size * config.num_streams * math.ceil(args.frames / config.cubelet_size)}
+    shapes = {"encoder": [(config.hidden_size, config.hidden_size), (config.hidden_size, config.intermediate_size),
+                          (config.intermediate_size, config.hidden_size)],
+              "decoder": [(config.decoder_hidden_size, config.decoder_hidden_size),
+                          (config.decoder_hidden_size, config.decoder_intermediate_size),
+                          (config.decoder_intermediate_size, config.decoder_hidden_size)]}
+    rows, total_flops, total_cpu, total_wall = [], 0.0, 0.0, 0.0
+    for part, m in tokens.items():
+        for k, n in shapes[part]:
+            x = torch.randn(m, k, device=device).to(dtype)
+            w = torch.randn(n, k, device=device).to(dtype)
+            g = torch.randn(m, n, device=device).to(dtype)
+            for role, fn in (("forward x W^T", lambda: x @ w.T), ("grad input g W", lambda: g @ w), ("grad weight g^T x", lambda: g.T @ x)):
+                fn()
+                samples = []
+                for _ in range(3):
+                    with sampler.measure() as sample:
+                        fn()
+                        common.synchronize(device)
+                    samples.append(sample)
+                summary = common.summarize(samples, args.max_background)
+                flops = 2 * m * k * n
+                total_flops, total_cpu, total_wall = total_flops + flops, total_cpu + summary["median_cpu_s"], total_wall + summary["median_s"]
+                rows.append({"part": part, "m_k_n": f"{m}x{k}x{n}", "role": role,
+                             "gflop_per_cpu_s": flops / summary["median_cpu_s"] / 1e9,
+                             "of_peak_cpu_time": flops / summary["median_cpu_s"] / peak_per_cpu_s})
+    return {"rows": rows, "weighted_of_peak_cpu_time": total_flops / total_cpu / peak_per_cpu_s,
+            "weighted_of_peak_wall": total_flops / total_wall / peak_per_s}
+
+
+def optimizer_microbenchmark(config, args, device, sampler) -> list[dict]:
+    """AdamW step alone over the model's parameters: fused kernel vs foreach vs the per-parameter loop."""
+    torch.manual_seed(args.seed)
+    model = MSMAEForPreTraining(copy.deepcopy(config)).to(device)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    rows = []
+    for kind in ("on", "foreach", "off"):
+        optimizer, name = make_optimizer(model.parameters(), kind, device)
+        optimizer.step()  # creates the state
+        samples = []
+        for _ in range(max(args.steps, 3)):
+            with sampler.measure() as sample:
+                optimizer.step()
+                common.synchronize(device)
+            samples.append(sample)
+        summary = common.summarize(samples, args.max_background)
+        rows.append({"optimizer": name, "ms": summary["median_s"] * 1e3, "cpu_ms": summary["median_cpu_s"] * 1e3,
+                     "parameters_M": sum(p.numel() for p in model.parameters()) / 1e6,
+                     "clean": f"{summary['clean_samples']}/{summary['samples']}"})
+    return rows
+
+
+def embedding_share(variant: Variant, batch, sampler, repeats: int = 3) -> dict:
+    """CPU time of the per-stream embeddings (Linear + Conv1D per stream, a Python loop over streams), forward and
+    backward, against a whole step: what that loop costs."""
+    model = variant.module.model if variant.naive else variant.module
+    values, kp_mask, frame_mask = prepare_inputs(model.config, batch["pose_values"], batch["keypoint_mask"], batch["attention_mask"])
+    samples = []
+    for _ in range(repeats + 1):
+        with sampler.measure() as sample:
+            with torch.autocast(variant.device.type, dtype=variant.dtype, enabled=variant.dtype != torch.float32):
+                tokens, _ = model.msmae.embeddings(values, kp_mask, frame_mask)
+            tokens.float().sum().backward()
+            common.synchronize(variant.device)
+        samples.append(sample)
+    model.zero_grad(set_to_none=True)
+    cpu = sorted(s["cpu_s"] for s in samples[1:])[len(samples[1:]) // 2]
+    step_cpu = common.summarize(variant.samples, float("inf"))["median_cpu_s"]
+    return {"embeddings_fwd_bwd_cpu_s": cpu, "step_cpu_s": step_cpu, "share": cpu / step_cpu if step_cpu else None}
+
+
 def profile_step(variant: Variant, batch, rows: int = 20) -> tuple[str, dict]:
     from torch.profiler import ProfilerActivity, profile
 
@@ -297,6 +375,10 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true", help="Print a torch.profiler table of one step per variant.")
     parser.add_argument("--peak_size", type=int, default=None, help="Matmul size for the peak (default 2048; 1024 for bf16 on CPU).")
     parser.add_argument("--check_flops", action="store_true", help="Cross-check the analytic FLOPs with FlopCounterMode.")
+    parser.add_argument("--gemm_microbenchmark", action="store_true",
+                        help="Also time the step's linear-layer GEMMs alone at its shapes, against the peak.")
+    parser.add_argument("--optimizer_microbenchmark", action="store_true",
+                        help="Also time AdamW alone: fused vs foreach vs per-parameter loop.")
     parser.add_argument("--attention_microbenchmark", action="store_true",
                         help="Also time the attention core alone (SDPA vs explicit matmuls) at the step's shapes.")
     args = parser.parse_args(argv)
@@ -365,6 +447,8 @@ def main(argv=None):
             # FLOPs per CPU-second of this process against the matmul's: insensitive to other processes when
             # the run uses one thread (--threads 1).
             "mfu_cpu_time": achieved_cpu / peaks[peak_key]["flops_per_cpu_s"],
+            # The paper pretrains for 120K steps (at its batch size; this run's batch size here).
+            "hours_for_120k_steps": 120_000 * summary["median_s"] / 3600,
             "clean_steps": f"{summary['clean_samples']}/{summary['samples']}",
             "bg_cores": summary["background_cores_mean"],
             "summary": summary,
@@ -376,7 +460,8 @@ def main(argv=None):
         row["cpu_time_vs_first_msmae"] = row["step_cpu_s"] / ms["step_cpu_s"] if ms else None
 
     common.print_table(rows, ["variant", "optimizer", "step_s", "step_cpu_s", "clips_per_s", "step_tflop", "achieved_gflop_s",
-                              "mfu", "mfu_cpu_time", "time_vs_first_msmae", "cpu_time_vs_first_msmae", "clean_steps", "bg_cores"],
+                              "mfu", "mfu_cpu_time", "time_vs_first_msmae", "cpu_time_vs_first_msmae", "hours_for_120k_steps",
+                              "clean_steps", "bg_cores"],
                        title=f"Pretraining step, {args.dtype}, batch {args.batch_size} x {args.frames} frames")
     common.print_table([{"dtype": k, "size": peak_size, "peak_gflop_s": v["flops_per_s"] / 1e9,
                          "peak_gflop_per_cpu_s": v["flops_per_cpu_s"] / 1e9,
@@ -396,12 +481,24 @@ def main(argv=None):
         result["attention"] = attention_microbenchmark(config, args, device, sampler)
         common.print_table(result["attention"], ["part", "tokens", "dtype", "attention", "ms", "cpu_ms", "gflop_per_cpu_s", "clean"],
                            title="Attention core, forward + backward")
+    if args.gemm_microbenchmark:
+        gemm = gemm_microbenchmark(config, args, device, sampler, peaks[peak_key]["flops_per_cpu_s"], peaks[peak_key]["flops_per_s"])
+        result["gemm"] = gemm
+        common.print_table(gemm["rows"], ["part", "m_k_n", "role", "gflop_per_cpu_s", "of_peak_cpu_time"],
+                           title=f"The step's GEMMs alone ({args.dtype}); FLOP-weighted: {gemm['weighted_of_peak_cpu_time']:.1%} "
+                                 f"of the peak per CPU-second")
+    if args.optimizer_microbenchmark:
+        result["optimizer"] = optimizer_microbenchmark(config, args, device, sampler)
+        common.print_table(result["optimizer"], ["optimizer", "parameters_M", "ms", "cpu_ms", "clean"], title="AdamW step alone")
     if args.profile:
         profiles = {}
         for variant in variants:
+            share = embedding_share(variant, batch, sampler)
+            print(f"\n{variant.name}: per-stream embeddings (loop over {config.num_streams} streams) forward + backward "
+                  f"{share['embeddings_fwd_bwd_cpu_s']:.3f} CPU-s = {share['share']:.1%} of a step")
             table, categories = profile_step(variant, batch)
             total = sum(categories.values())
-            profiles[variant.name] = {"categories_s": categories, "table": table}
+            profiles[variant.name] = {"categories_s": categories, "table": table, "embeddings": share}
             print(f"\nProfile of one step: {variant.name}\n{table}")
             common.print_table([{"category": c, "self_s": t, "share": t / total} for c, t in categories.items()],
                                ["category", "self_s", "share"], title=f"Where the step's time goes: {variant.name}")
