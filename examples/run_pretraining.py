@@ -22,18 +22,14 @@ resumes from its last checkpoint.
 """
 
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 
 import torch
-import transformers
 from transformers import Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from msmae import MSMAEConfig, MSMAEForPreTraining
 from msmae.processing_msmae import MSMAEPoseProcessor
-from msmae.training.arguments import given, parse_arguments
+from msmae.training.arguments import find_last_checkpoint, given, parse_arguments, setup_logging
 from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.training.data import load_pose_corpus
@@ -212,32 +208,9 @@ def main(args: list[str] | None = None):
         (ModelArguments, DataTrainingArguments, TrainingArguments), defaults, args
     )
 
-    # Logging, per process: the main process at info, the others at warning unless asked.
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    if training_args.should_log:
-        transformers.utils.logging.set_verbosity_info()
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    logging.getLogger("msmae").setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-    logger.warning(
-        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"distributed: {training_args.parallel_mode.value == 'distributed'}, bf16: {training_args.bf16}"
-    )
-    logger.info(f"Training/evaluation parameters {training_args}")
+    setup_logging(training_args, logger)
 
-    # Resume from the last checkpoint in output_dir unless told which one (or there is none).
-    last_checkpoint = None
-    if training_args.do_train and os.path.isdir(training_args.output_dir):
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-            logger.info(f"Checkpoint found: resuming from {last_checkpoint}. Use another --output_dir to start afresh.")
+    last_checkpoint = find_last_checkpoint(training_args, logger)
 
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     with training_args.main_process_first(desc="loading the pose corpus"):

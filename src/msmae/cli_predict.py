@@ -62,9 +62,8 @@ def run_predict(args, parser) -> int:
     try:
         pipe, task = load_predictor(args.model, device)
     except Exception as error:  # noqa: BLE001 - any load failure is reported with the path and exit code 1
-        if not Path(args.model).exists() and args.model.startswith(("/", ".", "~")):
-            error = "no such checkpoint folder"
-        logger.error("Could not load a model from %s: %s", args.model, error)
+        missing = not Path(args.model).exists() and args.model.startswith(("/", ".", "~"))
+        logger.error("Could not load a model from %s: %s", args.model, "no such checkpoint folder" if missing else error)
         return EXIT_MODEL
 
     from .pipeline_msmae import RECOGNITION_TASK

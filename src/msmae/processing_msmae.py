@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 from transformers import BatchFeature, FeatureExtractionMixin
 
-from .augmentation import Compose, build_augmentations, recognition_augmentations, translation_augmentations
+from .augmentation import build_augmentations, recognition_augmentations, translation_augmentations
 from .configuration_msmae import STREAM_NUM_KEYPOINTS
 from .keypoint_layout import BODY_POSE_NAMES
 from .pose_io import ALL_STREAMS, NUM_STORED_KEYPOINTS, SignPose, load_pose, stream_slices

@@ -6,11 +6,14 @@ applies them only where the user gave no value, on the command line or in a sing
 """
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
+import transformers
 from transformers import HfArgumentParser
+from transformers.trainer_utils import get_last_checkpoint
 
 
 def parse_arguments(dataclass_types, defaults=None, args=None):
@@ -50,3 +53,35 @@ def given(name: str, args=None) -> bool:
         return name in (yaml.safe_load(Path(args[0]).read_text()) or {})
     flags = {f"--{name}", f"--{name.replace('_', '-')}", f"--no_{name}", f"--no-{name.replace('_', '-')}"}
     return any(a.split("=", 1)[0] in flags for a in args)
+
+
+def setup_logging(training_args, logger: logging.Logger) -> None:
+    """Per-process logging as in transformers' examples: the main process at info, the others at warning."""
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:
+        transformers.utils.logging.set_verbosity_info()
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    logging.getLogger("msmae").setLevel(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    logger.warning(
+        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
+        f"distributed: {training_args.parallel_mode.value == 'distributed'}, bf16: {training_args.bf16}"
+    )
+    logger.info(f"Training/evaluation parameters {training_args}")
+
+
+def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
+    """The checkpoint to resume from when `output_dir` already holds one (None otherwise)."""
+    if not (training_args.do_train and os.path.isdir(training_args.output_dir)):
+        return None
+    last_checkpoint = get_last_checkpoint(training_args.output_dir)
+    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+        logger.info(f"Checkpoint found: resuming from {last_checkpoint}. Use another --output_dir to start afresh.")
+    return last_checkpoint

@@ -5,7 +5,6 @@ without a network): `evaluate.load(path_to_this_folder)`, or `msmae.metrics.load
 needs `evaluate`, `datasets` and `sacrebleu`, so it can also be published on its own.
 """
 
-import unicodedata
 
 import datasets
 import evaluate
