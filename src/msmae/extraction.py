@@ -634,6 +634,7 @@ class ExtractionSummary:
     num_frames: int = 0
     seconds: float = 0.0  # wall time of the run, worker start-up included
     processing_seconds: float = 0.0  # from the first video's start to the last one's end (in any worker)
+    cpu_seconds: float = 0.0  # CPU time of the workers (all their threads) spent on videos
     failures: list = field(default_factory=list)
 
     @property
@@ -659,7 +660,7 @@ def _init_worker(extractor_kwargs, features, quiet):
 
 def _extract_one(source, extra, destination):
     """Extract and write one video; never raises (a failure is returned as a record for the log)."""
-    started = time.time()  # wall clock: comparable across worker processes
+    started, cpu = time.time(), time.process_time()  # wall clock: comparable across worker processes
     result = {"path": source, "frames": 0, "started": started}
     try:
         pose = _worker_extractor.extract_video(source)
@@ -675,7 +676,7 @@ def _extract_one(source, extra, destination):
         result.update(kind="unreadable", error=str(error))
     except Exception as error:  # one bad video (e.g. a MediaPipe RuntimeError) must not stop the run
         result.update(kind="error", error=f"{type(error).__name__}: {error}")
-    result["finished"] = time.time()
+    result["finished"], result["cpu_seconds"] = time.time(), time.process_time() - cpu
     return result
 
 
@@ -730,6 +731,7 @@ def run_extraction(inputs, output_dir, *, manifest=None, num_workers=1, shard_in
             if "started" in result:
                 first_start, last_finish = min(first_start, result["started"]), max(last_finish, result["finished"])
                 summary.processing_seconds = last_finish - first_start
+                summary.cpu_seconds += result["cpu_seconds"]
             summary.num_frames += result["frames"]
             if result["kind"] == "ok":
                 summary.num_extracted += 1
