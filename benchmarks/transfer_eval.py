@@ -73,6 +73,8 @@ def parse_args(argv=None):
     p.add_argument("--episodes", type=int, default=100, help="few-shot episodes per k for the probe and 1-NN")
     p.add_argument("--ft-episodes", type=int, default=50, help="few-shot episodes per k for fine-tuning (0: skip)")
     p.add_argument("--ft-steps", type=int, default=30)
+    p.add_argument("--finetune-models", nargs="+", default=["pretrained", "random_init"],
+                   choices=["pretrained", "random_init"])
     p.add_argument("--ft-learning-rate", type=float, default=1e-3)
     p.add_argument("--shots", nargs="+", type=int, default=[1, 3])
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
@@ -179,8 +181,20 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
     return result
 
 
+def load_cache(args) -> dict:
+    path = Path(args.work_dir) / "finetune_cache.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_cache(args, cache):
+    path = Path(args.work_dir) / "finetune_cache.json"
+    path.with_suffix(".tmp").write_text(json.dumps(cache))
+    path.with_suffix(".tmp").replace(path)
+
+
 def fewshot(args, features, data, path, config, seed):
     values, mask, labels, names = data
+    cache = load_cache(args)
     features = {**features, "raw_keypoints": values.reshape(len(values), -1)}
     out = {}
     for k in args.shots:
@@ -198,12 +212,20 @@ def fewshot(args, features, data, path, config, seed):
                 "pretrained": lambda: MSMAEForSignClassification.from_pretrained(path, **label_kwargs),
                 "random_init": lambda: MSMAEForSignClassification(cls_config),
             }
-            for name, make in makers.items():
-                acc[f"finetune/{name}"] = [
-                    fine_tune_accuracy(make, values, mask, labels, support, query, steps=args.ft_steps,
-                                       learning_rate=args.ft_learning_rate, seed=seed * 1000 + e)
-                    for e, (support, query) in enumerate(eps[: args.ft_episodes])
-                ]
+            # Fine-tuning is the slow part: results are cached per model, episode and recipe, so the random-init
+            # runs (which do not depend on pretraining) can be computed while pretraining is still going.
+            identity = {"pretrained": str(Path(path).resolve()), "random_init": f"random_init-seed{seed}"}
+            for name in args.finetune_models:
+                accuracies = []
+                for e, (support, query) in enumerate(eps[: args.ft_episodes]):
+                    key = f"{identity[name]}|k={k}|episode={e}|steps={args.ft_steps}|lr={args.ft_learning_rate}"
+                    if key not in cache:
+                        cache[key] = fine_tune_accuracy(makers[name], values, mask, labels, support, query,
+                                                        steps=args.ft_steps, learning_rate=args.ft_learning_rate,
+                                                        seed=seed * 1000 + e)
+                        save_cache(args, cache)
+                    accuracies.append(cache[key])
+                acc[f"finetune/{name}"] = accuracies
         out[f"k={k}"] = {
             "accuracy": {key: summarize(a) for key, a in acc.items()},
             "pretrained_minus_random_init": {
