@@ -8,6 +8,7 @@
     OUTPUT_DIR/failures.jsonl                 one line per video that gave no clip: {"path", "kind", "error"}
                                               (failures-<i>-of-<n>.jsonl per shard when sharded)
     OUTPUT_DIR/extraction_info.json           features, MediaPipe settings and version
+    OUTPUT_DIR/README.md                      dataset card whose `configs` point `datasets` at data/*.parquet
 
 Load it as one dataset with `load_extracted(OUTPUT_DIR)`, `datasets.load_dataset(OUTPUT_DIR, split="train")`
 or `datasets.load_dataset("parquet", data_files=f"{OUTPUT_DIR}/data/*.parquet", split="train")`.
@@ -83,7 +84,7 @@ class VideoReader:
             self._container.close()
             raise ExtractionError(f"{self.path} has no video stream (audio-only or another kind of file).")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"  # frame threads for the decoder: cheaper than slice threads here
+        self._stream.thread_type = "AUTO"  # frame and slice threads, as the ffmpeg command line decodes
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
         self.frame_count = int(self._stream.frames or 0)
