@@ -137,7 +137,8 @@ def main(argv=None):
                        title=f"Inference ({args.dtype}, {args.frames}-frame clips, device {device}, threads {torch.get_num_threads()})")
     result = {"benchmark": "inference", "environment": common.environment(device),
               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "config": config.to_dict(), "rows": rows, "extraction": extraction}
+              "config": {k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")},
+              "rows": rows, "extraction": extraction}
     common.write_json(args.output or common.default_output(f"inference_{args.dtype}{'_quick' if args.quick else ''}"), result)
     return result
 
