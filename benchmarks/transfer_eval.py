@@ -36,6 +36,7 @@ from transfer_data import STREAMS, clip_paths, msl150, normalised_clips, split_s
 from transfer_fewshot import (  # noqa: E402
     encoder_features,
     episodes,
+    layer_features,
     fine_tune_accuracy,
     linear_probe_accuracy,
     nearest_neighbour_accuracy,
@@ -178,6 +179,17 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
         "random_init": encoder_features(initial.msmae, values, mask),
     }
     result["fewshot"] = fewshot(args, features, data, path, config, seed)
+    # Where in the encoder the few-shot information sits (MAE's last layer is tuned for reconstruction).
+    by_layer = {}
+    for name, model in (("pretrained", pretrained), ("random_init", initial)):
+        for layer, x in enumerate(layer_features(model.msmae, values, mask)):
+            for k in args.shots:
+                eps = episodes(labels, k, min(args.episodes, 50))
+                by_layer[f"{name}/layer{layer}/probe k={k}"] = summarize(
+                    [linear_probe_accuracy(x, labels, s, q) for s, q in eps])["mean"]
+                by_layer[f"{name}/layer{layer}/1nn k={k}"] = summarize(
+                    [nearest_neighbour_accuracy(x, labels, s, q) for s, q in eps])["mean"]
+    result["fewshot_by_layer"] = by_layer
     return result
 
 
@@ -195,7 +207,9 @@ def save_cache(args, cache):
 def fewshot(args, features, data, path, config, seed):
     values, mask, labels, names = data
     cache = load_cache(args)
-    features = {**features, "raw_keypoints": values.reshape(len(values), -1)}
+    # Raw keypoints: every frame flattened, and the clip's time-averaged pose (a diagnostic: how static the task is).
+    features = {**features, "raw_keypoints": values.reshape(len(values), -1),
+                "raw_time_mean": values.mean(1).reshape(len(values), -1)}
     out = {}
     for k in args.shots:
         eps = episodes(labels, k, args.episodes)
@@ -273,6 +287,18 @@ def curve_table(results) -> str:
             lines.append(f"| {step} | {rec['all']:.4f} | {rec['hands']:.4f} | "
                          + " | ".join(f"{point.get(key, float('nan')):.1f}" for key in ("probe k=1", "1nn k=1", "probe k=3", "1nn k=3"))
                          + " |")
+    for name, r in results.items():
+        by_layer = r.get("fewshot_by_layer")
+        if not by_layer:
+            continue
+        layers = sorted({int(key.split("/")[1][5:]) for key in by_layer})
+        lines += [f"{name}: frozen-feature few-shot accuracy (%) by encoder layer (0 = cubelet embeddings), first 50 episodes",
+                  "| layer | probe k=1 pre / rand | 1-NN k=1 pre / rand | probe k=3 pre / rand | 1-NN k=3 pre / rand |",
+                  "|---|---|---|---|---|"]
+        for layer in layers:
+            cells = [" / ".join(f"{by_layer[f'{m}/layer{layer}/{key}']:.1f}" for m in ("pretrained", "random_init"))
+                     for key in ("probe k=1", "1nn k=1", "probe k=3", "1nn k=3")]
+            lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

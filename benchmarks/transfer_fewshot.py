@@ -35,6 +35,16 @@ def encoder_features(encoder, values, mask, frames=None, batch_size=64):
     return torch.cat(out).numpy()
 
 
+@torch.no_grad()
+def layer_features(encoder, values, mask):
+    """Mean over real tokens of every encoder layer's output (index 0 = the cubelet embeddings, before any layer;
+    the last is the final layer before the closing LayerNorm): a list of `(N, H)` arrays."""
+    encoder.eval()
+    out = encoder(pose_values=torch.as_tensor(values), keypoint_mask=torch.as_tensor(mask), output_hidden_states=True)
+    weights = out.attention_mask.unsqueeze(-1).float()
+    return [((h * weights).sum(1) / weights.sum(1)).numpy() for h in out.hidden_states]
+
+
 def linear_probe_accuracy(features, labels, support, query, weight_decay=1e-3, iterations=100):
     """Multinomial logistic regression on the support set (features centred on the support mean and scaled to
     unit length; L2 penalty), fitted to convergence with L-BFGS; accuracy on the queries."""
