@@ -164,7 +164,8 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
         for checkpoint in sorted(Path(run_root).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
             model = MSMAEForPreTraining.from_pretrained(checkpoint)
             # A lighter trend than the final figures: one mask per window, the first 50 episodes.
-            point = {"reconstruction": reconstruction_errors(model, pieces, mean_pose, repeats=1)["model"]}
+            errors = reconstruction_errors(model, pieces, mean_pose, repeats=1)
+            point = {"reconstruction": errors["model"], "interpolation": errors["interpolation"]}
             x = encoder_features(model.msmae, data[0], data[1])
             for k in args.shots:
                 eps = episodes(data[2], k, min(args.episodes, 50))
@@ -278,9 +279,10 @@ def curve_table(results) -> str:
     for name, r in results.items():
         if not r.get("curve"):
             continue
-        interp = r["reconstruction"]["interpolation"]
-        lines += [f"{name}: held-out MSE along pretraining (linear interpolation: all {interp['all']:.4f}, hands "
-                  f"{interp['hands']:.4f}) and frozen-feature few-shot accuracy (%)",
+        interp = next(iter(r["curve"].values()))["interpolation"]  # the same single mask at every checkpoint
+        lines += [f"{name}: held-out MSE along pretraining, one mask per window (linear interpolation on the same "
+                  f"masks: all {interp['all']:.4f}, hands {interp['hands']:.4f}), and frozen-feature few-shot accuracy "
+                  "(%), first 50 episodes",
                   "| step | MSE all | MSE hands | probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 |", "|---|---|---|---|---|---|---|"]
         for step, point in sorted(r["curve"].items(), key=lambda item: int(item[0])):
             rec = point["reconstruction"]
