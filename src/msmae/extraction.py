@@ -762,8 +762,7 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
         finally:
             _worker_extractor.close()
         return
-    # spawn: MediaPipe's threads do not survive fork.
-    context = multiprocessing.get_context("spawn")
+    context = _worker_context()
     pending, suspects = list(reversed(tasks)), {}  # pop() from the end keeps the sorted order
     while pending:
         pool = concurrent.futures.ProcessPoolExecutor(
@@ -801,6 +800,17 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
             else:
                 suspects[task[0]] = True
                 pending.append(task)
+
+
+def _worker_context():
+    """Workers start from a fork server that has imported this module once (never a fork of this process, whose
+    threads need not survive a fork), so they skip `msmae`'s imports (torch, transformers: seconds of CPU each);
+    spawn where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _append_failure(log, result):
