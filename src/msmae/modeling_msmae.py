@@ -304,7 +304,20 @@ AUTO_MAP = {
 }
 
 
-class MSMAEPreTrainedModel(PreTrainedModel):
+class AllHeadsAutoMapMixin:
+    """`save_pretrained` writes every entry of the class's `auto_map_entries` into `config.auto_map` (the files are
+    copied by transformers once the class is registered for an Auto class)."""
+
+    auto_map_entries: dict = {}
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if self._auto_class is not None:
+            self.config.auto_map = {**self.auto_map_entries, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
+    auto_map_entries = AUTO_MAP
     config_class = MSMAEConfig
     config: MSMAEConfig
     base_model_prefix = "msmae"
@@ -315,11 +328,6 @@ class MSMAEPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False  # padding masks are passed as 4D masks
     _supports_flex_attn = False
     _supports_attention_backend = False
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        if self._auto_class is not None:
-            self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module):
         std = self.config.initializer_range

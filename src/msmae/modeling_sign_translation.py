@@ -14,7 +14,7 @@ from transformers.utils import logging
 
 from .configuration_msmae import MSMAEConfig
 from .configuration_sign_translation import DEFAULT_TEXT_MODEL, SignTranslationConfig
-from .modeling_msmae import MSMAEModel
+from .modeling_msmae import AllHeadsAutoMapMixin, MSMAEModel
 
 logger = logging.get_logger(__name__)
 
@@ -85,7 +85,8 @@ class _PoseToTextEncoder:
         return self.forward(*args, **kwargs)
 
 
-class SignTranslationPreTrainedModel(PreTrainedModel):
+class SignTranslationPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
+    auto_map_entries = AUTO_MAP
     config_class = SignTranslationConfig
     config: SignTranslationConfig
     base_model_prefix = "sign_translation"
@@ -95,11 +96,6 @@ class SignTranslationPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False  # the pose encoder passes 4D padding masks
     # mBART's loss is a mean over the batch's tokens and ignores `num_items_in_batch`.
     accepts_loss_kwargs = False
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        if self._auto_class is not None:
-            self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module):
         # Only the projection is this model's own; the pose encoder and the text model initialise themselves.
