@@ -13,6 +13,11 @@ then measures:
 
 Variants are `<diff|same>-<mask ratio>`. Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
 run is reused and an interrupted one resumes (the script's own checkpointing). Prints a table and writes JSON.
+
+Runs evaluated by separate invocations (e.g. one per CPU core) are merged into one report, with a per-variant
+summary over seeds, by
+
+    python benchmarks/transfer_eval.py --combine a.json b.json ... --output benchmarks/results/transfer.json
 """
 
 import argparse
@@ -80,6 +85,8 @@ def parse_args(argv=None):
     p.add_argument("--shots", nargs="+", type=int, default=[1, 3])
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     p.add_argument("--no-pretrain", action="store_true", help="evaluate existing runs, never start pretraining")
+    p.add_argument("--combine", nargs="+", metavar="JSON",
+                   help="merge these reports (later files win for the same run) into --output; nothing is run")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="with --no-pretrain: evaluate a run's latest checkpoint when it has not finished (recorded)")
     return p.parse_args(argv)
@@ -304,8 +311,61 @@ def curve_table(results) -> str:
     return "\n".join(lines)
 
 
+def variant_table(results) -> str:
+    """Each variant's figures over its seeds: mean, and the spread (min..max) when there are several."""
+    by_variant = {}
+    for name, r in results.items():
+        by_variant.setdefault(name.rsplit("-seed", 1)[0], []).append(r)
+
+    def cell(values, fmt):
+        if len(values) == 1:
+            return format(values[0], fmt)
+        return f"{format(float(np.mean(values)), fmt)} ({format(min(values), fmt)}..{format(max(values), fmt)})"
+
+    def gain(r, k, method):
+        return r["fewshot"][f"k={k}"]["pretrained_minus_random_init"][method]["mean"]
+
+    lines = ["| variant | seeds | held-out MSE all | hands | body | interp / model (all) |"
+             " pre - rand: probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 | fine-tune k=3 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for variant, runs in by_variant.items():
+        rec = [r["reconstruction"] for r in runs]
+        cells = [cell([x["model"][part] for x in rec], ".4f") for part in ("all", "hands", "body")]
+        cells.append(cell([x["interpolation"]["all"] / x["model"]["all"] for x in rec], ".2f") + "x")
+        for k, method in ((1, "probe"), (1, "1nn"), (3, "probe"), (3, "1nn"), (1, "finetune"), (3, "finetune")):
+            cells.append(cell([gain(r, k, method) for r in runs], "+.1f"))
+        lines.append(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def combine(args):
+    reports = [json.loads(Path(path).read_text()) for path in args.combine]
+    results = {}
+    for report in reports:
+        for name, result in report["results"].items():
+            results[name] = {**result, "report_command": report["command"], "report_date": report["date"]}
+    held_out = {tuple(r["heldout_signsuisse_files"]) for r in reports}
+    if len(held_out) > 1:
+        raise SystemExit("The reports used different held-out SignSuisse files; they cannot be compared.")
+    combined = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "combined_from": [str(path) for path in args.combine],
+        **{key: reports[0][key] for key in ("heldout_signsuisse_files", "heldout_windows", "msl150_clips", "environment")},
+        "results": dict(sorted(results.items())),
+    }
+    Path(args.output).write_text(json.dumps(combined, indent=1))
+    print(table(combined["results"]))
+    print(variant_table(combined["results"]))
+    print(curve_table(combined["results"]))
+    print(f"wrote {args.output}")
+    return combined
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.combine:
+        return combine(args)
     torch.set_num_threads(args.threads)
     transformers.utils.logging.set_verbosity_error()
     train_folder, heldout_folder, heldout_files = split_signsuisse(args.data_root, args.work_dir, args.heldout_fraction)
@@ -343,6 +403,7 @@ def main(argv=None):
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=1))
     print(table(results))
+    print(variant_table(results))
     print(curve_table(results))
     print(f"wrote {args.output}")
     return report
