@@ -86,7 +86,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     p.add_argument("--no-pretrain", action="store_true", help="evaluate existing runs, never start pretraining")
     p.add_argument("--combine", nargs="+", metavar="JSON",
-                   help="merge these reports (later files win for the same run) into --output; nothing is run")
+                   help="merge these reports (later files win for the same run) into --output; no training is run")
+    p.add_argument("--common-masking", default="diff-0.5", metavar="VARIANT",
+                   help="with --combine: also score every run's reconstruction on this variant's masks, so that runs "
+                        "pretrained with different mask ratios or strategies are compared on the same hidden cubelets "
+                        "('none' to skip)")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="with --no-pretrain: evaluate a run's latest checkpoint when it has not finished (recorded)")
     return p.parse_args(argv)
@@ -326,12 +330,14 @@ def variant_table(results) -> str:
         return r["fewshot"][f"k={k}"]["pretrained_minus_random_init"][method]["mean"]
 
     lines = ["| variant | seeds | held-out MSE all | hands | body | interp / model (all) |"
-             " pre - rand: probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 | fine-tune k=3 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             " MSE all, common masks | pre - rand: probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 | fine-tune k=3 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for variant, runs in by_variant.items():
         rec = [r["reconstruction"] for r in runs]
         cells = [cell([x["model"][part] for x in rec], ".4f") for part in ("all", "hands", "body")]
         cells.append(cell([x["interpolation"]["all"] / x["model"]["all"] for x in rec], ".2f") + "x")
+        common = [r[key] for r in runs for key in r if key.startswith("reconstruction_at_")]
+        cells.append(cell([x["model"]["all"] for x in common], ".4f") if len(common) == len(runs) else "-")
         for k, method in ((1, "probe"), (1, "1nn"), (3, "probe"), (3, "1nn"), (1, "finetune"), (3, "finetune")):
             cells.append(cell([gain(r, k, method) for r in runs], "+.1f"))
         lines.append(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
@@ -354,6 +360,15 @@ def combine(args):
         **{key: reports[0][key] for key in ("heldout_signsuisse_files", "heldout_windows", "msl150_clips", "environment")},
         "results": dict(sorted(results.items())),
     }
+    if args.common_masking != "none":
+        strategy, ratio = args.common_masking.split("-")
+        pieces, mean_pose = heldout_pieces(args)
+        for name, result in results.items():
+            model = MSMAEForPreTraining.from_pretrained(result["evaluated"])
+            # `random_masking` reads the config when called, so this swaps the masking rule and nothing else.
+            model.config.masking_strategy, model.config.mask_ratio = strategy, float(ratio)
+            errors = reconstruction_errors(model, pieces, mean_pose, repeats=args.mask_repeats)
+            result[f"reconstruction_at_{args.common_masking}"] = errors
     Path(args.output).write_text(json.dumps(combined, indent=1))
     print(table(combined["results"]))
     print(variant_table(combined["results"]))
@@ -362,13 +377,21 @@ def combine(args):
     return combined
 
 
+def heldout_pieces(args):
+    """The held-out SignSuisse windows and the pretraining corpus's mean pose."""
+    train_folder, heldout_folder, _ = split_signsuisse(args.data_root, args.work_dir, args.heldout_fraction)
+    train_clips = normalised_clips(clip_paths(train_folder) + clip_paths(Path(args.data_root) / "asl-app-100" / "signs"))
+    mean_pose = mean_pose_of(train_clips, train_clips[0][0].shape[1])
+    return windows(normalised_clips(clip_paths(heldout_folder)), args.window), mean_pose
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.combine:
         return combine(args)
     torch.set_num_threads(args.threads)
     transformers.utils.logging.set_verbosity_error()
-    train_folder, heldout_folder, heldout_files = split_signsuisse(args.data_root, args.work_dir, args.heldout_fraction)
+    train_folder, _, heldout_files = split_signsuisse(args.data_root, args.work_dir, args.heldout_fraction)
 
     runs = {}
     for variant in args.variants:
@@ -376,9 +399,7 @@ def main(argv=None):
             runs[(variant, seed)] = pretrain(args, train_folder, variant, seed)
 
     start = time.time()
-    train_clips = normalised_clips(clip_paths(train_folder) + clip_paths(Path(args.data_root) / "asl-app-100" / "signs"))
-    mean_pose = mean_pose_of(train_clips, train_clips[0][0].shape[1])
-    pieces = windows(normalised_clips(clip_paths(heldout_folder)), args.window)
+    pieces, mean_pose = heldout_pieces(args)
     data = msl150(args.data_root)
     print(f"held-out: {len(heldout_files)} files, {len(pieces)} windows; MSL-150: {len(data[2])} clips")
 
