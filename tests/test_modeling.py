@@ -401,6 +401,24 @@ def test_init_weights(tester):
     assert model.msmae.embeddings.position_encoding.table.std() > 0.01
 
 
+def test_cubelet_tokens_start_at_the_position_encoding_scale():
+    # With normal(0.02) on the keypoint projection, tokens started 5x smaller than the sinusoidal position
+    # encoding and the encoder saw mostly position; Xavier (MAE's patch-embedding init) keeps them comparable.
+    torch.manual_seed(0)
+    config = MSMAEConfig(hidden_size=256, num_hidden_layers=1, num_attention_heads=4, intermediate_size=512)
+    embeddings = MSMAEModel(config).embeddings
+    for group in embeddings.streams.values():
+        fan_in, fan_out = group.projection.in_features, group.projection.out_features
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert group.projection.weight.abs().max() <= bound
+        assert group.projection.weight.std() > 0.8 * bound / 3**0.5
+    with torch.no_grad():
+        tokens, _ = embeddings(torch.randn(4, 64, config.num_keypoints, 2))
+        position = embeddings.position_encoding(tokens.shape[2])
+    content = (tokens - position).pow(2).mean().sqrt()
+    assert content > 0.5 * position.pow(2).mean().sqrt()
+
+
 def test_longer_clips_than_the_position_table(tester):
     config = tester.get_config(max_position_embeddings=8)
     model = MSMAEModel(config).eval()

@@ -96,7 +96,9 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
         layer_norm_eps (`float`, *optional*, defaults to 1e-6):
             LayerNorm epsilon (MAE's value).
         initializer_range (`float`, *optional*, defaults to 0.02):
-            Standard deviation of the normal initialiser of linear layers and learned tokens.
+            Standard deviation of the normal initialiser of linear layers and learned tokens. The keypoint
+            projection and the cubelet Conv1D are Xavier-initialised instead (MAE's patch embedding), so cubelet
+            tokens start at the scale of the sinusoidal position encoding rather than 5x below it.
         decoder_hidden_size (`int`, *optional*, defaults to 512):
             Width of the pretraining decoder.
         decoder_num_hidden_layers (`int`, *optional*, defaults to 4):

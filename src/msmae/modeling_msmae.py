@@ -109,12 +109,16 @@ class MSMAEPositionEncoding(nn.Module):
         return sinusoidal_position_encoding(num_positions, self.table.shape[-1], device=self.table.device).to(self.table.dtype)
 
 
+class MSMAEKeypointProjection(nn.Linear):
+    """Linear map of one frame's flattened keypoints; its own class so that `_init_weights` can give it Xavier init."""
+
+
 class MSMAEStreamEmbedding(nn.Module):
     """Linear projection of each frame's keypoints, then Conv1D with kernel = stride = S into cubelet tokens."""
 
     def __init__(self, num_keypoints: int, config: MSMAEConfig):
         super().__init__()
-        self.projection = nn.Linear(num_keypoints * config.num_coordinates, config.hidden_size)
+        self.projection = MSMAEKeypointProjection(num_keypoints * config.num_coordinates, config.hidden_size)
         self.cubelet = nn.Conv1d(config.hidden_size, config.hidden_size, config.cubelet_size, stride=config.cubelet_size)
 
     def forward(self, keypoints: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
@@ -334,6 +338,9 @@ class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
         if isinstance(module, nn.Conv1d):
             # As MAE's patch embedding: the convolution is initialised like a Linear over its unfolded input.
             init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
+            init.zeros_(module.bias)
+        elif isinstance(module, MSMAEKeypointProjection):
+            init.xavier_uniform_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=std)
