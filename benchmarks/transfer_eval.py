@@ -85,10 +85,11 @@ def parse_args(argv=None):
     p.add_argument("--shots", nargs="+", type=int, default=[1, 3])
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     p.add_argument("--no-pretrain", action="store_true", help="evaluate existing runs, never start pretraining")
-    p.add_argument("--combine", nargs="+", metavar="JSON",
-                   help="merge these reports (later files win for the same run) into --output; no training is run")
-    p.add_argument("--common-masking", default="diff-0.5", metavar="VARIANT",
-                   help="with --combine: also score every run's reconstruction on this variant's masks, so that runs "
+    p.add_argument("--combine", nargs="+", metavar="[LABEL=]JSON",
+                   help="merge these reports (later files win for the same run; LABEL= prefixes their run names) "
+                        "into --output; no training is run")
+    p.add_argument("--common-masking", nargs="+", default=["diff-0.5", "same-0.5"], metavar="VARIANT",
+                   help="with --combine: also score every run's reconstruction on these variants' masks, so that runs "
                         "pretrained with different mask ratios or strategies are compared on the same hidden cubelets "
                         "('none' to skip)")
     p.add_argument("--allow-unfinished", action="store_true",
@@ -330,14 +331,15 @@ def variant_table(results) -> str:
         return r["fewshot"][f"k={k}"]["pretrained_minus_random_init"][method]["mean"]
 
     lines = ["| variant | seeds | held-out MSE all | hands | body | interp / model (all) |"
-             " MSE all, common masks | pre - rand: probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 | fine-tune k=3 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             " MSE all on DiffMask-0.5 masks | on SameMask-0.5 masks | pre - rand: probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 | fine-tune k=3 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for variant, runs in by_variant.items():
         rec = [r["reconstruction"] for r in runs]
         cells = [cell([x["model"][part] for x in rec], ".4f") for part in ("all", "hands", "body")]
         cells.append(cell([x["interpolation"]["all"] / x["model"]["all"] for x in rec], ".2f") + "x")
-        common = [r[key] for r in runs for key in r if key.startswith("reconstruction_at_")]
-        cells.append(cell([x["model"]["all"] for x in common], ".4f") if len(common) == len(runs) else "-")
+        for variant in ("diff-0.5", "same-0.5"):
+            common = [r[f"reconstruction_at_{variant}"]["model"]["all"] for r in runs if f"reconstruction_at_{variant}" in r]
+            cells.append(cell(common, ".4f") if len(common) == len(runs) else "-")
         for k, method in ((1, "probe"), (1, "1nn"), (3, "probe"), (3, "1nn"), (1, "finetune"), (3, "finetune")):
             cells.append(cell([gain(r, k, method) for r in runs], "+.1f"))
         lines.append(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
@@ -345,10 +347,13 @@ def variant_table(results) -> str:
 
 
 def combine(args):
-    reports = [json.loads(Path(path).read_text()) for path in args.combine]
+    # `LABEL=path` names that report's runs `LABEL/<variant>-seed<seed>` (e.g. runs made by another commit).
+    sources = [entry.split("=", 1) if "=" in entry else ("", entry) for entry in args.combine]
+    reports = [json.loads(Path(path).read_text()) for _, path in sources]
     results = {}
-    for report in reports:
+    for (label, _), report in zip(sources, reports):
         for name, result in report["results"].items():
+            name = f"{label}/{name}" if label else name
             results[name] = {**result, "report_command": report["command"], "report_date": report["date"]}
     held_out = {tuple(r["heldout_signsuisse_files"]) for r in reports}
     if len(held_out) > 1:
@@ -356,19 +361,20 @@ def combine(args):
     combined = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "combined_from": [str(path) for path in args.combine],
+        "combined_from": list(args.combine),
         **{key: reports[0][key] for key in ("heldout_signsuisse_files", "heldout_windows", "msl150_clips", "environment")},
         "results": dict(sorted(results.items())),
     }
-    if args.common_masking != "none":
-        strategy, ratio = args.common_masking.split("-")
+    common = [variant for variant in args.common_masking if variant != "none"]
+    if common:
         pieces, mean_pose = heldout_pieces(args)
+    for variant in common:
+        strategy, ratio = variant.split("-")
         for name, result in results.items():
             model = MSMAEForPreTraining.from_pretrained(result["evaluated"])
             # `random_masking` reads the config when called, so this swaps the masking rule and nothing else.
             model.config.masking_strategy, model.config.mask_ratio = strategy, float(ratio)
-            errors = reconstruction_errors(model, pieces, mean_pose, repeats=args.mask_repeats)
-            result[f"reconstruction_at_{args.common_masking}"] = errors
+            result[f"reconstruction_at_{variant}"] = reconstruction_errors(model, pieces, mean_pose, repeats=args.mask_repeats)
     Path(args.output).write_text(json.dumps(combined, indent=1))
     print(table(combined["results"]))
     print(variant_table(combined["results"]))
