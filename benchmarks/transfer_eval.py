@@ -337,8 +337,8 @@ def variant_table(results) -> str:
         rec = [r["reconstruction"] for r in runs]
         cells = [cell([x["model"][part] for x in rec], ".4f") for part in ("all", "hands", "body")]
         cells.append(cell([x["interpolation"]["all"] / x["model"]["all"] for x in rec], ".2f") + "x")
-        for variant in ("diff-0.5", "same-0.5"):
-            common = [r[f"reconstruction_at_{variant}"]["model"]["all"] for r in runs if f"reconstruction_at_{variant}" in r]
+        for masking in ("diff-0.5", "same-0.5"):
+            common = [r[f"reconstruction_at_{masking}"]["model"]["all"] for r in runs if f"reconstruction_at_{masking}" in r]
             cells.append(cell(common, ".4f") if len(common) == len(runs) else "-")
         for k, method in ((1, "probe"), (1, "1nn"), (3, "probe"), (3, "1nn"), (1, "finetune"), (3, "finetune")):
             cells.append(cell([gain(r, k, method) for r in runs], "+.1f"))
