@@ -368,13 +368,14 @@ def combine(args):
     common = [variant for variant in args.common_masking if variant != "none"]
     if common:
         pieces, mean_pose = heldout_pieces(args)
-    for variant in common:
-        strategy, ratio = variant.split("-")
-        for name, result in results.items():
+        for result in results.values():
             model = MSMAEForPreTraining.from_pretrained(result["evaluated"])
-            # `random_masking` reads the config when called, so this swaps the masking rule and nothing else.
-            model.config.masking_strategy, model.config.mask_ratio = strategy, float(ratio)
-            result[f"reconstruction_at_{variant}"] = reconstruction_errors(model, pieces, mean_pose, repeats=args.mask_repeats)
+            for variant in common:
+                strategy, ratio = variant.split("-")
+                # `random_masking` reads the config when called, so this swaps the masking rule and nothing else.
+                model.config.masking_strategy, model.config.mask_ratio = strategy, float(ratio)
+                result[f"reconstruction_at_{variant}"] = reconstruction_errors(
+                    model, pieces, mean_pose, repeats=args.mask_repeats)
     Path(args.output).write_text(json.dumps(combined, indent=1))
     print(table(combined["results"]))
     print(variant_table(combined["results"]))
