@@ -14,13 +14,19 @@ then measures:
 Variants are `<diff|same>-<mask ratio>`. Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
 run is reused and an interrupted one resumes (the script's own checkpointing). Prints a table and writes JSON.
 
-Runs evaluated by separate invocations (e.g. one per CPU core) are merged into one report, with a per-variant
-summary over seeds, by
+`--jobs N` runs N of the (variant, seed) runs at once, each in its own process, and merges their reports; reports of
+separate invocations (e.g. made on other machines) are merged, with a per-variant summary over seeds, by
 
     python benchmarks/transfer_eval.py --combine a.json b.json ... --output benchmarks/results/transfer.json
+
+The full grid, as run for BENCHMARKS.md on one GPU:
+
+    python benchmarks/transfer_eval.py --steps 1000 --seeds 0 1 2 --variants diff-0.5 same-0.5 diff-0.3 diff-0.7 \
+        --curve --episodes 100 --ft-episodes 50 --device cuda --jobs 12
 """
 
 import argparse
+import concurrent.futures
 import datetime
 import json
 import platform
@@ -84,6 +90,10 @@ def parse_args(argv=None):
     p.add_argument("--ft-learning-rate", type=float, default=1e-3)
     p.add_argument("--shots", nargs="+", type=int, default=[1, 3])
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs (variant x seed) pretrained and evaluated at once, each by its own process; then merged")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where pretraining and evaluation run; float32 on either, so figures stay comparable")
     p.add_argument("--no-pretrain", action="store_true", help="evaluate existing runs, never start pretraining")
     p.add_argument("--combine", nargs="+", metavar="[LABEL=]JSON",
                    help="merge these reports (later files win for the same run; LABEL= prefixes their run names) "
@@ -114,7 +124,7 @@ def pretrain_command(args, train_folder, variant, seed) -> list[str]:
         "--max_steps", str(args.steps), "--warmup_steps", str(args.warmup_steps),
         "--learning_rate", str(args.learning_rate),
         "--output_dir", str(run_dir(args, variant, seed)),
-        "--do_train", "--use_cpu", "--save_strategy", "steps", "--save_steps", str(args.save_steps),
+        "--do_train", *(["--use_cpu"] if args.device == "cpu" else ["--bf16", "false", "--tf32", "false"]), "--save_strategy", "steps", "--save_steps", str(args.save_steps),
         "--logging_steps", "10", "--report_to", "none", "--seed", str(seed), "--disable_tqdm", "true",
     ]
 
@@ -158,23 +168,27 @@ def training_summary(path: Path) -> dict:
 
 
 def random_init(config: MSMAEConfig, seed: int) -> MSMAEForPreTraining:
-    """The weights `run_pretraining.py` starts from with this seed (it seeds before building the model)."""
+    """The weights `run_pretraining.py` starts from with this seed (it seeds before building the model, on the CPU)."""
     set_seed(seed)
     return MSMAEForPreTraining(config)
 
 
+def load(path, device) -> MSMAEForPreTraining:
+    return MSMAEForPreTraining.from_pretrained(path).to(device)
+
+
 def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
     """Reconstruction and few-shot figures of one pretraining run against its own random init."""
-    pretrained = MSMAEForPreTraining.from_pretrained(path)
+    pretrained = load(path, args.device)
     config = pretrained.config
-    initial = random_init(config, seed)
+    initial = random_init(config, seed).to(args.device)
     result = {"config": {"masking_strategy": config.masking_strategy, "mask_ratio": config.mask_ratio}}
     result["reconstruction"] = reconstruction_errors(pretrained, pieces, mean_pose, repeats=args.mask_repeats)
     result["reconstruction_random_init"] = reconstruction_errors(initial, pieces, mean_pose, repeats=args.mask_repeats)["model"]
     curve = {}
     if args.curve:
         for checkpoint in sorted(Path(run_root).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
-            model = MSMAEForPreTraining.from_pretrained(checkpoint)
+            model = load(checkpoint, args.device)
             # A lighter trend than the final figures: one mask per window, the first 50 episodes.
             errors = reconstruction_errors(model, pieces, mean_pose, repeats=1)
             point = {"reconstruction": errors["model"], "interpolation": errors["interpolation"]}
@@ -245,11 +259,12 @@ def fewshot(args, features, data, path, config, seed):
             for name in args.finetune_models:
                 accuracies = []
                 for e, (support, query) in enumerate(eps[: args.ft_episodes]):
-                    key = f"{identity[name]}|k={k}|episode={e}|steps={args.ft_steps}|lr={args.ft_learning_rate}"
+                    key = (f"{identity[name]}|k={k}|episode={e}|steps={args.ft_steps}|lr={args.ft_learning_rate}"
+                           f"|device={args.device}")
                     if key not in cache:
                         cache[key] = fine_tune_accuracy(makers[name], values, mask, labels, support, query,
                                                         steps=args.ft_steps, learning_rate=args.ft_learning_rate,
-                                                        seed=seed * 1000 + e)
+                                                        seed=seed * 1000 + e, device=args.device)
                         save_cache(args, cache)
                     accuracies.append(cache[key])
                 acc[f"finetune/{name}"] = accuracies
@@ -354,7 +369,9 @@ def combine(args):
     for (label, _), report in zip(sources, reports):
         for name, result in report["results"].items():
             name = f"{label}/{name}" if label else name
-            results[name] = {**result, "report_command": report["command"], "report_date": report["date"]}
+            # A result merged by an earlier --combine keeps its own command, date and environment.
+            results[name] = {"environment": report["environment"], "report_command": report["command"],
+                             "report_date": report["date"], **result}
     held_out = {tuple(r["heldout_signsuisse_files"]) for r in reports}
     if len(held_out) > 1:
         raise SystemExit("The reports used different held-out SignSuisse files; they cannot be compared.")
@@ -362,15 +379,18 @@ def combine(args):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "combined_from": list(args.combine),
-        **{key: reports[0][key] for key in ("heldout_signsuisse_files", "heldout_windows", "msl150_clips", "environment")},
+        **{key: reports[0][key] for key in ("heldout_signsuisse_files", "heldout_windows", "msl150_clips")},
         "results": dict(sorted(results.items())),
     }
     common = [variant for variant in args.common_masking if variant != "none"]
     if common:
         pieces, mean_pose = heldout_pieces(args)
         for result in results.values():
-            model = MSMAEForPreTraining.from_pretrained(result["evaluated"])
-            for variant in common:
+            missing = [variant for variant in common if f"reconstruction_at_{variant}" not in result]
+            if not missing:  # scored by an earlier --combine (its model may be gone)
+                continue
+            model = load(result["evaluated"], args.device)
+            for variant in missing:
                 strategy, ratio = variant.split("-")
                 # `random_masking` reads the config when called, so this swaps the masking rule and nothing else.
                 model.config.masking_strategy, model.config.mask_ratio = strategy, float(ratio)
@@ -392,10 +412,41 @@ def heldout_pieces(args):
     return windows(normalised_clips(clip_paths(heldout_folder)), args.window), mean_pose
 
 
+def run_in_parallel(args, argv) -> dict:
+    """One child process per (variant, seed), `--jobs` at a time, each writing its own report under
+    `--work-dir/reports`; then `--combine` of those that finished. A failed run does not stop the others."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split_signsuisse(args.data_root, args.work_dir, args.heldout_fraction)  # once, before children race on symlinks
+    reports = Path(args.work_dir) / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+
+    def one(variant, seed):
+        output = reports / f"{variant}-seed{seed}.json"
+        # argparse keeps an option's last value, so these override the parent's.
+        command = [sys.executable, __file__, *argv, "--variants", variant, "--seeds", str(seed),
+                   "--output", str(output), "--jobs", "1"]
+        with open(reports / f"{variant}-seed{seed}.log", "w") as log:
+            code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        print(f"{variant} seed {seed}: {'done' if code == 0 else f'FAILED (exit {code}), see {log.name}'}", flush=True)
+        return output if code == 0 else None
+
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        outputs = list(pool.map(lambda run: one(*run), [(v, s) for v in args.variants for s in args.seeds]))
+    done = [str(o) for o in outputs if o is not None]
+    if not done:
+        raise SystemExit(f"every run failed; see the logs in {reports}")
+    combined = combine(parse_args([*argv, "--combine", *done]))
+    if len(done) < len(outputs):
+        raise SystemExit(f"{len(outputs) - len(done)} of {len(outputs)} runs failed; see the logs in {reports}")
+    return combined
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.combine:
         return combine(args)
+    if args.jobs > 1 and len(args.variants) * len(args.seeds) > 1:
+        return run_in_parallel(args, argv)
     torch.set_num_threads(args.threads)
     transformers.utils.logging.set_verbosity_error()
     train_folder, _, heldout_files = split_signsuisse(args.data_root, args.work_dir, args.heldout_fraction)
@@ -424,7 +475,8 @@ def main(argv=None):
         "heldout_windows": len(pieces),
         "msl150_clips": int(len(data[2])),
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "transformers": transformers.__version__, "threads": args.threads},
+                        "transformers": transformers.__version__, "threads": args.threads,
+                        "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"},
         "eval_seconds": time.time() - start,
         "results": results,
     }

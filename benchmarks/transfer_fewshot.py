@@ -29,9 +29,9 @@ def encoder_features(encoder, values, mask, frames=None, batch_size=64):
     encoder.eval()
     out = []
     for s in range(0, len(values), batch_size):
-        v = torch.as_tensor(values[s : s + batch_size])
-        m = torch.as_tensor(mask[s : s + batch_size])
-        out.append(encoder(pose_values=v, keypoint_mask=m).pooler_output)
+        v = torch.as_tensor(values[s : s + batch_size], device=encoder.device)
+        m = torch.as_tensor(mask[s : s + batch_size], device=encoder.device)
+        out.append(encoder(pose_values=v, keypoint_mask=m).pooler_output.float().cpu())
     return torch.cat(out).numpy()
 
 
@@ -40,9 +40,10 @@ def layer_features(encoder, values, mask):
     """Mean over real tokens of every encoder layer's output (index 0 = the cubelet embeddings, before any layer;
     the last is the final layer before the closing LayerNorm): a list of `(N, H)` arrays."""
     encoder.eval()
-    out = encoder(pose_values=torch.as_tensor(values), keypoint_mask=torch.as_tensor(mask), output_hidden_states=True)
+    out = encoder(pose_values=torch.as_tensor(values, device=encoder.device),
+                  keypoint_mask=torch.as_tensor(mask, device=encoder.device), output_hidden_states=True)
     weights = out.attention_mask.unsqueeze(-1).float()
-    return [((h * weights).sum(1) / weights.sum(1)).numpy() for h in out.hidden_states]
+    return [((h.float() * weights).sum(1) / weights.sum(1)).cpu().numpy() for h in out.hidden_states]
 
 
 def linear_probe_accuracy(features, labels, support, query, weight_decay=1e-3, iterations=100):
@@ -76,14 +77,16 @@ def nearest_neighbour_accuracy(features, labels, support, query):
     return float((labels[support][similarity.argmax(1)] == labels[query]).mean())
 
 
-def fine_tune_accuracy(make_model, values, mask, labels, support, query, *, steps=30, learning_rate=1e-4, seed=0):
+def fine_tune_accuracy(make_model, values, mask, labels, support, query, *, steps=30, learning_rate=1e-4, seed=0,
+                       device="cpu"):
     """Fine-tunes a fresh `MSMAEForSignClassification` from `make_model()` ([CLS] head, whole encoder trained) on
     the support clips, full batch, AdamW with weight decay 1e-3 at a constant rate; accuracy on the queries."""
     torch.manual_seed(seed)
-    model: MSMAEForSignClassification = make_model()
+    model: MSMAEForSignClassification = make_model().to(device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-3)
-    v, m, y = (torch.as_tensor(values[support]), torch.as_tensor(mask[support]), torch.as_tensor(labels[support]))
+    v, m, y = (torch.as_tensor(values[support], device=device), torch.as_tensor(mask[support], device=device),
+               torch.as_tensor(labels[support], device=device))
     for _ in range(steps):
         loss = model(pose_values=v, keypoint_mask=m, labels=y).loss
         loss.backward()
@@ -93,11 +96,12 @@ def fine_tune_accuracy(make_model, values, mask, labels, support, query, *, step
     with torch.no_grad():
         logits = torch.cat(
             [
-                model(pose_values=torch.as_tensor(values[q]), keypoint_mask=torch.as_tensor(mask[q])).logits
+                model(pose_values=torch.as_tensor(values[q], device=device),
+                      keypoint_mask=torch.as_tensor(mask[q], device=device)).logits
                 for q in np.array_split(query, max(1, len(query) // 64))
             ]
         )
-    return float((logits.argmax(1).numpy() == labels[query]).mean())
+    return float((logits.argmax(1).cpu().numpy() == labels[query]).mean())
 
 
 def summarize(accuracies):

@@ -51,7 +51,7 @@ def masks_for(model, attention_mask, seed, repeat, offset):
     noise = np.stack(
         [np.random.default_rng([seed, repeat, offset + i]).random((model.config.num_streams, num_cubelets)) for i in range(len(attention_mask))]
     ).astype(np.float32)
-    bool_masked_pos, _ = model.random_masking(cubelet_mask, torch.from_numpy(noise))
+    bool_masked_pos, _ = model.random_masking(cubelet_mask, torch.from_numpy(noise).to(attention_mask.device))
     return bool_masked_pos
 
 
@@ -115,6 +115,7 @@ def reconstruction_errors(model, pieces, mean_pose, *, repeats=4, seed=1234, bat
     mean pose, over `repeats` seeded masks of every window. Also checks that the summed error equals the model's
     own loss on the first batch (same keypoints, same units)."""
     model.eval()
+    device = model.device
     streams = model.config.streams
     s = model.config.cubelet_size
     sums = {name: ErrorSums(streams) for name in ("model", "interpolation", "mean_pose")}
@@ -122,13 +123,15 @@ def reconstruction_errors(model, pieces, mean_pose, *, repeats=4, seed=1234, bat
     for repeat in range(repeats):
         for start in range(0, len(pieces), batch_size):
             values, kmask, frames = batch_windows(pieces[start : start + batch_size], streams)
-            hidden_cubelets = masks_for(model, frames, seed, repeat, start)
-            out = model(pose_values=values, keypoint_mask=kmask, attention_mask=frames, bool_masked_pos=hidden_cubelets)
+            hidden_cubelets = masks_for(model, frames.to(device), seed, repeat, start)
+            out = model(pose_values=values.to(device), keypoint_mask=kmask.to(device), attention_mask=frames.to(device),
+                        bool_masked_pos=hidden_cubelets)
+            hidden_cubelets, prediction = hidden_cubelets.cpu(), out.logits.float().cpu().numpy()
             t = values.shape[1]
             hidden = frame_mask(hidden_cubelets, streams, s, t).numpy() & frames.bool().numpy()[..., None]
             weights = (hidden & kmask.numpy()).astype(np.float32)
             target = values.numpy()
-            sums["model"].add(out.logits[:, :t].numpy(), target, weights)
+            sums["model"].add(prediction[:, :t], target, weights)
             interp, neither = interpolate(target, kmask.numpy(), hidden, mean_pose)
             sums["interpolation"].add(interp, target, weights)
             sums["mean_pose"].add(np.broadcast_to(mean_pose, target.shape), target, weights)
@@ -136,7 +139,7 @@ def reconstruction_errors(model, pieces, mean_pose, *, repeats=4, seed=1234, bat
             hidden_count += int(weights.sum())
             if loss_check is None:
                 batch = ErrorSums(streams)
-                batch.add(out.logits[:, :t].numpy(), target, weights)
+                batch.add(prediction[:, :t], target, weights)
                 loss_check = {"model_loss": float(out.loss), "recomputed": batch.means()["all"]}
     result = {name: acc.means() for name, acc in sums.items()}
     result["scored_keypoints"] = hidden_count
