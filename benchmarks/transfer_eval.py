@@ -29,6 +29,7 @@ import argparse
 import concurrent.futures
 import datetime
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def pretrain(args, train_folder, variant, seed) -> dict:
         start = time.time()
         with open(str(out) + ".log", "a") as log:
             subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT,
-                           env={**__import__("os").environ, "OMP_NUM_THREADS": str(args.threads)})
+                           env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
         print(f"pretrained {variant} seed {seed} in {time.time() - start:.0f} s")
     return {"command": " ".join(command), "evaluated": str(out), "finished": True, **training_summary(out)}
 
@@ -226,9 +227,12 @@ def load_cache(args) -> dict:
 
 
 def save_cache(args, cache):
+    # --jobs runs share this file: merge with what the others wrote, and write through a temp file of our own.
+    cache.update({**load_cache(args), **cache})
     path = Path(args.work_dir) / "finetune_cache.json"
-    path.with_suffix(".tmp").write_text(json.dumps(cache))
-    path.with_suffix(".tmp").replace(path)
+    temp = path.with_suffix(f".{os.getpid()}.tmp")
+    temp.write_text(json.dumps(cache))
+    temp.replace(path)
 
 
 def fewshot(args, features, data, path, config, seed):
