@@ -342,12 +342,14 @@ def variant_table(results) -> str:
         by_variant.setdefault(name.rsplit("-seed", 1)[0], []).append(r)
 
     def cell(values, fmt):
+        if any(np.isnan(values)):  # e.g. a run evaluated without fine-tuning (--ft-episodes 0)
+            return "-"
         if len(values) == 1:
             return format(values[0], fmt)
         return f"{format(float(np.mean(values)), fmt)} ({format(min(values), fmt)}..{format(max(values), fmt)})"
 
     def gain(r, k, method):
-        return r["fewshot"][f"k={k}"]["pretrained_minus_random_init"][method]["mean"]
+        return r["fewshot"][f"k={k}"]["pretrained_minus_random_init"].get(method, {}).get("mean", float("nan"))
 
     lines = ["| variant | seeds | held-out MSE all | hands | body | interp / model (all) |"
              " MSE all on DiffMask-0.5 masks | on SameMask-0.5 masks | pre - rand: probe k=1 | 1-NN k=1 | probe k=3 | 1-NN k=3 | fine-tune k=1 | fine-tune k=3 |",
