@@ -112,7 +112,9 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
         masking_strategy (`str`, *optional*, defaults to `"diff"`):
             `"diff"` (DiffMask: each stream masks different time steps, the same number of them) or `"same"`
             (SameMask: every stream masks the same time steps). DiffMask is the paper's better variant: a hand
-            hidden at time t can be inferred from the other streams at t.
+            hidden at time t can be inferred from the other streams at t. In this package's transfer evaluation
+            (BENCHMARKS.md, section 5) DiffMask reconstructed held-out signing better, while SameMask's frozen
+            features transferred slightly better to few-shot recognition of an unseen sign language.
         linear_probe (`bool`, *optional*, defaults to `False`):
             For `MSMAEForSignClassification`: `False` fine-tunes the encoder with a learnable [CLS] token and a
             classifier on its output; `True` freezes the encoder, averages its contextual embeddings over the real
