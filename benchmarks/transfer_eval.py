@@ -389,12 +389,12 @@ def combine(args):
         "results": dict(sorted(results.items())),
     }
     common = [variant for variant in args.common_masking if variant != "none"]
-    if common:
+    # Runs scored by an earlier --combine keep their scores (their models may be gone).
+    pending = [(result, [v for v in common if f"reconstruction_at_{v}" not in result]) for result in results.values()]
+    pending = [(result, missing) for result, missing in pending if missing]
+    if pending:
         pieces, mean_pose = heldout_pieces(args)
-        for result in results.values():
-            missing = [variant for variant in common if f"reconstruction_at_{variant}" not in result]
-            if not missing:  # scored by an earlier --combine (its model may be gone)
-                continue
+        for result, missing in pending:
             model = load(result["evaluated"], args.device)
             for variant in missing:
                 strategy, ratio = variant.split("-")
