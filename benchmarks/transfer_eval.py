@@ -21,8 +21,8 @@ separate invocations (e.g. made on other machines) are merged, with a per-varian
 
 The full grid, as run for BENCHMARKS.md on one GPU:
 
-    python benchmarks/transfer_eval.py --steps 1000 --seeds 0 1 2 --variants diff-0.5 same-0.5 diff-0.3 diff-0.7 \
-        --curve --episodes 100 --ft-episodes 50 --device cuda --jobs 12
+    python benchmarks/transfer_eval.py --steps 1000 --save-steps 1000 --seeds 0 1 2 \
+        --variants diff-0.5 same-0.5 diff-0.3 diff-0.7 --episodes 100 --ft-episodes 50 --device cuda --jobs 12
 """
 
 import argparse
@@ -125,7 +125,8 @@ def pretrain_command(args, train_folder, variant, seed) -> list[str]:
         "--max_steps", str(args.steps), "--warmup_steps", str(args.warmup_steps),
         "--learning_rate", str(args.learning_rate),
         "--output_dir", str(run_dir(args, variant, seed)),
-        "--do_train", *(["--use_cpu"] if args.device == "cpu" else ["--bf16", "false", "--tf32", "false"]), "--save_strategy", "steps", "--save_steps", str(args.save_steps),
+        "--do_train", *(["--use_cpu"] if args.device == "cpu" else ["--bf16", "false", "--tf32", "false"]),
+        "--save_strategy", "steps", "--save_steps", str(args.save_steps),
         "--logging_steps", "10", "--report_to", "none", "--seed", str(seed), "--disable_tqdm", "true",
     ]
 
