@@ -376,8 +376,9 @@ def combine(args):
     for (label, _), report in zip(sources, reports):
         for name, result in report["results"].items():
             name = f"{label}/{name}" if label else name
-            # A result merged by an earlier --combine keeps its own command, date and environment.
-            results[name] = {"environment": report["environment"], "report_command": report["command"],
+            # A result merged by an earlier --combine keeps its own command, date and environment (such a report
+            # has no environment of its own).
+            results[name] = {"environment": report.get("environment"), "report_command": report["command"],
                              "report_date": report["date"], **result}
     held_out = {tuple(r["heldout_signsuisse_files"]) for r in reports}
     if len(held_out) > 1:

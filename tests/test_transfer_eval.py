@@ -116,6 +116,16 @@ def test_combine_labels_runs_and_keeps_earlier_scores_without_their_models(tmp_p
     assert results["cpu/diff-0.5-seed0"]["report_command"] == "second"
     assert results["diff-0.5-seed0"]["reconstruction_at_diff-0.5"] == {"model": {"all": 0.1}}  # not recomputed
 
+    # A merged report merges again, its runs keeping their own environment and command.
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("table", "variant_table", "curve_table"):
+            patch.setattr(transfer_eval, name, lambda results: "")
+        transfer_eval.main(["--combine", f"again={output}", "--common-masking", "none",
+                            "--output", str(tmp_path / "again.json")])
+    again = json.loads((tmp_path / "again.json").read_text())["results"]
+    assert again["again/cpu/diff-0.5-seed0"]["environment"] == {"device": "cpu"}
+    assert again["again/diff-0.5-seed0"]["report_command"] == "first"
+
 
 def test_combine_refuses_reports_with_different_held_out_files(tmp_path):
     other = report({})
