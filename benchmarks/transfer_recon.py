@@ -123,8 +123,9 @@ def reconstruction_errors(model, pieces, mean_pose, *, repeats=4, seed=1234, bat
     for repeat in range(repeats):
         for start in range(0, len(pieces), batch_size):
             values, kmask, frames = batch_windows(pieces[start : start + batch_size], streams)
-            hidden_cubelets = masks_for(model, frames.to(device), seed, repeat, start)
-            out = model(pose_values=values.to(device), keypoint_mask=kmask.to(device), attention_mask=frames.to(device),
+            attention_mask = frames.to(device)
+            hidden_cubelets = masks_for(model, attention_mask, seed, repeat, start)
+            out = model(pose_values=values.to(device), keypoint_mask=kmask.to(device), attention_mask=attention_mask,
                         bool_masked_pos=hidden_cubelets)
             hidden_cubelets, prediction = hidden_cubelets.cpu(), out.logits.float().cpu().numpy()
             t = values.shape[1]
