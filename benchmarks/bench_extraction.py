@@ -71,7 +71,7 @@ def bare_child(videos, decoder, report):
 
 
 def ours_child(videos, num_workers, output_dir, report):
-    from msmae.extraction import run_extraction
+    from msmae.data.extract import run_extraction
 
     summary = run_extraction(videos, output_dir, num_workers=num_workers, progress=False, quiet=True)
     if summary.num_extracted != len(videos):

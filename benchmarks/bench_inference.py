@@ -3,7 +3,7 @@
 - Model only: `MSMAEForSignClassification` (paper encoder, [CLS] head) on 64-frame clips: latency of one clip
   (batch 1) and throughput at batch 32, in `torch.inference_mode()`.
 - Processor: `MSMAEPoseProcessor` ("recognition" preset at 64 frames) on a real pose clip.
-- Extraction: MediaPipe Holistic through `msmae.extraction.HolisticExtractor` on a real video
+- Extraction: MediaPipe Holistic through `msmae.holistic.HolisticExtractor` on a real video
   (`pose-format-samples/test_video.mp4`), frames/s with the graph warm; the first video's start-up is reported apart.
 - End to end: video file -> extraction -> processor -> model, timed on the real video, and the same for one
   64-frame clip computed from the measured rates (the sample video has 58 frames).
@@ -144,7 +144,7 @@ def main(argv=None):
 
 
 def time_extraction(args, config, model, processor, dtype, device, sampler, rows, processor_ms):
-    from msmae.extraction import HolisticExtractor
+    from msmae.holistic import HolisticExtractor
 
     start = time.perf_counter()
     extractor = HolisticExtractor()

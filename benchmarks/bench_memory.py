@@ -220,7 +220,7 @@ def build_datasets(data_dir: Path, cache_dir: Path, scale: int) -> dict:
     import datasets
     from datasets import concatenate_datasets, load_from_disk
 
-    from msmae.training.data import dataset_from_folder
+    from msmae.data.loading import dataset_from_folder
 
     datasets.disable_progress_bars()
     one = cache_dir / "1x"

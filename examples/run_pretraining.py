@@ -32,7 +32,7 @@ from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import find_last_checkpoint, given, parse_arguments, setup_logging
 from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
-from msmae.training.data import load_pose_corpus
+from msmae.data.loading import load_pose_corpus
 from msmae.training.hub import push_output_dir
 from msmae.training.model_card import dataset_display_name, write_model_card
 

@@ -37,7 +37,7 @@ from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import find_last_checkpoint, given, parse_arguments, setup_logging
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
-from msmae.training.data import load_sign_dataset, split_dataset
+from msmae.data.loading import load_sign_dataset, split_dataset
 from msmae.training.hub import push_output_dir
 from msmae.training.metrics import compute_metrics, confusion_matrix, save_confusion_matrix
 from msmae.training.model_card import write_model_card

@@ -7,7 +7,7 @@ decoder (frozen, with LoRA adapters on its attention projections). Training uses
 random frame deletion/duplication; evaluation generates with beam search and scores BLEU-1, BLEU-4 (sacrebleu) and
 ROUGE-L, with and without mBART's full-width/half-width punctuation correction (`msmae.metrics`).
 
-Data: `--dataset_name`, anything `msmae.training.data.load_sign_dataset` reads (a folder from `msmae extract` or
+Data: `--dataset_name`, anything `msmae.data.loading.load_sign_dataset` reads (a folder from `msmae extract` or
 `save_to_disk`, Parquet/Arrow shards, a Hub dataset id) with pose columns and a text column, split into train/
 validation/test (by its own splits, its `split` column, or signer); or `--phoenix_dir` with PHOENIX14T `.skels`
 files (`msmae.phoenix`).
@@ -45,7 +45,7 @@ from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import find_last_checkpoint, given, parse_arguments, setup_logging
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, clip_dataset
-from msmae.training.data import load_sign_dataset, split_dataset
+from msmae.data.loading import load_sign_dataset, split_dataset
 from msmae.training.hub import push_output_dir
 from msmae.training.model_card import write_model_card
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from msmae.training.data import split_dataset
+from msmae.data.loading import split_dataset
 from msmae.training.synthetic import synthetic_pretraining_dataset, synthetic_sign_dataset
 
 REPO = Path(__file__).resolve().parents[1]

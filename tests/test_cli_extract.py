@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from msmae.extraction import load_extracted, part_path, run_extraction
+from msmae.data.extract import load_extracted, part_path, run_extraction
 
 av = pytest.importorskip("av")
 pytest.importorskip("mediapipe")
@@ -132,10 +132,10 @@ def test_shards_split_the_work_and_overwrite_redoes_it(clips, tmp_path):
 
 
 def test_argument_errors_and_nothing_processable(tmp_path, monkeypatch, capsys):
-    import msmae.extraction
+    import msmae.holistic
     from msmae.cli import main
 
-    monkeypatch.setattr(msmae.extraction, "filter_native_stderr", lambda: None)  # keep pytest's stderr as it is
+    monkeypatch.setattr(msmae.holistic, "filter_native_stderr", lambda: None)  # keep pytest's stderr as it is
     for args, message in [
         ([], "--manifest"),
         ([tmp_path / "absent.mp4"], "absent.mp4"),

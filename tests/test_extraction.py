@@ -1,4 +1,4 @@
-"""MediaPipe Holistic extraction (`msmae.extraction`): real signing videos, bad inputs, inputs/shards/manifests and
+"""MediaPipe Holistic extraction (`msmae.holistic`, `msmae.data.extract`): real signing videos, bad inputs, inputs/shards/manifests and
 the dataset parts. MediaPipe runs at about 20 frames/s on one core, so the real-video tests use short clips."""
 
 import functools
@@ -8,13 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from msmae.extraction import (
-    ExtractionError,
-    HolisticExtractor,
-    VideoReader,
+from msmae.data.extract import (
     collect_videos,
     dataset_features,
-    extract_video,
     load_extracted,
     part_path,
     read_failures,
@@ -22,6 +18,7 @@ from msmae.extraction import (
     shard_paths,
     write_part,
 )
+from msmae.holistic import ExtractionError, HolisticExtractor, VideoReader, extract_video
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
 
 pytest.importorskip("mediapipe")
@@ -271,7 +268,7 @@ def _random_pose(frames, seed, source):
 def test_parts_load_as_one_dataset(tmp_path):
     from datasets import Value, load_dataset
 
-    from msmae.extraction import _write_info
+    from msmae.data.extract import _write_info
 
     features = dataset_features({"label": Value("string")})
     poses = [_random_pose(n, n, f"clip{n}.mp4") for n in (1, 7, 30)]
@@ -306,7 +303,7 @@ def test_failure_log_survives_a_cut_last_line(tmp_path):
 def test_decode_ahead_passes_items_errors_and_stops_early():
     import threading
 
-    from msmae.extraction import _decode_ahead
+    from msmae.holistic import _decode_ahead
 
     assert list(_decode_ahead(iter(range(10)), depth=2)) == list(range(10))
 

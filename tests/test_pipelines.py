@@ -166,7 +166,7 @@ def test_checkpoint_carries_the_pipeline(classifier_dir):
     assert config["auto_map"]["AutoModelForVideoClassification"] == "modeling_msmae.MSMAEForSignClassification"
     files = {path.name for path in classifier_dir.iterdir()}
     # The pipeline and everything it imports relatively (processor, readers, MediaPipe extraction, embeddings).
-    assert {"pipeline_msmae.py", "processing_msmae.py", "pose_io.py", "extraction.py", "embeddings.py"} <= files
+    assert {"pipeline_msmae.py", "processing_msmae.py", "pose_io.py", "holistic.py", "embeddings.py"} <= files
     assert "preprocessor_config.json" in files
 
 
@@ -404,7 +404,7 @@ def test_fresh_process_classifies_a_real_video(shared_data, tmp_path):
     from_video, from_pose = results[RECOGNITION_TASK]["outputs"]
     assert {r["label"] for r in from_video} == {"ambulancia", "doctor", "dolor", "hoy", "yo"}  # MSL-150's glosses
 
-    from msmae.extraction import extract_video
+    from msmae.holistic import extract_video
 
     model = MSMAEForSignClassification.from_pretrained(checkpoint).eval()
     processor = MSMAEPoseProcessor.from_pretrained(checkpoint)
@@ -415,7 +415,7 @@ def test_fresh_process_classifies_a_real_video(shared_data, tmp_path):
 @pytest.mark.slow
 def test_frame_arrays_go_through_mediapipe(recognizer, classifier, shared_data):
     pytest.importorskip("mediapipe")
-    from msmae.extraction import VideoReader, extract_frames
+    from msmae.holistic import VideoReader, extract_frames
 
     with VideoReader(shared_data / "pose-format-samples" / "test_video.mp4") as video:
         frames = np.stack([frame for _, frame in zip(range(20), video)])

@@ -319,11 +319,11 @@ def test_load_pose_dispatch(tmp_path, monkeypatch):
     np.testing.assert_array_equal(load_pose(pose.to_example()).keypoints, pose.keypoints)
     np.testing.assert_array_equal(load_pose(_holistic_array()).keypoints, pose.keypoints)
 
-    # Videos go to msmae.extraction.extract_video, imported only when a video is given.
+    # Videos go to msmae.holistic.extract_video, imported only when a video is given.
     seen = []
-    fake = types.ModuleType("msmae.extraction")
+    fake = types.ModuleType("msmae.holistic")
     fake.extract_video = lambda path, **kwargs: seen.append(Path(path)) or pose
-    monkeypatch.setitem(sys.modules, "msmae.extraction", fake)
+    monkeypatch.setitem(sys.modules, "msmae.holistic", fake)
     video = tmp_path / "clip.MP4"
     video.write_bytes(b"\0")
     assert load_pose(video) is pose and seen == [video]

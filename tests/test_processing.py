@@ -303,9 +303,9 @@ def test_video_suffix_goes_to_extraction(tmp_path, monkeypatch):
     import types
 
     clip = _clip(frames=9)
-    fake = types.ModuleType("msmae.extraction")
+    fake = types.ModuleType("msmae.holistic")
     fake.extract_video = lambda path, **kwargs: clip
-    monkeypatch.setitem(sys.modules, "msmae.extraction", fake)
+    monkeypatch.setitem(sys.modules, "msmae.holistic", fake)
     video = tmp_path / "sign.webm"
     video.write_bytes(b"\0")
     out = _raw(sampling="full")(str(video))

@@ -13,7 +13,7 @@ from datasets import ClassLabel, DatasetDict, IterableDataset
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.collator import ClipSampler, PoseClipDataset, PoseCollator, clip_dataset
-from msmae.training.data import (
+from msmae.data.loading import (
     dataset_from_asl_app,
     dataset_from_manifest,
     dataset_from_msl150,

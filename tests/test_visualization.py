@@ -138,7 +138,7 @@ def test_reconstruction_side_by_side(tmp_path):
 
 
 def test_load_clip_reads_an_extract_output_folder(tmp_path):
-    from msmae.extraction import dataset_features, part_path, write_part
+    from msmae.data.extract import dataset_features, part_path, write_part
 
     (tmp_path / "data").mkdir()
     poses = [_signer(frames=n, seed=n) for n in (3, 4)]

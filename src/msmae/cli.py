@@ -48,7 +48,8 @@ def run_extract(args, parser) -> int:
         parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
         parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
-    from .extraction import collect_videos, filter_native_stderr, holistic_settings, read_manifest, run_extraction
+    from .data.extract import collect_videos, read_manifest, run_extraction
+    from .holistic import filter_native_stderr, holistic_settings
 
     extractor_kwargs = {"model_complexity": args.model_complexity,
                         "min_detection_confidence": args.min_detection_confidence,
@@ -78,7 +79,7 @@ def run_extract(args, parser) -> int:
     )
     if summary.failures:
         logger.info("Failures are listed in %s.", Path(args.output_dir) / "failures*.jsonl")
-    logger.info("Load the dataset with msmae.extraction.load_extracted(%r) or "
+    logger.info("Load the dataset with msmae.data.extract.load_extracted(%r) or "
                 "datasets.load_dataset(%r, split='train').", args.output_dir, args.output_dir)
     return 0 if summary.num_extracted + summary.num_already_extracted > 0 else 1
 

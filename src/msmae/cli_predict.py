@@ -153,7 +153,7 @@ def read_clip(pipe, path):
     from .pipeline_msmae import _is_video, load_clip
 
     if _is_video(path):
-        from .extraction import filter_native_stderr
+        from .holistic import filter_native_stderr
 
         filter_native_stderr()
     clip = load_clip(path, extractor=pipe._extractor() if _is_video(path) else None)

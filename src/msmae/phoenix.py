@@ -128,11 +128,11 @@ def load_phoenix_split(directory, split: str) -> list[SignPose]:
 
 
 def phoenix_dataset(directory, split: str):
-    """A `datasets.Dataset` of one split in msmae's pose dataset schema (`msmae.training.data.pose_features`, the
+    """A `datasets.Dataset` of one split in msmae's pose dataset schema (`msmae.data.loading.pose_features`, the
     rows of `SignPose.to_example`) plus `text`, `gloss` and `name`."""
     from datasets import Dataset, Value
 
-    from .training.data import pose_features
+    from .data.loading import pose_features
 
     features = pose_features(text=True)
     features["gloss"] = Value("string")

@@ -74,9 +74,9 @@ def _is_video(clip) -> bool:
 
 
 def video_extractor(**extractor_kwargs):
-    """A MediaPipe Holistic extractor (`extraction.HolisticExtractor`); needs msmae's `video` extra."""
+    """A MediaPipe Holistic extractor (`holistic.HolisticExtractor`); needs msmae's `video` extra."""
     try:
-        from .extraction import HolisticExtractor
+        from .holistic import HolisticExtractor
     except ImportError as error:
         raise ImportError(
             f"Reading a video needs MediaPipe and PyAV (msmae's video extra): pip install 'msmae[video]' ({error})."

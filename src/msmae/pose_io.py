@@ -509,7 +509,7 @@ def load_pose(source, **kwargs) -> SignPose:
     `source` may be a `SignPose` (returned as is), a dataset row (`SignPose.to_example` format), an array (see
     `read_landmark_array`), or a path: `.pose` (pose-format), `.npy`/`.npz` (landmark arrays), `.json` (ASL-App),
     a folder of per-frame `.npy` files, or a video (`.mp4`, `.webm`, `.avi`, `.mov`, `.mkv`, run through MediaPipe
-    Holistic by `msmae.extraction.extract_video`, which needs the `video` extra). `kwargs` go to the reader.
+    Holistic by `msmae.holistic.extract_video`, which needs the `video` extra). `kwargs` go to the reader.
     """
     if isinstance(source, SignPose):
         return source
@@ -531,7 +531,7 @@ def load_pose(source, **kwargs) -> SignPose:
         return read_asl_app_json(path, **kwargs)
     if suffix in VIDEO_SUFFIXES:
         try:  # absolute and guarded: video extraction is optional (MediaPipe) and not part of exported model code
-            from msmae.extraction import extract_video
+            from msmae.holistic import extract_video
         except ImportError as error:
             raise ImportError(
                 f"Reading the video {path} needs msmae's video extra (MediaPipe): pip install 'msmae[video]'"

@@ -14,7 +14,7 @@ the end-to-end demo (`msmae demo`).
 """
 
 from .collator import ClipSampler, PoseClipDataset, PoseCollator, StreamingPoseClipDataset, clip_dataset
-from .data import (
+from ..data.loading import (
     dataset_from_asl_app,
     dataset_from_folder,
     dataset_from_manifest,

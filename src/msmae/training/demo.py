@@ -181,7 +181,7 @@ def predict_test_clips(model_dir: Path, recognition_source: str, cache: Path, se
     from transformers import AutoModelForVideoClassification
 
     from ..processing_msmae import MSMAEPoseProcessor
-    from .data import load_sign_dataset, split_dataset
+    from ..data.loading import load_sign_dataset, split_dataset
 
     model = AutoModelForVideoClassification.from_pretrained(model_dir).eval()
     processor = MSMAEPoseProcessor.from_pretrained(model_dir)

@@ -21,7 +21,7 @@ import numpy as np
 from ..pose_io import ALL_STREAMS, NUM_STORED_KEYPOINTS, SignPose, stream_slices
 from datasets import Dataset
 
-from .data import pose_features
+from ..data.loading import pose_features
 
 FRAME_WIDTH, FRAME_HEIGHT, FPS = 640, 480, 25.0
 _SLICES = stream_slices(ALL_STREAMS)

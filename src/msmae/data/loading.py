@@ -224,7 +224,7 @@ def dataset_from_asl_app(root, *, cache_dir=None) -> Dataset:
 def dataset_from_manifest(manifest, *, cache_dir=None, num_proc=None) -> Dataset:
     """A dataset from a CSV manifest with a `path` column (videos or pose files; relative paths are relative to the
     CSV's folder) and optional `label`, `text`, `signer` and `split` columns. Videos run through MediaPipe Holistic
-    (`msmae.extraction.extract_video`); the result is cached, so a second build does not re-extract."""
+    (`msmae.holistic.extract_video`); the result is cached, so a second build does not re-extract."""
     manifest = Path(manifest)
     with open(manifest, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
@@ -265,7 +265,7 @@ def load_sign_dataset(
     """Load pose clips in the schema above from wherever they are.
 
     `source` is one of:
-    - a folder written by `msmae extract` (`msmae.extraction.load_extracted`) or by `Dataset.save_to_disk` /
+    - a folder written by `msmae extract` (`msmae.data.extract.load_extracted`) or by `Dataset.save_to_disk` /
       `DatasetDict.save_to_disk`;
     - a folder or file of Parquet (`.parquet`) or Arrow (`.arrow`) shards;
     - MSL-150 (`data/sample_npy/...`) or ASL-App (`signs/*.json`) as distributed;
@@ -313,7 +313,7 @@ def _load_local(path: Path, *, cache_dir, num_proc, streaming):
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         return load_from_disk(str(path))
     if (path / "extraction_info.json").exists():  # written by `msmae extract`
-        from ..extraction import load_extracted
+        from .extract import load_extracted
 
         dataset = load_extracted(path, cache_dir=cache_dir)
         return dataset.to_iterable_dataset() if streaming else dataset
@@ -355,7 +355,7 @@ def load_pose_corpus(sources, *, name=None, streaming=False, cache_dir=None, tok
         if missing:
             raise ValueError(
                 f"{source} has no {' or '.join(missing)} column; it is not a pose dataset in msmae's schema "
-                f"(columns: {dataset.column_names}). Build one with `msmae extract` or msmae.training.data."
+                f"(columns: {dataset.column_names}). Build one with `msmae extract` or msmae.data.loading."
             )
         dataset = dataset.select_columns([c for c in CORE_COLUMNS if c in dataset.column_names])
         if dataset.features is not None and dataset.features != pose_features():
