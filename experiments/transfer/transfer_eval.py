@@ -9,7 +9,7 @@ then measures:
    a linear probe and 1-nearest-neighbour on frozen encoder features, against the same model at random init (the
    weights pretraining started from) and against raw keypoints; and fine-tuning, against random init.
 
-    python benchmarks/transfer_eval.py --steps 1000 --seeds 0 --variants diff-0.5
+    python experiments/transfer/transfer_eval.py --steps 1000 --seeds 0 --variants diff-0.5
 
 Variants are `<diff|same>-<mask ratio>`. Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
 run is reused and an interrupted one resumes (the script's own checkpointing). Prints a table and writes JSON.
@@ -17,11 +17,11 @@ run is reused and an interrupted one resumes (the script's own checkpointing). P
 `--jobs N` runs N of the (variant, seed) runs at once, each in its own process, and merges their reports; reports of
 separate invocations (e.g. made on other machines) are merged, with a per-variant summary over seeds, by
 
-    python benchmarks/transfer_eval.py --combine a.json b.json ... --output benchmarks/results/transfer.json
+    python experiments/transfer/transfer_eval.py --combine a.json b.json ... --output experiments/transfer/results/transfer.json
 
 The full grid, as run for BENCHMARKS.md on one GPU:
 
-    python benchmarks/transfer_eval.py --steps 1000 --save-steps 1000 --seeds 0 1 2 \
+    python experiments/transfer/transfer_eval.py --steps 1000 --save-steps 1000 --seeds 0 1 2 \
         --variants diff-0.5 same-0.5 diff-0.3 diff-0.7 --episodes 100 --ft-episodes 50 --device cuda --jobs 12
 """
 
@@ -57,7 +57,7 @@ from transfer_fewshot import (  # noqa: E402
 )
 from transfer_recon import mean_pose_of, reconstruction_errors, windows  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # The issue's prototype size: 4 x 256 encoder, 2 x 256 decoder, cubelets of 2 frames.
 MODEL_OVERRIDES = (
     "hidden_size=256,num_hidden_layers=4,num_attention_heads=4,intermediate_size=1024,"
@@ -70,7 +70,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"), help="the shared data folder")
     p.add_argument("--work-dir", default="/tmp/msmae-transfer", help="split symlinks and pretraining runs (outside the repo)")
-    p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "transfer.json"))
+    p.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "transfer.json"))
     p.add_argument("--variants", nargs="+", default=["diff-0.5"], help="e.g. diff-0.5 same-0.5 diff-0.3 diff-0.7")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--steps", type=int, default=1000, help="pretraining steps")
