@@ -25,3 +25,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real signing data not found at {SHARED_DATA} (set MSMAE_SHARED_DATA)")
     return SHARED_DATA
+
+
+# Preamble of every script run by `run_without_msmae`: drop the source tree and editable installs from sys.path and
+# make any `import msmae` fail, so the script sees what a user without the package sees.
+WITHOUT_MSMAE_PREAMBLE = """\
+import sys
+sys.path = [p for p in sys.path if not p.rstrip('/').endswith('src') and '__editable__' not in p]
+sys.modules['msmae'] = None
+"""
+
+
+def run_without_msmae(script: str, *args, cwd, timeout=300, env=None):
+    """Run `script` (Python source) in a fresh interpreter where msmae cannot be imported: trust_remote_code and
+    Hub-user paths. Remote code is copied into a fresh modules cache under `cwd`; the Hub stays offline.
+    Returns the `subprocess.CompletedProcess` (text output)."""
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment.update({"HF_HOME": str(Path(cwd) / "hf_home"), "HF_HUB_OFFLINE": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_MSMAE_PREAMBLE + script, *map(str, args)],
+        capture_output=True, text=True, env=environment, cwd=cwd, timeout=timeout,
+    )
