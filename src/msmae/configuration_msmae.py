@@ -121,6 +121,19 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
             tokens and trains one linear layer (the paper's linear probing).
         classifier_dropout (`float`, *optional*, defaults to 0.0):
             Dropout before the classification layer.
+        loss_normalization (`str`, *optional*, defaults to `"coordinate"`):
+            How the pretraining loss averages the squared error over the detected keypoints of masked cubelets.
+            `"coordinate"`: one mean over every such keypoint coordinate in the batch, so a hand (21 keypoints)
+            weighs 3.5x the body (6) per time step. `"token"`: the paper's mean over masked tokens, each token's
+            error first averaged over its own keypoints, so every masked token counts the same. The default is the
+            per-coordinate mean this package has always used (its loss values, checkpoints and benchmark figures
+            use it, and it trains the same model); choose `"token"` to put loss values beside the paper's.
+        stream_type_embedding (`bool`, *optional*, defaults to `False`):
+            Add a learned per-stream embedding to the encoder's tokens. The paper has none: with
+            `share_hand_projection`, swapping the left- and right-hand streams then gives exactly the same encoder
+            output, because both hands share one projection and the same position encoding. Turn it on to let the
+            encoder tell the hands apart (the decoder always has per-stream embeddings, since its mask tokens are
+            otherwise identical). Off by default, as in the paper.
 
     Example:
 
@@ -161,9 +174,19 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
     masking_strategy: str = "diff"
     linear_probe: bool = False
     classifier_dropout: float | int = 0.0
+    loss_normalization: str = "coordinate"
+    stream_type_embedding: bool = False
 
     def __post_init__(self, **kwargs):
         self.streams = list(self.streams)
+        super().__post_init__(**kwargs)
+        self.validate()
+
+    def validate(self):
+        """Checks every field; raises `ValueError` naming the field. Runs at construction, at `save_pretrained` (the
+        hook transformers uses) and when a model is built, so a config edited after construction is checked where
+        it is used; call it yourself after editing one."""
+        super().validate()
         unknown = [name for name in self.streams if name not in STREAM_NUM_KEYPOINTS]
         if unknown or not self.streams or len(set(self.streams)) != len(self.streams):
             raise ValueError(
@@ -173,19 +196,41 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
             raise ValueError(f"`cubelet_size` must be at least 1, got {self.cubelet_size}.")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"`mask_ratio` must be strictly between 0 and 1, got {self.mask_ratio}.")
-        if self.masking_strategy not in ("diff", "same"):
-            raise ValueError(f"`masking_strategy` must be 'diff' or 'same', got {self.masking_strategy!r}.")
-        if self.position_embedding_type not in ("sinusoidal", "learned"):
-            raise ValueError(
-                f"`position_embedding_type` must be 'sinusoidal' or 'learned', got {self.position_embedding_type!r}."
-            )
+        choices = {
+            "masking_strategy": ("diff", "same"),
+            "position_embedding_type": ("sinusoidal", "learned"),
+            "loss_normalization": ("coordinate", "token"),
+        }
+        for field, allowed in choices.items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"`{field}` must be one of {allowed}, got {getattr(self, field)!r}.")
         for width, heads, prefix in (
             (self.hidden_size, self.num_attention_heads, ""),
             (self.decoder_hidden_size, self.decoder_num_attention_heads, "decoder_"),
         ):
             if width % heads:
                 raise ValueError(f"`{prefix}hidden_size` ({width}) must be divisible by `{prefix}num_attention_heads` ({heads}).")
-        super().__post_init__(**kwargs)
+
+    # ---- masking geometry: the one definition the model, the collators and the benchmarks use -------------------
+
+    def num_cubelets(self, num_frames: int) -> int:
+        """Cubelet tokens per stream for a clip (or padded batch) of `num_frames` frames: ceil(frames / S)."""
+        return -(-num_frames // self.cubelet_size)
+
+    def noise_shape(self, num_frames: int) -> tuple[int, int]:
+        """Shape of one sample's masking `noise`, `(num_streams, num_cubelets)`, for a clip of `num_frames` frames
+        (SameMask reads the first row only). Collators draw it so that masking is reproducible."""
+        return (self.num_streams, self.num_cubelets(num_frames))
+
+    def num_masked_cubelets(self, num_real: int) -> int:
+        """Cubelets each stream masks in a sample with `num_real` real cubelets: `round(mask_ratio * num_real)`,
+        at least one, and at least one stays visible when the clip has two or more."""
+        return min(max(round(self.mask_ratio * num_real), 1), max(num_real - 1, 0))
+
+    def num_visible_cubelets(self, num_cubelets: int) -> int:
+        """Visible-token slots per stream for a batch padded to `num_cubelets`: the largest visible count of any
+        clip length up to it. A static number, so the masked forward has fixed shapes (no host sync)."""
+        return max(real - self.num_masked_cubelets(real) for real in range(num_cubelets + 1))
 
     @property
     def stream_num_keypoints(self) -> list[int]:
