@@ -1,0 +1,50 @@
+"""Readers for the paper's corpora, from the files their publishers distribute (one module per corpus).
+
+`read_corpus(name, root, **options)` returns a `CorpusIndex`: the clips of each official split as
+`msmae.data.extract.ClipSource`s, the class names in the official order, and the source files that are missing.
+`msmae.data.prepare.prepare` turns an index into a pose dataset. Each module's docstring says which publisher
+files and code its layout was checked against.
+
+| name          | corpus                         | task                | options                                   |
+| ------------- | ------------------------------ | ------------------- | ----------------------------------------- |
+| `wlasl`       | WLASL100/300/1000/2000         | recognition         | subset, annotations, video_dir            |
+| `asl_citizen` | ASL Citizen                    | recognition         |                                           |
+| `slovo`       | Slovo                          | recognition         | trimmed, video_dir, class_list            |
+| `phoenix14t`  | RWTH-PHOENIX-Weather 2014 T    | translation         |                                           |
+| `csl_daily`   | CSL-Daily                      | translation         | fps                                       |
+| `how2sign`    | How2Sign (re-aligned)          | translation         | source, video_dir                         |
+| `youtube_asl` | YouTube-ASL                    | pretraining         | video_ids, video_dir                      |
+| `manifest`    | JSL or any ELAN-style corpus   | recognition / both  | class_list                                |
+"""
+
+from .asl_citizen import read_asl_citizen
+from .common import CorpusError, CorpusIndex
+from .csl_daily import read_csl_daily
+from .how2sign import read_how2sign
+from .manifest import read_manifest_corpus
+from .phoenix14t import read_phoenix14t
+from .slovo import read_slovo
+from .wlasl import read_wlasl
+from .youtube_asl import read_youtube_asl
+
+READERS = {
+    "wlasl": read_wlasl,
+    "asl_citizen": read_asl_citizen,
+    "slovo": read_slovo,
+    "phoenix14t": read_phoenix14t,
+    "csl_daily": read_csl_daily,
+    "how2sign": read_how2sign,
+    "youtube_asl": read_youtube_asl,
+    "manifest": read_manifest_corpus,
+}
+
+
+def read_corpus(name, root, **options) -> CorpusIndex:
+    """The `CorpusIndex` of corpus `name` (a key of `READERS`) under `root`; `options` go to its reader."""
+    key = str(name).lower().replace("-", "_")
+    if key not in READERS:
+        raise CorpusError(f"Unknown corpus {name!r}; known: {', '.join(READERS)}.")
+    return READERS[key](root, **options)
+
+
+__all__ = ["READERS", "CorpusError", "CorpusIndex", "read_corpus"]

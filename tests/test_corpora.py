@@ -1,0 +1,415 @@
+"""Corpus readers (`msmae.data.corpora`) on fixtures built in each publisher's layout, and `msmae prepare`.
+
+Reader tests create the source videos as empty files: readers only check that a source exists (decoding is the
+extraction's job). The end-to-end `prepare` tests run MediaPipe on the real sample video (and on PNG frames cut from
+it) and are marked slow.
+"""
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from msmae.data.corpora import CorpusError, read_corpus
+from msmae.data.corpora.csl_daily import load_plain_pickle
+from msmae.data.corpora.slovo import publisher_classes
+
+from conftest import SHARED_DATA
+
+SAMPLE_VIDEO = SHARED_DATA / "pose-format-samples" / "test_video.mp4"
+
+
+def touch(path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def write(path, text) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def by_id(index):
+    return {clip.clip_id: clip for clip in index.clips()}
+
+
+# ---- WLASL ----------------------------------------------------------------------------------------------------------
+
+def _instance(video_id, split, signer, url="https://aslbricks.org/x.mp4", start=1, end=-1):
+    return {"bbox": [0, 0, 10, 10], "fps": 25, "frame_end": end, "frame_start": start, "instance_id": 0,
+            "signer_id": signer, "source": "aslbricks", "split": split, "url": url, "variation_id": 0,
+            "video_id": video_id}
+
+
+def wlasl_root(tmp_path):
+    """WLASL_v0.3.json with 300 glosses (instances on a few), preprocess.py's videos/ and the raw downloads."""
+    glosses = [{"gloss": f"gloss{i:03d}", "instances": []} for i in range(300)]
+    glosses[0]["gloss"], glosses[1]["gloss"], glosses[150]["gloss"] = "book", "drink", "late"
+    glosses[0]["instances"] = [_instance("69241", "train", 118), _instance("07069", "val", 7),
+                               _instance("07070", "test", 9)]  # 07070 is a dead link: no file
+    youtube = "https://www.youtube.com/watch?v=0UsjUE-TXns"
+    glosses[1]["instances"] = [_instance("70244", "train", 3, url=youtube, start=11, end=60),
+                               _instance("70245", "test", 3, url=youtube, start=101, end=-1),
+                               _instance("65540", "train", 5, url="https://signingsavvy.com/y.mp4")]
+    glosses[150]["instances"] = [_instance("32319", "train", 2)]
+    root = tmp_path / "start_kit"
+    write(root / "WLASL_v0.3.json", json.dumps(glosses))
+    for video_id in ("69241", "07069", "32319"):
+        touch(root / "videos" / f"{video_id}.mp4")
+    touch(root / "raw_videos_mp4" / "0UsjUE-TXns.mp4")  # not cut yet by preprocess.py
+    touch(root / "raw_videos_mp4" / "65540.mp4")
+    return root
+
+
+def test_wlasl_json_subsets_order_ranges_and_missing(tmp_path):
+    root = wlasl_root(tmp_path)
+    index = read_corpus("wlasl", root, subset=100)
+    assert index.label_names[:2] == ["book", "drink"] and len(index.label_names) == 100
+    assert list(index.splits) == ["train", "validation", "test"]
+    clips = by_id(index)
+    assert "32319" not in clips  # gloss 150 is outside WLASL100
+    assert index.missing == [str(root / "videos" / "07070.mp4")]
+    assert clips["69241"].path == str(root / "videos" / "69241.mp4") and clips["69241"].start is None
+    assert clips["69241"].columns == {"label": "book", "signer": "118", "video_id": "69241", "split": "train"}
+    assert clips["07069"].columns["split"] == "validation"
+    # frame_start is 1-based, frame_end inclusive, at the instance's 25 fps; -1 means to the end.
+    assert clips["70244"].path == str(root / "raw_videos_mp4" / "0UsjUE-TXns.mp4")
+    assert (clips["70244"].start, clips["70244"].end) == (10 / 25, 60 / 25)
+    assert (clips["70245"].start, clips["70245"].end) == (100 / 25, None)
+    assert clips["65540"].start is None and clips["65540"].end is None  # non-YouTube raw videos are used whole
+    assert [c.clip_id for c in index.splits["test"]] == ["70245"]
+
+    full = read_corpus("wlasl", root, subset=300)
+    assert len(full.label_names) == 300 and full.label_names[150] == "late"
+    assert by_id(full)["32319"].columns["label"] == "late"
+    with pytest.raises(CorpusError, match="fewer than WLASL1000"):
+        read_corpus("wlasl", root, subset=1000)
+    with pytest.raises(CorpusError, match="subset must be one of"):
+        read_corpus("wlasl", root, subset=50)
+
+
+def test_wlasl_cut_video_wins_over_raw_and_bad_split_names_the_instance(tmp_path):
+    root = wlasl_root(tmp_path)
+    touch(root / "videos" / "70244.mp4")
+    clip = by_id(read_corpus("wlasl", root, subset=100))["70244"]
+    assert clip.path == str(root / "videos" / "70244.mp4") and clip.start is None
+    glosses = json.loads((root / "WLASL_v0.3.json").read_text())
+    glosses[1]["instances"][0]["split"] = "training"
+    write(root / "WLASL_v0.3.json", json.dumps(glosses))
+    with pytest.raises(CorpusError, match=r"gloss 1 \('drink'\), video '70244'.*unknown split 'training'"):
+        read_corpus("wlasl", root, subset=100)
+
+
+def test_wlasl_start_kit_nslt_form(tmp_path):
+    root = tmp_path / "preprocess"
+    names = ["book", "drink", "computer"] + [f"gloss{i}" for i in range(3, 2000)]
+    write(root / "wlasl_class_list.txt", "".join(f"{i}\t{name}\n" for i, name in enumerate(names)))
+    write(root / "nslt_100.json", json.dumps({
+        "05237": {"subset": "train", "action": [2, 1, 55]},
+        "69422": {"subset": "val", "action": [0, 1, 51]},
+        "70244": {"subset": "train", "action": [1, 1146, 1241]},
+        "10898": {"subset": "test", "action": [99, 1, 39]},
+    }))
+    for video_id in ("05237", "69422", "70244"):
+        touch(root / "videos" / f"{video_id}.mp4")
+    index = read_corpus("wlasl", root, subset=100)
+    assert index.label_names == names[:100]
+    clips = by_id(index)
+    assert clips["05237"].columns == {"label": "computer", "video_id": "05237", "split": "train"}
+    assert clips["69422"].columns["split"] == "validation"
+    assert clips["70244"].start is None  # videos/ holds clips already cut by preprocess.py
+    assert index.missing == [str(root / "videos" / "10898.mp4")]
+    assert index.splits["test"] == []
+    write(root / "nslt_100.json", json.dumps({"05237": {"subset": "train", "action": [150, 1, 55]}}))
+    with pytest.raises(CorpusError, match="class 150 is outside WLASL100"):
+        read_corpus("wlasl", root, subset=100)
+
+
+def test_wlasl_without_annotations_says_where_to_get_them(tmp_path):
+    with pytest.raises(CorpusError, match="github.com/dxli94/WLASL"):
+        read_corpus("wlasl", tmp_path)
+
+
+# ---- ASL Citizen ----------------------------------------------------------------------------------------------------
+
+ASL_CITIZEN_HEADER = "Participant ID,Video file,Gloss,ASL-LEX Code\n"
+
+
+def asl_citizen_root(tmp_path):
+    base = tmp_path / "ASL_Citizen"
+    write(base / "splits" / "train.csv", ASL_CITIZEN_HEADER +
+          "P1,0001-SEE.mp4,SEE,C_01_001\nP1,0002-APPLE.mp4,APPLE ,C_02_002\nP2,0003-SEE.mp4,SEE,C_01_001\n")
+    write(base / "splits" / "val.csv", ASL_CITIZEN_HEADER)  # a split with no rows
+    write(base / "splits" / "test.csv", ASL_CITIZEN_HEADER +
+          'P9,0004-APPLE.mp4,APPLE,C_02_002\nP9,"0005-THANK, YOU.mp4",THANKYOU,C_03_003\n')
+    for name in ("0001-SEE.mp4", "0002-APPLE.mp4", "0003-SEE.mp4", "0005-THANK, YOU.mp4"):
+        touch(base / "videos" / name)
+    return tmp_path
+
+
+def test_asl_citizen_splits_signers_order_and_missing(tmp_path):
+    root = asl_citizen_root(tmp_path)
+    index = read_corpus("asl_citizen", root)
+    assert index.label_names == ["SEE", "APPLE", "THANKYOU"]  # first appearance in train, stripped; then test
+    assert [len(index.splits[s]) for s in ("train", "validation", "test")] == [3, 0, 1]
+    clip = by_id(index)["0002-APPLE"]
+    assert clip.columns == {"label": "APPLE", "signer": "P1", "asl_lex_code": "C_02_002", "split": "train"}
+    assert clip.path == str(root / "ASL_Citizen" / "videos" / "0002-APPLE.mp4")
+    assert index.missing == [str(root / "ASL_Citizen" / "videos" / "0004-APPLE.mp4")]
+    write(root / "ASL_Citizen" / "splits" / "test.csv", ASL_CITIZEN_HEADER + "P9,0004-APPLE.mp4\n")
+    with pytest.raises(CorpusError, match=r"test.csv, line 2: 2 fields where the header has 4"):
+        read_corpus("asl_citizen", root)
+    write(root / "ASL_Citizen" / "splits" / "test.csv", "Participant,File,Sign\n")
+    with pytest.raises(CorpusError, match=r"columns \['Participant ID', 'Video file', 'Gloss'\] not in the header"):
+        read_corpus("asl_citizen", root)
+
+
+# ---- Slovo ----------------------------------------------------------------------------------------------------------
+
+SLOVO_HEADER = "attachment_id\tuser_id\twidth\theight\tlength\ttext\ttrain\tbegin\tend\n"
+
+
+def slovo_root(tmp_path):
+    root = tmp_path / "slovo"
+    write(root / "annotations.csv", SLOVO_HEADER +
+          "de81cc1c-aaaa\tu1\t1440\t1920\t14\tпривет\tTrue\t30\t45\n"
+          "3c0cec5a-bbbb\tu2\t1440\t1920\t32\tутро\tFalse\t43\t66\n"
+          "d17ca986-cccc\tu2\t1920\t1080\t44\tпривет\tFalse\t12\t31\n"
+          "f17a6060-dddd\tu3\t1920\t1080\t20\tno_event\tTrue\t0\t20\n")
+    touch(root / "train" / "de81cc1c-aaaa.mp4")
+    touch(root / "test" / "3c0cec5a-bbbb.mp4")
+    touch(root / "train" / "f17a6060-dddd.mp4")
+    return root
+
+
+def test_slovo_tab_separated_flags_trimming_and_class_order(tmp_path):
+    root = slovo_root(tmp_path)
+    index = read_corpus("slovo", tmp_path)  # finds slovo/annotations.csv
+    assert list(index.splits) == ["train", "test"]
+    assert index.label_names == ["привет", "утро", "no_event"]
+    clip = by_id(index)["3c0cec5a-bbbb"]
+    assert clip.columns == {"label": "утро", "signer": "u2", "split": "test"}
+    assert clip.start_frame is None and clip.end_frame is None  # slovo.zip's videos are already trimmed
+    assert index.missing == [str(root / "test" / "d17ca986-cccc.mp4")]
+    original = by_id(read_corpus("slovo", root, trimmed=False))["3c0cec5a-bbbb"]
+    assert (original.start_frame, original.end_frame) == (43, 66)
+
+    constants = write(tmp_path / "constants.py", 'classes = {\n    0: "утро",\n    1: "привет",\n    2: "no_event",\n}\n')
+    assert publisher_classes(constants) == ["утро", "привет", "no_event"]
+    assert read_corpus("slovo", root, class_list=constants).label_names == ["утро", "привет", "no_event"]
+    write(constants, 'import os\nclasses = {0: os.getcwd()}\n')
+    with pytest.raises(CorpusError, match="not a literal"):
+        publisher_classes(constants)
+
+    text = (root / "annotations.csv").read_text().replace("\tFalse\t43", "\tmaybe\t43")
+    write(root / "annotations.csv", text)
+    with pytest.raises(CorpusError, match=r"annotations.csv, line 3: train flag 'maybe'"):
+        read_corpus("slovo", root)
+
+
+# ---- PHOENIX-2014-T -------------------------------------------------------------------------------------------------
+
+PHOENIX_HEADER = "name|video|start|end|speaker|orth|translation\n"
+
+
+def _frames(folder, count=3, image=None):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (image or Image.new("RGB", (210, 260))).save(folder / f"images{i + 1:04d}.png")
+
+
+def phoenix_root(tmp_path, image=None, count=3):
+    base = tmp_path / "PHOENIX-2014-T-release-v3" / "PHOENIX-2014-T"
+    manual = base / "annotations" / "manual"
+    write(manual / "PHOENIX-2014-T.train.corpus.csv", PHOENIX_HEADER +
+          "01April_2010_Thursday_heute-6694|01April_2010_Thursday_heute-6694/1/*.png|-1|-1|Signer04|"
+          "REGEN SCHNEE|und nun die wettervorhersage\n")
+    write(manual / "PHOENIX-2014-T.dev.corpus.csv", PHOENIX_HEADER +
+          "11August_2010_Wednesday_tagesschau-2|11August_2010_Wednesday_tagesschau-2/1/*.png|-1|-1|Signer08|"
+          "DRUCK TIEF KOMMEN|tiefer luftdruck bestimmt in den nächsten tagen unser wetter\n"
+          "11August_2010_Wednesday_tagesschau-3|11August_2010_Wednesday_tagesschau-3/1/*.png|-1|-1|Signer08|"
+          "ES-BEDEUTET VIEL WOLKE|das bedeutet viele wolken\n")
+    write(manual / "PHOENIX-2014-T.test.corpus.csv", PHOENIX_HEADER)  # a split with no rows
+    frames = base / "features" / "fullFrame-210x260px"
+    _frames(frames / "train" / "01April_2010_Thursday_heute-6694", count, image)
+    _frames(frames / "dev" / "11August_2010_Wednesday_tagesschau-2" / "1", count, image)  # the pattern's 1/ level
+    return tmp_path, frames
+
+
+def test_phoenix14t_pipe_csv_frame_folders_and_missing(tmp_path):
+    root, frames = phoenix_root(tmp_path)
+    index = read_corpus("phoenix14t", root)
+    assert index.label_names is None and list(index.splits) == ["train", "validation", "test"]
+    clip = index.splits["train"][0]
+    assert clip.path == str(frames / "train" / "01April_2010_Thursday_heute-6694") and clip.fps == 25.0
+    assert clip.columns == {"text": "und nun die wettervorhersage", "gloss": "REGEN SCHNEE", "signer": "Signer04",
+                            "name": "01April_2010_Thursday_heute-6694", "split": "train"}
+    assert index.splits["validation"][0].path == str(frames / "dev" / "11August_2010_Wednesday_tagesschau-2" / "1")
+    assert index.missing == [str(frames / "dev" / "11August_2010_Wednesday_tagesschau-3")]
+    assert index.splits["test"] == []
+    manual = frames.parents[1] / "annotations" / "manual"
+    write(manual / "PHOENIX-2014-T.test.corpus.csv", PHOENIX_HEADER + "x|x/1/*.png|-1|-1|Signer01|A\n")
+    with pytest.raises(CorpusError, match=r"test.corpus.csv, line 2: 6 fields where the header has 7"):
+        read_corpus("phoenix14t", root)
+
+
+# ---- CSL-Daily ------------------------------------------------------------------------------------------------------
+
+def csl_daily_root(tmp_path, video_map=True):
+    base = tmp_path / "CSL-Daily"
+    write(base / "sentence_label" / "split_1.txt",
+          "name|split\nS000007_P0003_T00|train\nS000008_P0010_T01|dev\nS000009_P0001_T00|test\n")
+    if video_map:
+        write(base / "sentence_label" / "video_map.txt",
+              "index|name|length|gloss|char|word|postag\n"
+              "0|S000007_P0003_T00|55|他 谁|他 是 谁 ？|他 是 谁 ？|r v r w\n"
+              "1|S000008_P0010_T01|60|你 好|你 好 。|你好 。|r a w\n"
+              "2|S000009_P0001_T00|40|谢谢|谢 谢|谢谢|v\n")
+    for name in ("S000007_P0003_T00", "S000009_P0001_T00"):
+        folder = base / "sentence" / "frames_512x512" / name
+        for i in range(2):
+            touch(folder / f"{i:06d}.jpg")
+    return tmp_path, base
+
+
+def test_csl_daily_video_map_split_and_signers(tmp_path):
+    root, base = csl_daily_root(tmp_path)
+    index = read_corpus("csl_daily", root)
+    clip = index.splits["train"][0]
+    assert clip.columns == {"text": "他是谁？", "gloss": "他 谁", "signer": "3", "name": "S000007_P0003_T00",
+                            "split": "train"}
+    assert clip.path == str(base / "sentence" / "frames_512x512" / "S000007_P0003_T00") and clip.fps == 30.0
+    assert index.missing == [str(base / "sentence" / "frames_512x512" / "S000008_P0010_T01")]
+    assert index.splits["validation"] == [] and len(index.splits["test"]) == 1
+    assert read_corpus("csl_daily", root, fps=25).splits["test"][0].fps == 25.0
+
+
+def test_csl_daily_pickle_is_read_without_running_code(tmp_path):
+    root, base = csl_daily_root(tmp_path, video_map=False)
+    info = [{"name": "S000007_P0003_T00", "length": 55, "label_gloss": ["他", "谁"], "label_char": ["他", "是", "谁", "？"],
+             "label_word": ["他", "是", "谁", "？"], "label_postag": ["r", "v", "r", "w"], "signer": 3, "time": 0},
+            {"name": "S000008_P0010_T01", "length": 60, "label_gloss": ["你", "好"], "label_char": ["你", "好"],
+             "label_word": ["你好"], "label_postag": ["r"], "signer": 10, "time": 1},
+            {"name": "S000009_P0001_T00", "length": 40, "label_gloss": ["谢谢"], "label_char": ["谢", "谢"],
+             "label_word": ["谢谢"], "label_postag": ["v"], "signer": 1, "time": 0}]
+    pickled = base / "sentence_label" / "csl2020ct_v2.pkl"
+    pickled.write_bytes(pickle.dumps({"info": info, "gloss_map": ["他", "谁"]}))
+    index = read_corpus("csl_daily", root)
+    assert index.splits["train"][0].columns == {"text": "他是谁？", "gloss": "他 谁", "signer": "3",
+                                                "name": "S000007_P0003_T00", "split": "train"}
+
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    pickled.write_bytes(pickle.dumps({"info": [Exploit()]}))
+    with pytest.raises(CorpusError, match="pathlib.*never loads objects.*video_map.txt"):
+        read_corpus("csl_daily", root)
+    assert not marker.exists()
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "b": (None, True)}))
+    assert load_plain_pickle(plain) == {"a": [1, 2.5, "x"], "b": (None, True)}
+
+
+# ---- How2Sign -------------------------------------------------------------------------------------------------------
+
+H2S_HEADER = "VIDEO_ID\tVIDEO_NAME\tSENTENCE_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE\n"
+
+
+def how2sign_root(tmp_path):
+    base = tmp_path / "How2Sign"
+    text = base / "sentence_level" / "{}" / "text" / "en" / "raw_text" / "re_aligned"
+    write(Path(str(text).format("train")) / "how2sign_realigned_train.csv", H2S_HEADER +
+          "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t10\t--7E2sU6zP4_10-5-rgb_front\t129.06\t142.48\tAnd I call them decorative elements.\n"
+          "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t11\t--7E2sU6zP4_11-5-rgb_front\t142.5\t150.1\tSo they're \"flowers\".\n")
+    write(Path(str(text).format("val")) / "how2sign_realigned_val.csv", H2S_HEADER +
+          "-d5dN54tH2E\t-d5dN54tH2E-1-rgb_front\t0\t-d5dN54tH2E_0-1-rgb_front\t2.0\t5.5\tHi.\n")
+    write(Path(str(text).format("test")) / "how2sign_realigned_test.csv", H2S_HEADER)
+    touch(base / "sentence_level" / "train" / "rgb_front" / "raw_videos" / "--7E2sU6zP4_10-5-rgb_front.mp4")
+    touch(base / "video_level" / "train" / "rgb_front" / "raw_videos" / "--7E2sU6zP4-5-rgb_front.mp4")
+    return tmp_path, base
+
+
+def test_how2sign_clips_then_raw_videos_by_time(tmp_path):
+    root, base = how2sign_root(tmp_path)
+    index = read_corpus("how2sign", root)
+    clips = by_id(index)
+    first, second = clips["--7E2sU6zP4_10-5-rgb_front"], clips["--7E2sU6zP4_11-5-rgb_front"]
+    assert first.path.endswith("sentence_level/train/rgb_front/raw_videos/--7E2sU6zP4_10-5-rgb_front.mp4")
+    assert first.start is None
+    assert second.path.endswith("video_level/train/rgb_front/raw_videos/--7E2sU6zP4-5-rgb_front.mp4")
+    assert (second.start, second.end) == (142.5, 150.1)
+    assert second.columns == {"text": 'So they\'re "flowers".', "video_name": "--7E2sU6zP4-5-rgb_front",
+                              "sentence_name": "--7E2sU6zP4_11-5-rgb_front", "split": "train"}
+    assert index.missing == [str(base / "sentence_level" / "val" / "rgb_front" / "-d5dN54tH2E_0-1-rgb_front.mp4")]
+    assert index.splits["test"] == []
+    from_videos = by_id(read_corpus("how2sign", root, source="videos"))
+    assert (from_videos["--7E2sU6zP4_10-5-rgb_front"].start, from_videos["--7E2sU6zP4_10-5-rgb_front"].end) == (
+        129.06, 142.48)
+    assert len(read_corpus("how2sign", root, source="clips").splits["train"]) == 1
+    csv = base / "sentence_level" / "val" / "text" / "en" / "raw_text" / "re_aligned" / "how2sign_realigned_val.csv"
+    write(csv, H2S_HEADER + "a\tb\t0\tc\t5.0\t2.0\tBackwards.\n")
+    with pytest.raises(CorpusError, match=r"realigned_val.csv, line 2: END_REALIGNED 2.0 is not after"):
+        read_corpus("how2sign", root)
+
+
+# ---- YouTube-ASL and the generic manifest ---------------------------------------------------------------------------
+
+def test_youtube_asl_ids_and_downloaded_files(tmp_path):
+    write(tmp_path / "youtube_asl_video_ids.txt", "# YouTube-ASL\n0UsjUE-TXns\nAbCdEfGhIjK\n\nzzzzzzzzzzz\n")
+    touch(tmp_path / "videos" / "0UsjUE-TXns.mp4")
+    touch(tmp_path / "videos" / "How to sign [AbCdEfGhIjK].mkv")  # yt-dlp's default name
+    touch(tmp_path / "videos" / "unlisted1234.mp4")
+    index = read_corpus("youtube_asl", tmp_path)
+    assert [c.clip_id for c in index.splits["train"]] == ["0UsjUE-TXns", "AbCdEfGhIjK"]
+    assert index.splits["train"][1].path.endswith("How to sign [AbCdEfGhIjK].mkv")
+    assert index.label_names is None and index.missing == [str(tmp_path / "zzzzzzzzzzz.mp4")]
+    write(tmp_path / "youtube_asl_video_ids.txt", "https://youtu.be/0UsjUE-TXns\n")
+    with pytest.raises(CorpusError, match="line 1: .* is not a YouTube video id"):
+        read_corpus("youtube_asl", tmp_path)
+
+
+def test_manifest_rows_ranges_labels_and_errors(tmp_path):
+    touch(tmp_path / "corpus" / "session1.mp4")
+    manifest = write(tmp_path / "corpus" / "jsl.csv",
+                     "video,start,end,label,signer,split\n"
+                     "session1.mp4,1.5,2.25,ARIGATOU,s1,train\n"
+                     "session1.mp4,3.0,4.0,KONNICHIWA,s1,val\n"
+                     "session2.mp4,0.0,1.0,ARIGATOU,s2,test\n")
+    index = read_corpus("manifest", manifest)
+    assert index.label_names == ["ARIGATOU", "KONNICHIWA"]
+    first = index.splits["train"][0]
+    assert (first.path, first.start, first.end) == (str(tmp_path / "corpus" / "session1.mp4"), 1.5, 2.25)
+    assert first.columns == {"label": "ARIGATOU", "signer": "s1", "split": "train"}
+    assert index.splits["validation"][0].columns["label"] == "KONNICHIWA"
+    assert index.missing == [str(tmp_path / "corpus" / "session2.mp4")] and index.splits["test"] == []
+    classes = write(tmp_path / "classes.txt", "KONNICHIWA\nARIGATOU\nSAYONARA\n")
+    assert read_corpus("manifest", manifest, class_list=classes).label_names == ["KONNICHIWA", "ARIGATOU", "SAYONARA"]
+    write(manifest, "video,start,end,label\nsession1.mp4,2.0,1.0,X\n")
+    with pytest.raises(CorpusError, match=r"jsl.csv, line 2: end 1.0 is not after start 2.0"):
+        read_corpus("manifest", manifest)
+    write(manifest, "video,start,end,label\nsession1.mp4,0,1,X\nsession1.mp4,1,2,\n")
+    with pytest.raises(CorpusError, match=r"line 3: no label, while other rows have one"):
+        read_corpus("manifest", manifest)
+    write(manifest, "video,start\nsession1.mp4,soon\n")
+    with pytest.raises(CorpusError, match=r"line 2: 'soon' is not a number"):
+        read_corpus("manifest", manifest)
+    jsonl = write(tmp_path / "corpus" / "m.jsonl", '{"video": "session1.mp4", "text": "good morning"}\n')
+    only = read_corpus("manifest", jsonl)
+    assert only.label_names is None and only.splits["train"][0].columns == {"text": "good morning", "split": "train"}
+
+
+def test_unknown_corpus_lists_the_known_ones(tmp_path):
+    with pytest.raises(CorpusError, match="wlasl, asl_citizen, slovo"):
+        read_corpus("msasl", tmp_path)
