@@ -1,4 +1,5 @@
-"""`msmae demo` (msmae.training.demo.main) end to end in its quick setting, on generated and on real clips."""
+"""`msmae demo` (msmae.training.demo.main) end to end in its quick setting: on the real signing packaged with msmae,
+on generated clips, and on the real data in ../shared."""
 
 import csv
 import json
@@ -32,17 +33,51 @@ def check_outputs(output, capsys, num_signs):
 
 def test_parser_needs_no_arguments():
     args = demo.build_parser().parse_args([])
-    assert args.output_dir == "msmae-demo-output" and not args.quick and not args.synthetic
+    assert args.output_dir == "msmae-demo-output" and not args.quick and args.data == "auto"
+
+
+def test_without_shared_data_auto_uses_the_packaged_signing(tmp_path, monkeypatch):
+    monkeypatch.delenv("MSMAE_SHARED_DATA", raising=False)
+    monkeypatch.setattr(demo, "find_data_dir", lambda data_dir=None: None)
+    args = demo.build_parser().parse_args(["--quick", "--output_dir", str(tmp_path)])
+    kind, description, pretraining, recognition = demo.prepare_data(args, tmp_path)
+    assert kind == "packaged" and description.startswith("real") and "10.5281/zenodo.17783312" in description
+    assert [p.split("/")[-1] for p in pretraining] == ["packaged-asl-app-100", "packaged-msl150"]
+    assert recognition == pretraining[1]
+
+
+def test_shared_data_asked_for_but_missing_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "find_data_dir", lambda data_dir=None: None)
+    args = demo.build_parser().parse_args(["--data", "shared"])
+    with pytest.raises(FileNotFoundError, match="MSMAE_SHARED_DATA.*--data packaged"):
+        demo.prepare_data(args, tmp_path)
+
+
+def test_load_example_gives_the_packaged_recipe():
+    from msmae.recipes import pretraining, sign_classification
+
+    assert demo.load_example("run_pretraining") is pretraining
+    assert demo.load_example("run_sign_classification") is sign_classification
+
+
+def test_quick_demo_on_packaged_signing(tmp_path, capsys):
+    assert demo.main(["--quick", "--data", "packaged", "--output_dir", str(tmp_path / "out")]) == 0
+    summary = check_outputs(tmp_path / "out", capsys, num_signs=5)
+    assert summary["data_source"] == "packaged" and summary["data"].startswith("real")
+    assert all(p["source"].startswith("msmae.sample_data:msl150/") for p in summary["predictions"])
+    assert all(p["label"] in ("ambulancia", "doctor", "dolor", "hoy", "yo") for p in summary["predictions"])
 
 
 def test_quick_demo_on_generated_clips(tmp_path, capsys):
-    assert demo.main(["--quick", "--synthetic", "--output_dir", str(tmp_path / "out")]) == 0
+    assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(tmp_path / "out")]) == 0
     summary = check_outputs(tmp_path / "out", capsys, num_signs=8)
-    assert summary["data"].startswith("synthetic")
+    assert summary["data_source"] == "synthetic" and summary["data"].startswith("synthetic")
+    assert "not sign language" in summary["data"]
 
 
 @pytest.mark.slow
 def test_quick_demo_on_real_data(shared_data, tmp_path, capsys):
-    assert demo.main(["--quick", "--data_dir", str(shared_data), "--output_dir", str(tmp_path / "out")]) == 0
+    assert demo.main(["--quick", "--data", "shared", "--data_dir", str(shared_data),
+                      "--output_dir", str(tmp_path / "out")]) == 0
     summary = check_outputs(tmp_path / "out", capsys, num_signs=5)
-    assert summary["data"].startswith("real") and all("msl150" in p["source"] for p in summary["predictions"])
+    assert summary["data_source"] == "shared" and summary["data"].startswith("real") and all("msl150" in p["source"] for p in summary["predictions"])

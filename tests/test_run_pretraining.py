@@ -1,4 +1,5 @@
-"""examples/run_pretraining.py end to end on tiny models: real data, resuming, continual pretraining, arguments."""
+"""The pretraining recipe (msmae.recipes.pretraining, behind examples/run_pretraining.py) end to end on tiny models:
+real data, resuming, continual pretraining, arguments."""
 
 import json
 import math
@@ -8,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from msmae.training.demo import load_example
+from msmae.recipes import pretraining as recipe
 from msmae.training.synthetic import synthetic_pretraining_dataset
 
 TINY = (
@@ -29,7 +30,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def script():
-    return load_example("run_pretraining")
+    return recipe
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,14 @@ def test_bad_arguments_are_named(script, corpus, tmp_path):
         script.main(common(
             tmp_path / "b", "--dataset_name", corpus, "--max_steps", "1", "--config_overrides", "hidden_size=30"
         ))
+
+
+def test_example_script_is_the_packaged_recipe():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "run_pretraining.py"
+    spec = importlib.util.spec_from_file_location("example_run_pretraining", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main is recipe.main

@@ -1,4 +1,5 @@
-"""examples/run_sign_classification.py end to end on tiny models, and the recognition metrics."""
+"""The sign classification recipe (msmae.recipes.sign_classification, behind examples/run_sign_classification.py)
+end to end on tiny models, and the recognition metrics."""
 
 import csv
 import json
@@ -10,8 +11,8 @@ from safetensors.torch import load_file
 
 from msmae import MSMAEConfig, MSMAEForPreTraining
 from msmae.processing_msmae import MSMAEPoseProcessor
-from msmae.training.demo import load_example
-from msmae.training.metrics import classification_metrics, confusion_matrix
+from msmae.recipes import sign_classification as recipe
+from msmae.metrics.classification import classification_metrics, confusion_matrix
 from msmae.training.synthetic import synthetic_sign_dataset
 
 TINY = dict(
@@ -30,7 +31,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def script():
-    return load_example("run_sign_classification")
+    return recipe
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +188,14 @@ def test_classification_metrics_by_hand():
 def test_missing_label_column_is_named(script, signs, tmp_path):
     with pytest.raises(ValueError, match="no label column 'gloss'"):
         script.main(common(tmp_path / "x", "--dataset_name", signs, "--label_column_name", "gloss", "--max_steps", "1"))
+
+
+def test_example_script_is_the_packaged_recipe():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "run_sign_classification.py"
+    spec = importlib.util.spec_from_file_location("example_run_sign_classification", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main is recipe.main

@@ -1,20 +1,24 @@
 """`msmae demo`: pretraining -> fine-tuning -> evaluation -> prediction, end to end, offline, in a few minutes on CPU.
 
-It runs the real example scripts (examples/run_pretraining.py and examples/run_sign_classification.py, their
-`main` functions, with command-line arguments as a user would give them) on a small MS-MAE, then loads the
-fine-tuned model the way its model card says and predicts the test clips.
+It runs the training recipes behind the example scripts (`msmae.recipes.pretraining` and
+`msmae.recipes.sign_classification`, their `main` functions, with command-line arguments as a user would give
+them) on a small MS-MAE, then loads the fine-tuned model the way its model card says and predicts the test clips.
+Everything it needs is in the installed package: it runs from a wheel, without a checkout.
 
-Data, the first that is available:
-1. real data in `--data_dir` (default: $MSMAE_SHARED_DATA, else `../shared/data` from the current folder or the
-   source checkout): pretraining on the SignSuisse (DSGS) and ASL-App (ASL) poses, recognition on MSL-150
-   (Mexican Sign Language, 5 signs, one signer, so the split is stratified by sign, not by signer);
-2. otherwise data the package generates (`msmae.training.synthetic`): stick-figure clips whose hands move along
-   class-specific paths. They are synthetic, not sign language; they show that the pipeline trains and predicts,
-   and their accuracy says nothing about real signing.
+Data (`--data`):
+- `shared`: the real data in `--data_dir` (default: $MSMAE_SHARED_DATA, else `../shared/data` from the current
+  folder or the source checkout): pretraining on the SignSuisse (DSGS) and ASL-App (ASL) poses, recognition on
+  MSL-150 (Mexican Sign Language, 5 signs, one signer, so the split is stratified by sign, not by signer);
+- `packaged`: the real signing shipped inside msmae (`msmae.sample_data`, MIT-licensed): pretraining on the
+  ASL-App and MSL-150 poses (labels unused), recognition on MSL-150 as above;
+- `auto` (the default): `shared` when that folder exists, else `packaged`;
+- `synthetic`: clips the package generates (`msmae.training.synthetic`), stick figures whose hands move along
+  class-specific paths. They are not sign language; they show that the pipeline trains and predicts, and their
+  accuracy says nothing about real signing.
 """
 
 import argparse
-import importlib.util
+import importlib
 import json
 import logging
 import os
@@ -33,15 +37,18 @@ QUICK_CONFIG = (
     "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
     "decoder_hidden_size=32,decoder_num_hidden_layers=1,decoder_num_attention_heads=4,decoder_intermediate_size=64"
 )
-EXAMPLE_SCRIPTS = ("run_pretraining", "run_sign_classification")
+DATA_CHOICES = ("auto", "shared", "packaged", "synthetic")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default="msmae-demo-output", help="where everything is written (default: %(default)s)")
+    parser.add_argument("--data", choices=DATA_CHOICES, default="auto",
+                        help="shared: the real data in --data_dir; packaged: the real signing shipped with msmae "
+                             "(ASL-App, MSL-150); auto: shared if found, else packaged; synthetic: generated "
+                             "stick figures, not sign language (default: %(default)s)")
     parser.add_argument("--data_dir", default=None,
-                        help="folder holding signsuisse/, asl-app-100/ and msl150/ (default: $MSMAE_SHARED_DATA or "
-                             "../shared/data); synthetic clips are used when it is missing")
-    parser.add_argument("--synthetic", action="store_true", help="use generated clips even if real data is present")
+                        help="for --data shared/auto: folder holding signsuisse/, asl-app-100/ and msl150/ "
+                             "(default: $MSMAE_SHARED_DATA or ../shared/data)")
     parser.add_argument("--pretraining_steps", type=int, default=None, help="default 400 (quick: 4)")
     parser.add_argument("--finetuning_epochs", type=float, default=None, help="default 40 (quick: 2)")
     parser.add_argument("--quick", action="store_true",
@@ -76,42 +83,31 @@ def find_data_dir(data_dir=None):
     return None
 
 
-def find_example(name: str) -> Path:
-    """examples/<name>.py: from $MSMAE_EXAMPLES_DIR, the source checkout, or the current folder."""
-    candidates = [
-        Path(os.environ["MSMAE_EXAMPLES_DIR"]) if os.environ.get("MSMAE_EXAMPLES_DIR") else None,
-        Path(__file__).resolve().parents[3] / "examples",
-        Path.cwd() / "examples",
-    ]
-    for folder in candidates:
-        if folder is not None and (folder / f"{name}.py").is_file():
-            return folder / f"{name}.py"
-    raise FileNotFoundError(
-        f"examples/{name}.py not found. The demo runs msmae's example scripts: run it from a source checkout "
-        "(pip install -e .), from the folder that holds examples/, or set MSMAE_EXAMPLES_DIR."
-    )
-
-
 def load_example(name: str):
-    path = find_example(name)
-    spec = importlib.util.spec_from_file_location(f"msmae_examples_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The recipe module behind examples/<name>.py: "run_pretraining" -> `msmae.recipes.pretraining`."""
+    return importlib.import_module(f"msmae.recipes.{name.removeprefix('run_')}")
 
 
 def prepare_data(args, output_dir: Path):
-    """(description, pretraining sources, recognition source, sign languages) for the scripts' --dataset_name."""
-    data_dir = None if args.synthetic else find_data_dir(args.data_dir)
+    """(kind, description, pretraining sources, recognition source) for the recipes' --dataset_name."""
+    data_dir = find_data_dir(args.data_dir) if args.data in ("auto", "shared") else None
+    if args.data == "shared" and data_dir is None:
+        raise FileNotFoundError(
+            "--data shared: no real-data folder found (give --data_dir or set MSMAE_SHARED_DATA; it must hold "
+            "signsuisse/, asl-app-100/ and msl150/). --data packaged uses the real signing shipped with msmae."
+        )
     if data_dir is not None:
         return (
+            "shared",
             f"real: SignSuisse + ASL-App poses for pretraining, MSL-150 for recognition (from {data_dir})",
             [str(data_dir / "signsuisse"), str(data_dir / "asl-app-100")],
             str(data_dir / "msl150"),
         )
+    data = output_dir / "data"
+    if args.data != "synthetic":
+        return ("packaged", *packaged_data(args, data))
     from .synthetic import synthetic_pretraining_dataset, synthetic_sign_dataset
 
-    data = output_dir / "data"
     cache = str(cache_dir(args, output_dir))
     pretraining, recognition = data / "synthetic-pretraining", data / "synthetic-signs"
     if not pretraining.exists():
@@ -121,9 +117,32 @@ def prepare_data(args, output_dir: Path):
         per_class = 4 if args.quick else 16
         synthetic_sign_dataset(clips_per_class=per_class, seed=args.seed, cache_dir=cache).save_to_disk(str(recognition))
     return (
-        "synthetic (no real data found): generated stick-figure clips, not sign language",
+        "synthetic",
+        "synthetic (--data synthetic): generated stick-figure clips, not sign language",
         [str(pretraining)],
         str(recognition),
+    )
+
+
+def packaged_data(args, data: Path):
+    """The real signing shipped with msmae, saved as datasets the recipes read: (description, pretraining sources,
+    recognition source). Rebuilt on every run (a second), so a newer msmae's data is never shadowed."""
+    import shutil
+
+    from .. import sample_data
+
+    folders = {}
+    for name in sample_data.DATASETS:
+        folder = data / f"packaged-{name}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        sample_data.sample_dataset(name, cache_dir=str(cache_dir(args, data.parent))).save_to_disk(str(folder))
+        folders[name] = str(folder)
+    return (
+        "real, packaged with msmae (msmae.sample_data): ASL-App + MSL-150 poses for pretraining (labels unused), "
+        "MSL-150 for recognition; MIT-licensed, MSL-150: cite doi:10.5281/zenodo.17783312",
+        [folders["asl-app-100"], folders["msl150"]],
+        folders["msl150"],
     )
 
 
@@ -229,32 +248,36 @@ def _run(args) -> int:
             import shutil
 
             shutil.rmtree(output_dir / name)
-    scripts = {name: load_example(name) for name in EXAMPLE_SCRIPTS}
+    from ..recipes import pretraining as pretraining_recipe
+    from ..recipes import sign_classification as classification_recipe
+
     started = time.time()
 
-    description, pretraining_sources, recognition_source = prepare_data(args, output_dir)
+    kind, description, pretraining_sources, recognition_source = prepare_data(args, output_dir)
     print(f"[msmae demo] data: {description}", flush=True)
 
-    print("[msmae demo] 1/3 pretraining (examples/run_pretraining.py) ...", flush=True)
-    pretraining = scripts["run_pretraining"].main(pretraining_arguments(args, pretraining_sources, output_dir))
-    print("[msmae demo] 2/3 fine-tuning and evaluation (examples/run_sign_classification.py) ...", flush=True)
-    finetuning = scripts["run_sign_classification"].main(finetuning_arguments(args, recognition_source, output_dir))
+    print("[msmae demo] 1/3 pretraining (msmae.recipes.pretraining = examples/run_pretraining.py) ...", flush=True)
+    pretraining = pretraining_recipe.main(pretraining_arguments(args, pretraining_sources, output_dir))
+    print("[msmae demo] 2/3 fine-tuning and evaluation (msmae.recipes.sign_classification = "
+          "examples/run_sign_classification.py) ...", flush=True)
+    finetuning = classification_recipe.main(finetuning_arguments(args, recognition_source, output_dir))
     print("[msmae demo] 3/3 prediction with the saved model ...", flush=True)
     predictions = predict_test_clips(
         output_dir / "sign-classification", recognition_source, cache_dir(args, output_dir), args.seed
     )
 
-    summary = summarize(description, pretraining, finetuning, predictions, output_dir, time.time() - started)
+    summary = summarize(kind, description, pretraining, finetuning, predictions, output_dir, time.time() - started)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_summary(summary), flush=True)
     return 0
 
 
-def summarize(description, pretraining, finetuning, predictions, output_dir: Path, seconds: float) -> dict:
+def summarize(kind, description, pretraining, finetuning, predictions, output_dir: Path, seconds: float) -> dict:
     losses = [entry["loss"] for entry in pretraining["train"] if "loss" in entry]
     results = finetuning["results"]
     pictures = sorted(str(p) for p in (output_dir / "pretraining" / "reconstructions").glob("*.png"))
     return {
+        "data_source": kind,
         "data": description,
         "pretraining": {
             "first_logged_loss": losses[0] if losses else None,
