@@ -12,6 +12,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForVideoClassification
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
+from msmae.modeling_msmae import prepare_inputs
 
 
 class MSMAEModelTester:
@@ -413,7 +414,7 @@ def test_cubelet_tokens_start_at_the_position_encoding_scale():
         assert group.projection.weight.abs().max() <= bound
         assert group.projection.weight.std() > 0.8 * bound / 3**0.5
     with torch.no_grad():
-        tokens, _ = embeddings(torch.randn(4, 64, config.num_keypoints, 2))
+        tokens = embeddings(*prepare_inputs(config, torch.randn(4, 64, config.num_keypoints, 2))[:3])
         position = embeddings.position_encoding(tokens.shape[2])
     content = (tokens - position).pow(2).mean().sqrt()
     assert content > 0.5 * position.pow(2).mean().sqrt()

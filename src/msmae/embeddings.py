@@ -22,6 +22,8 @@ This module is exported with the model for `trust_remote_code`, so it imports on
 
 import torch
 
+from .modeling_msmae import masked_mean
+
 POOLINGS = ("mean", "cls", "none")
 
 
@@ -53,8 +55,7 @@ def pool_hidden_states(last_hidden_state, token_mask, pooling="mean", has_cls_to
     tokens, mask = last_hidden_state[:, offset:], token_mask[:, offset:]
     if pooling == "none":
         return tokens, mask
-    weights = mask.to(tokens.dtype).unsqueeze(-1)
-    return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    return masked_mean(tokens, mask)
 
 
 @torch.no_grad()

@@ -18,6 +18,19 @@ from transformers.utils import ModelOutput
 
 from .configuration_msmae import MSMAEConfig
 
+try:  # transformers >= 5: checkpoint key renames
+    from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+    from transformers.core_model_loading import WeightRenaming
+except ImportError:  # pragma: no cover
+    register_checkpoint_conversion_mapping = None
+
+if register_checkpoint_conversion_mapping is not None:
+    # The decoder's layer stack was `decoder.encoder.layers`; it is `decoder.layers` now. Checkpoints keep the
+    # original names on disk (transformers reverses the rename on save), so old and new checkpoints load everywhere.
+    register_checkpoint_conversion_mapping(
+        "msmae", [WeightRenaming(r"^decoder\.encoder\.layers\.", "decoder.layers.")], overwrite=True
+    )
+
 
 @dataclass
 class MSMAEModelOutput(ModelOutput):
@@ -33,7 +46,12 @@ class MSMAEModelOutput(ModelOutput):
     attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
         1 for tokens that are real (not frame padding, not masked out), 0 otherwise.
     visible_indices (`torch.LongTensor` of shape `(batch_size, num_streams, num_visible)`, *optional*):
-        With `bool_masked_pos`: the cubelet index of each encoded token of each stream.
+        With masking: the cubelet index of each encoded token of each stream.
+    mask (`torch.LongTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
+        With masking: 1 for cubelets hidden from the encoder, 0 for visible cubelets and padding.
+    ids_restore (`torch.LongTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
+        With masking: each cubelet's position in its stream's shuffled order (visible first, then masked, padding
+        last).
     hidden_states (`tuple(torch.FloatTensor)`, *optional*):
         Input embeddings and the output of every layer, when `output_hidden_states=True`.
     attentions (`tuple(torch.FloatTensor)`, *optional*):
@@ -44,6 +62,8 @@ class MSMAEModelOutput(ModelOutput):
     pooler_output: torch.FloatTensor | None = None
     attention_mask: torch.LongTensor | None = None
     visible_indices: torch.LongTensor | None = None
+    mask: torch.LongTensor | None = None
+    ids_restore: torch.LongTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
@@ -52,7 +72,8 @@ class MSMAEModelOutput(ModelOutput):
 class MSMAEForPreTrainingOutput(ModelOutput):
     r"""
     loss (`torch.FloatTensor` of shape `()`):
-        Mean squared error over the detected keypoints of real frames in masked cubelets.
+        Mean squared error over the detected keypoints of real frames in masked cubelets, averaged as
+        `config.loss_normalization` says.
     logits (`torch.FloatTensor` of shape `(batch_size, num_cubelets * cubelet_size, num_keypoints, num_coordinates)`):
         Reconstructed keypoints of every frame, in `pose_values` layout (frames padded to a multiple of
         `cubelet_size`). Only masked cubelets are trained.
@@ -122,14 +143,16 @@ class MSMAEStreamEmbedding(nn.Module):
         self.cubelet = nn.Conv1d(config.hidden_size, config.hidden_size, config.cubelet_size, stride=config.cubelet_size)
 
     def forward(self, keypoints: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        # keypoints: (batch, frames, K, D) with frames a multiple of S. Padded frames are zeroed after the
-        # projection, so a cubelet only sums real frames and padding leaves no trace, bias included.
-        frames = self.projection(keypoints.flatten(2)) * frame_mask.unsqueeze(-1)
+        # keypoints: (batch, frames, K, D) with frames a multiple of S; frame_mask: bool (batch, frames). Padded
+        # frames are zeroed after the projection, so a cubelet only sums real frames and padding leaves no trace,
+        # bias included. `where`, not a product: NaN x 0 is NaN.
+        frames = self.projection(keypoints.flatten(2)).masked_fill(~frame_mask.unsqueeze(-1), 0.0)
         return self.cubelet(frames.transpose(1, 2)).transpose(1, 2)
 
 
 class MSMAEEmbeddings(nn.Module):
-    """Turns `pose_values` into per-stream cubelet tokens with the shared position encoding added."""
+    """Turns prepared `pose_values` (see `prepare_inputs`) into per-stream cubelet tokens with the shared position
+    encoding (and, with `config.stream_type_embedding`, a learned per-stream embedding) added."""
 
     def __init__(self, config: MSMAEConfig):
         super().__init__()
@@ -146,13 +169,15 @@ class MSMAEEmbeddings(nn.Module):
         )
         self.position_encoding = MSMAEPositionEncoding(config.hidden_size, config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.stream_type_embeddings = (
+            nn.Parameter(torch.zeros(config.num_streams, config.hidden_size)) if config.stream_type_embedding else None
+        )
 
-    def forward(self, pose_values, keypoint_mask=None, attention_mask=None):
-        """Returns tokens `(batch, num_streams, num_cubelets, hidden)` and the cubelet mask `(batch, num_cubelets)`."""
-        pose_values, keypoint_mask, frame_mask = prepare_inputs(self.config, pose_values, keypoint_mask, attention_mask)
-        # Undetected keypoints enter as 0 whatever value the caller left there.
-        pose_values = pose_values * keypoint_mask.unsqueeze(-1).to(pose_values.dtype)
-        frame_mask = frame_mask.to(pose_values.dtype)
+    def forward(self, pose_values, keypoint_mask, frame_mask):
+        """Prepared inputs (frames a multiple of S, bool masks) to tokens `(batch, num_streams, num_cubelets, hidden)`."""
+        dtype = next(iter(self.streams.values())).projection.weight.dtype
+        # Undetected keypoints enter as 0 whatever value (NaN included) the caller left there.
+        pose_values = torch.where(keypoint_mask.unsqueeze(-1), pose_values.to(dtype), 0.0)
         tokens = []
         start = 0
         for name, size in zip(self.config.streams, self.config.stream_num_keypoints):
@@ -160,19 +185,36 @@ class MSMAEEmbeddings(nn.Module):
             tokens.append(embed(pose_values[:, :, start : start + size], frame_mask))
             start += size
         tokens = torch.stack(tokens, dim=1)
-        num_cubelets = tokens.shape[2]
-        tokens = tokens + self.position_encoding(num_cubelets).to(tokens.dtype)
-        cubelet_mask = frame_mask.unflatten(1, (num_cubelets, self.config.cubelet_size)).amax(-1).long()
-        return self.dropout(tokens), cubelet_mask
+        tokens = tokens + self.position_encoding(tokens.shape[2]).to(tokens.dtype)
+        if self.stream_type_embeddings is not None:
+            tokens = tokens + self.stream_type_embeddings.to(tokens.dtype)[None, :, None]
+        return self.dropout(tokens)
+
+
+def valid_keypoints(pose_values, keypoint_mask=None, attention_mask=None) -> torch.Tensor:
+    """Bool `(B, T, K)`: keypoints that were detected in real (not padded) frames."""
+    valid = torch.ones(pose_values.shape[:3], dtype=torch.bool, device=pose_values.device)
+    if keypoint_mask is not None:
+        valid = valid & keypoint_mask.bool()
+    if attention_mask is not None:
+        valid = valid & attention_mask.bool().unsqueeze(-1)
+    return valid
 
 
 def prepare_inputs(config: MSMAEConfig, pose_values, keypoint_mask=None, attention_mask=None):
-    """Validates the inputs and pads frames to a multiple of the cubelet size.
+    """Validates the inputs and pads frames to a multiple of the cubelet size. Runs once per forward.
 
-    Returns `pose_values (B, T', K, D)`, `keypoint_mask (B, T', K)` and `frame_mask (B, T')` with T' = ceil(T/S)*S.
+    Returns `pose_values (B, T', K, D)`, bool `keypoint_mask (B, T', K)` (detected keypoints of real frames), bool
+    `frame_mask (B, T')` and the cubelet mask `(B, T'/S)` (1 for cubelets with at least one real frame), with
+    T' = ceil(T/S)*S.
     """
     if pose_values is None:
         raise ValueError("`pose_values` is required: (batch, frames, keypoints, coordinates), e.g. from MSMAEPoseProcessor.")
+    for name, value in (("pose_values", pose_values), ("keypoint_mask", keypoint_mask), ("attention_mask", attention_mask)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}; convert it with torch.as_tensor.")
+    if not pose_values.is_floating_point():
+        raise ValueError(f"`pose_values` must be floating point (normalised coordinates), got {pose_values.dtype}.")
     expected = (config.num_keypoints, config.num_coordinates)
     if pose_values.dim() != 4 or tuple(pose_values.shape[2:]) != expected:
         raise ValueError(
@@ -180,23 +222,24 @@ def prepare_inputs(config: MSMAEConfig, pose_values, keypoint_mask=None, attenti
             f"{config.streams}, got {tuple(pose_values.shape)}. Prepare inputs with MSMAEPoseProcessor using the same streams."
         )
     batch, frames = pose_values.shape[:2]
-    if frames == 0:
-        raise ValueError("`pose_values` has no frames.")
-    if keypoint_mask is None:
-        keypoint_mask = torch.ones(pose_values.shape[:3], dtype=torch.bool, device=pose_values.device)
-    elif tuple(keypoint_mask.shape) != tuple(pose_values.shape[:3]):
+    if batch == 0 or frames == 0:
+        raise ValueError(f"`pose_values` has no {'clips' if batch == 0 else 'frames'} (shape {tuple(pose_values.shape)}).")
+    if keypoint_mask is not None and tuple(keypoint_mask.shape) != tuple(pose_values.shape[:3]):
         raise ValueError(f"`keypoint_mask` must have shape {tuple(pose_values.shape[:3])}, got {tuple(keypoint_mask.shape)}.")
-    if attention_mask is None:
-        attention_mask = torch.ones(batch, frames, dtype=torch.long, device=pose_values.device)
-    elif tuple(attention_mask.shape) != (batch, frames):
+    if attention_mask is not None and tuple(attention_mask.shape) != (batch, frames):
         raise ValueError(f"`attention_mask` must have shape {(batch, frames)} (one value per frame), got {tuple(attention_mask.shape)}.")
-    keypoint_mask = keypoint_mask.bool() & attention_mask.bool().unsqueeze(-1)
+    keypoint_mask = valid_keypoints(pose_values, keypoint_mask, attention_mask)
+    frame_mask = (
+        attention_mask.bool() if attention_mask is not None
+        else torch.ones(batch, frames, dtype=torch.bool, device=pose_values.device)
+    )
     pad = -frames % config.cubelet_size
     if pad:
         pose_values = nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad))
         keypoint_mask = nn.functional.pad(keypoint_mask, (0, 0, 0, pad))
-        attention_mask = nn.functional.pad(attention_mask, (0, pad))
-    return pose_values, keypoint_mask, attention_mask
+        frame_mask = nn.functional.pad(frame_mask, (0, pad))
+    cubelet_mask = frame_mask.unflatten(1, (-1, config.cubelet_size)).any(-1).long()
+    return pose_values, keypoint_mask, frame_mask, cubelet_mask
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
@@ -272,30 +315,36 @@ class MSMAELayer(GradientCheckpointingLayer):
         return hidden_states, weights
 
 
-class MSMAEEncoder(nn.Module):
-    """A stack of Transformer layers with optional gradient checkpointing."""
+def run_layers(layers, config, hidden_states, token_mask, output_attentions=False, output_hidden_states=False):
+    """Runs a stack of `MSMAELayer`s over `hidden_states (B, N, H)`, attending only to tokens where `token_mask`."""
+    attention_mask = create_bidirectional_mask(config=config, inputs_embeds=hidden_states, attention_mask=token_mask)
+    all_hidden = (hidden_states,) if output_hidden_states else None
+    all_attentions = () if output_attentions else None
+    for layer in layers:
+        hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
+        if output_hidden_states:
+            all_hidden += (hidden_states,)
+        if output_attentions:
+            all_attentions += (weights,)
+    return hidden_states, all_hidden, all_attentions
 
-    def __init__(self, config: MSMAEConfig, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int):
+
+class MSMAEEncoder(nn.Module):
+    """The encoder's stack of Transformer layers (gradient checkpointing through `GradientCheckpointingLayer`)."""
+
+    def __init__(self, config: MSMAEConfig):
         super().__init__()
         self.config = config
         self.layers = nn.ModuleList(
-            [MSMAELayer(config, hidden_size, num_heads, intermediate_size) for _ in range(num_layers)]
+            [
+                MSMAELayer(config, config.hidden_size, config.num_attention_heads, config.intermediate_size)
+                for _ in range(config.num_hidden_layers)
+            ]
         )
         self.gradient_checkpointing = False
 
     def forward(self, hidden_states, token_mask, output_attentions=False, output_hidden_states=False):
-        attention_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=hidden_states, attention_mask=token_mask
-        )
-        all_hidden = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        for layer in self.layers:
-            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
-            if output_hidden_states:
-                all_hidden += (hidden_states,)
-            if output_attentions:
-                all_attentions += (weights,)
-        return hidden_states, all_hidden, all_attentions
+        return run_layers(self.layers, self.config, hidden_states, token_mask, output_attentions, output_hidden_states)
 
 
 # Every checkpoint names all heads, so e.g. `AutoModel` loads the encoder of a pretraining checkpoint
@@ -320,6 +369,33 @@ class AllHeadsAutoMapMixin:
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
+class TrainableFromConfigMixin:
+    """Which parameters train is part of a model's config (a linear probe's frozen encoder, a translation model's
+    frozen pose encoder and adapters), not of its saved tensors. `set_trainable_parameters()` applies it; it runs
+    after construction (the model calls it) and again after every `from_pretrained`, which materialises fresh
+    parameters. Modules in `frozen_modules()` also stay in eval mode (no dropout) when the model trains."""
+
+    def set_trainable_parameters(self) -> None:
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        return []
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).set_trainable_parameters()  # output_loading_info=True
+        return loaded
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
+
+
 class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
     auto_map_entries = AUTO_MAP
     config_class = MSMAEConfig
@@ -332,6 +408,10 @@ class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
     _supports_flash_attn = False  # padding masks are passed as 4D masks
     _supports_flex_attn = False
     _supports_attention_backend = False
+
+    def __init__(self, config: MSMAEConfig, *args, **kwargs):
+        config.validate()  # a config edited after construction is checked where it is used
+        super().__init__(config, *args, **kwargs)
 
     def _init_weights(self, module):
         std = self.config.initializer_range
@@ -355,6 +435,8 @@ class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
             else:
                 # A non-persistent buffer is not in the checkpoint: from_pretrained builds it here.
                 init.copy_(module.table, sinusoidal_position_encoding(*module.table.shape))
+        elif isinstance(module, MSMAEEmbeddings) and module.stream_type_embeddings is not None:
+            init.normal_(module.stream_type_embeddings, mean=0.0, std=std)
         elif isinstance(module, MSMAEModel) and module.cls_token is not None:
             init.normal_(module.cls_token, mean=0.0, std=std)
         elif isinstance(module, MSMAEDecoder):
@@ -375,20 +457,59 @@ class MSMAEModel(MSMAEPreTrainedModel):
         super().__init__(config)
         self.embeddings = MSMAEEmbeddings(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if add_cls_token else None
-        self.encoder = MSMAEEncoder(
-            config, config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
-        )
+        self.encoder = MSMAEEncoder(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
     def get_input_embeddings(self):
         return self.embeddings
 
+    def random_masking(self, cubelet_mask: torch.Tensor, noise: torch.Tensor | None = None):
+        """Chooses the cubelets to mask in every stream.
+
+        Each sample masks `config.num_masked_cubelets(real cubelets)` of every stream, the lowest-noise ones staying
+        visible. DiffMask draws noise per stream, SameMask once per sample. No host sync: the counts come from a
+        table indexed on the device.
+
+        Args:
+            cubelet_mask: `(batch, num_cubelets)`, 1 for real cubelets.
+            noise: `(batch, num_streams, num_cubelets)` (or `(batch, num_cubelets)`, shared by all streams) in
+                [0, 1); drawn uniformly when omitted. Fix it for deterministic masking.
+
+        Returns: `bool_masked_pos (batch, num_streams, num_cubelets)` and `ids_restore` of the same shape.
+        """
+        config = self.config
+        batch, num_cubelets = cubelet_mask.shape
+        num_streams = config.num_streams
+        if noise is None:
+            noise = torch.rand((batch, *config.noise_shape(num_cubelets * config.cubelet_size)), device=cubelet_mask.device)
+        if noise.dim() == 2:
+            noise = noise.unsqueeze(1)
+        if noise.shape[0] != batch or noise.shape[-1] != num_cubelets or noise.shape[1] not in (1, num_streams):
+            raise ValueError(
+                f"`noise` must have shape {(batch, num_streams, num_cubelets)} or {(batch, num_cubelets)}, got {tuple(noise.shape)}."
+            )
+        if config.masking_strategy == "same":
+            noise = noise[:, :1]
+        noise = noise.to(cubelet_mask.device).expand(batch, num_streams, num_cubelets).float()
+        real = cubelet_mask.bool().unsqueeze(1)
+        # Padding sorts last so it is never visible.
+        ids_shuffle = torch.argsort(noise.masked_fill(~real, 2.0), dim=-1)
+        ids_restore = torch.argsort(ids_shuffle, dim=-1)
+        num_masked = torch.tensor(
+            [config.num_masked_cubelets(r) for r in range(num_cubelets + 1)], device=cubelet_mask.device
+        )
+        num_real = cubelet_mask.long().sum(-1)
+        num_keep = (num_real - num_masked[num_real])[:, None, None]
+        bool_masked_pos = (ids_restore >= num_keep) & real  # ids_restore: each cubelet's rank in shuffled order
+        return bool_masked_pos, ids_restore
+
     def forward(
         self,
         pose_values: torch.Tensor | None = None,
         keypoint_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
         bool_masked_pos: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -399,13 +520,18 @@ class MSMAEModel(MSMAEPreTrainedModel):
         pose_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_keypoints, num_coordinates)`):
             Normalised keypoints of `config.streams`, concatenated in that order (see `MSMAEPoseProcessor`).
         keypoint_mask (`torch.BoolTensor` of shape `(batch_size, num_frames, num_keypoints)`, *optional*):
-            1 where MediaPipe detected the keypoint. Undetected keypoints are zeroed before the projection.
+            1 where MediaPipe detected the keypoint. Undetected keypoints enter as 0 whatever their value (NaN too).
         attention_mask (`torch.LongTensor` of shape `(batch_size, num_frames)`, *optional*):
             1 for real frames, 0 for padding. Any frame count works: frames are padded to a multiple of
             `cubelet_size`, and a cubelet with at least one real frame is a real token.
+        noise (`torch.FloatTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
+            Mask the clip MAE-style (see `random_masking`) with this noise. Each stream then has
+            `config.num_visible_cubelets(num_cubelets)` token slots, a number fixed by the input's shape, so the
+            forward has static shapes and compiles without graph breaks.
         bool_masked_pos (`torch.BoolTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
-            True for cubelets to hide from the encoder (MAE pretraining). Every stream of a sample must keep the same
-            number of visible cubelets.
+            An explicit mask instead (True = hidden from the encoder). Every stream of a sample must keep the same
+            number of visible cubelets; the slots are the batch's largest count, which needs a host sync (not for
+            `torch.compile`).
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
@@ -413,22 +539,33 @@ class MSMAEModel(MSMAEPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
 
-        tokens, cubelet_mask = self.embeddings(pose_values, keypoint_mask, attention_mask)
+        pose_values, keypoint_mask, frame_mask, cubelet_mask = prepare_inputs(
+            self.config, pose_values, keypoint_mask, attention_mask
+        )
+        tokens = self.embeddings(pose_values, keypoint_mask, frame_mask)
         batch, num_streams, num_cubelets, hidden = tokens.shape
-        visible_indices = None
         token_mask = cubelet_mask.unsqueeze(1).expand(-1, num_streams, -1)
-        if bool_masked_pos is not None:
-            if tuple(bool_masked_pos.shape) != (batch, num_streams, num_cubelets):
-                raise ValueError(
-                    f"`bool_masked_pos` must have shape {(batch, num_streams, num_cubelets)}, got {tuple(bool_masked_pos.shape)}."
-                )
-            keep = token_mask.bool() & ~bool_masked_pos.bool()
-            num_visible = keep.sum(-1)
-            if (num_visible != num_visible[:, :1]).any():
-                raise ValueError("Every stream of a sample must keep the same number of visible cubelets.")
-            # Visible cubelets first, in time order (stable sort), then the rest; keep the batch's largest count.
+        visible_indices = ids_restore = None
+        if noise is not None or bool_masked_pos is not None:
+            if bool_masked_pos is None:
+                bool_masked_pos, ids_restore = self.random_masking(cubelet_mask, noise)
+                keep = token_mask.bool() & ~bool_masked_pos
+                num_visible = self.config.num_visible_cubelets(num_cubelets)
+            else:
+                if tuple(bool_masked_pos.shape) != (batch, num_streams, num_cubelets):
+                    raise ValueError(
+                        f"`bool_masked_pos` must have shape {(batch, num_streams, num_cubelets)}, got {tuple(bool_masked_pos.shape)}."
+                    )
+                bool_masked_pos = bool_masked_pos.bool() & token_mask.bool()
+                keep = token_mask.bool() & ~bool_masked_pos
+                counts = keep.sum(-1)
+                if (counts != counts[:, :1]).any():
+                    raise ValueError("Every stream of a sample must keep the same number of visible cubelets.")
+                num_visible = int(counts.max().clamp(min=1))
+                ids_restore = torch.argsort(torch.argsort(bool_masked_pos.to(torch.int8), dim=-1, stable=True), dim=-1)
+            # Visible cubelets first, in time order (stable sort), then the rest; `num_visible` slots per stream.
             order = torch.argsort((~keep).to(torch.int8), dim=-1, stable=True)
-            visible_indices = order[..., : int(num_visible.max().clamp(min=1))]
+            visible_indices = order[..., :num_visible]
             tokens = torch.gather(tokens, 2, visible_indices.unsqueeze(-1).expand(-1, -1, -1, hidden))
             token_mask = torch.gather(keep, 2, visible_indices).long()
 
@@ -452,6 +589,8 @@ class MSMAEModel(MSMAEPreTrainedModel):
             pooler_output=pooled,
             attention_mask=token_mask,
             visible_indices=visible_indices,
+            mask=bool_masked_pos.long() if bool_masked_pos is not None else None,
+            ids_restore=ids_restore,
             hidden_states=all_hidden,
             attentions=all_attentions,
         )
@@ -464,10 +603,15 @@ class MSMAEModel(MSMAEPreTrainedModel):
         return {name: tokens[:, i] for i, name in enumerate(self.config.streams)}
 
 
-def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Average of `hidden_states (B, N, H)` over the positions where `mask (B, N)` is 1."""
-    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
-    return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Average of `values (..., H)` over `dim` where `mask` (`values`' shape without H) is nonzero.
+
+    The package's one masked mean (pooling, stream fusion). Masked positions are left out with `where`, so NaN or
+    inf there cannot reach the result; an all-masked row gives 0.
+    """
+    keep = mask.bool().unsqueeze(-1)
+    total = torch.where(keep, values, 0.0).sum(dim)
+    return total / keep.sum(dim).clamp(min=1).to(values.dtype)
 
 
 class MSMAEDecoder(nn.Module):
@@ -481,12 +625,11 @@ class MSMAEDecoder(nn.Module):
         # Mask tokens are otherwise identical across streams, so each stream gets an identity embedding.
         self.stream_embeddings = nn.Parameter(torch.zeros(config.num_streams, config.decoder_hidden_size))
         self.position_encoding = MSMAEPositionEncoding(config.decoder_hidden_size, config)
-        self.encoder = MSMAEEncoder(
-            config,
-            config.decoder_hidden_size,
-            config.decoder_num_hidden_layers,
-            config.decoder_num_attention_heads,
-            config.decoder_intermediate_size,
+        self.layers = nn.ModuleList(
+            [
+                MSMAELayer(config, config.decoder_hidden_size, config.decoder_num_attention_heads, config.decoder_intermediate_size)
+                for _ in range(config.decoder_num_hidden_layers)
+            ]
         )
         self.decoder_norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
         groups = dict.fromkeys(config.projection_group(name) for name in config.streams)
@@ -503,24 +646,28 @@ class MSMAEDecoder(nn.Module):
             }
         )
 
-    def forward(self, encoded, visible_indices, visible_mask, cubelet_mask, output_attentions=False, output_hidden_states=False):
+    def forward(self, encoded, visible_indices, visible_mask, bool_masked_pos):
         """
         encoded: `(B, num_streams * num_visible, hidden)` encoder output; visible_indices / visible_mask:
-        `(B, num_streams, num_visible)`; cubelet_mask: `(B, num_cubelets)`. Returns `(B, T', K, D)` keypoints.
+        `(B, num_streams, num_visible)`; bool_masked_pos: `(B, num_streams, num_cubelets)`. Returns `(B, T', K, D)`
+        keypoints.
         """
         config = self.config
         batch, num_streams, num_visible = visible_indices.shape
-        num_cubelets = cubelet_mask.shape[1]
+        num_cubelets = bool_masked_pos.shape[-1]
         encoded = self.decoder_embed(encoded).unflatten(1, (num_streams, num_visible))
         # Slots past a sample's visible count hold masked cubelets the encoder never saw: write mask tokens there.
+        visible_mask = visible_mask.bool()
         mask_token = self.mask_token.to(encoded.dtype)
-        encoded = torch.where(visible_mask.bool().unsqueeze(-1), encoded, mask_token)
+        encoded = torch.where(visible_mask.unsqueeze(-1), encoded, mask_token)
         hidden_states = mask_token.expand(batch, num_streams * num_cubelets, -1).unflatten(1, (num_streams, num_cubelets))
         hidden_states = hidden_states.scatter(2, visible_indices.unsqueeze(-1).expand_as(encoded), encoded)
         hidden_states = hidden_states + self.position_encoding(num_cubelets).to(encoded.dtype)
         hidden_states = hidden_states + self.stream_embeddings.to(encoded.dtype)[None, :, None]
-        token_mask = cubelet_mask.unsqueeze(1).expand(-1, num_streams, -1).flatten(1, 2)
-        hidden_states, _, _ = self.encoder(hidden_states.flatten(1, 2), token_mask)
+        # The decoder attends to every real cubelet: the visible ones it was given and the masked ones it fills in.
+        visible = torch.zeros_like(bool_masked_pos, dtype=torch.bool).scatter(2, visible_indices, visible_mask)
+        token_mask = (visible | bool_masked_pos.bool()).flatten(1, 2).long()
+        hidden_states, _, _ = run_layers(self.layers, config, hidden_states.flatten(1, 2), token_mask)
         hidden_states = self.decoder_norm(hidden_states).unflatten(1, (num_streams, num_cubelets))
 
         frames = num_cubelets * config.cubelet_size
@@ -540,60 +687,34 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         self.decoder = MSMAEDecoder(config)
         self.post_init()
 
-    def random_masking(self, cubelet_mask: torch.Tensor, noise: torch.Tensor | None = None):
-        """Chooses the cubelets to mask in every stream.
-
-        Each sample masks `round(mask_ratio * real cubelets)` of every stream (at least one, and one stays
-        visible when the clip has two or more), the lowest-noise ones staying visible. DiffMask draws noise per
-        stream, SameMask once per sample.
-
-        Args:
-            cubelet_mask: `(batch, num_cubelets)`, 1 for real cubelets.
-            noise: `(batch, num_streams, num_cubelets)` (or `(batch, num_cubelets)`, shared by all streams) in
-                [0, 1); drawn uniformly when omitted. Fix it for deterministic masking.
-
-        Returns: `bool_masked_pos (batch, num_streams, num_cubelets)` and `ids_restore` of the same shape.
-        """
-        batch, num_cubelets = cubelet_mask.shape
-        num_streams = self.config.num_streams
-        if noise is None:
-            shape = (batch, num_streams if self.config.masking_strategy == "diff" else 1, num_cubelets)
-            noise = torch.rand(shape, device=cubelet_mask.device)
-        if noise.dim() == 2:
-            noise = noise.unsqueeze(1)
-        if noise.shape[0] != batch or noise.shape[-1] != num_cubelets or noise.shape[1] not in (1, num_streams):
-            raise ValueError(
-                f"`noise` must have shape {(batch, num_streams, num_cubelets)} or {(batch, num_cubelets)}, got {tuple(noise.shape)}."
-            )
-        if self.config.masking_strategy == "same":
-            noise = noise[:, :1]
-        noise = noise.expand(batch, num_streams, num_cubelets).float()
-        real = cubelet_mask.bool().unsqueeze(1)
-        # Padding sorts last so it is never visible.
-        ids_shuffle = torch.argsort(noise.masked_fill(~real, 2.0), dim=-1)
-        ids_restore = torch.argsort(ids_shuffle, dim=-1)
-        num_real = cubelet_mask.sum(-1, keepdim=True)
-        num_masked = torch.round(num_real.float() * self.config.mask_ratio).long()
-        num_masked = torch.minimum(num_masked.clamp(min=1), (num_real - 1).clamp(min=0))
-        num_keep = (num_real - num_masked).unsqueeze(1)  # (batch, 1, 1)
-        rank = ids_restore  # position of each cubelet in its stream's shuffled order
-        bool_masked_pos = (rank >= num_keep) & real
-        return bool_masked_pos, ids_restore
-
-    def forward_loss(self, pose_values, keypoint_mask, logits, bool_masked_pos):
-        """Mean squared error over detected keypoints of real frames in masked cubelets (per-coordinate mean)."""
+    def forward_loss(self, pose_values, valid, logits, bool_masked_pos):
+        """Squared error over detected keypoints (`valid`, `(B, T, K)`) of real frames in masked cubelets, averaged
+        per coordinate or per masked token (`config.loss_normalization`). `pose_values` may hold anything (NaN
+        too) where `valid` is False."""
         config = self.config
-        frames_mask = bool_masked_pos.repeat_interleave(config.cubelet_size, dim=2)  # (B, streams, T')
-        frames_mask = torch.cat(
-            [
-                frames_mask[:, i : i + 1].expand(-1, size, -1)
-                for i, size in enumerate(config.stream_num_keypoints)
-            ],
-            dim=1,
-        ).transpose(1, 2)  # (B, T', K)
-        weights = (frames_mask & keypoint_mask.bool()).to(logits.dtype)
-        error = ((logits - pose_values.to(logits.dtype)) ** 2).mean(-1)
-        return (error * weights).sum() / weights.sum().clamp(min=1.0)
+        frames = logits.shape[1]
+        pad = frames - pose_values.shape[1]
+        valid = nn.functional.pad(valid, (0, 0, 0, pad))
+        target = torch.where(valid.unsqueeze(-1), nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad)), 0.0)
+        stream_of_keypoint = torch.repeat_interleave(
+            torch.arange(config.num_streams, device=logits.device),
+            torch.tensor(config.stream_num_keypoints, device=logits.device),
+        )
+        masked_frames = bool_masked_pos.bool().repeat_interleave(config.cubelet_size, dim=2)  # (B, streams, T')
+        weights = masked_frames[:, stream_of_keypoint].transpose(1, 2) & valid  # (B, T', K)
+        error = torch.where(weights, ((logits - target.to(logits.dtype)) ** 2).mean(-1), 0.0)
+        if config.loss_normalization == "coordinate":
+            return error.sum() / weights.sum().clamp(min=1)
+        # Token mean: each (stream, cubelet) token's error averaged over its own detected keypoints, then over
+        # the masked tokens that have any.
+        def per_token(x):  # (B, T', K) -> (B, streams, num_cubelets)
+            x = x.unflatten(1, (-1, config.cubelet_size)).sum(2)  # (B, C, K)
+            return torch.stack([part.sum(-1) for part in x.split(config.stream_num_keypoints, dim=-1)], 1)
+
+        token_error, token_count = per_token(error), per_token(weights.to(error.dtype))
+        has_target = token_count > 0
+        token_loss = torch.where(has_target, token_error / token_count.clamp(min=1), 0.0)
+        return token_loss.sum() / has_target.sum().clamp(min=1)
 
     def forward(
         self,
@@ -610,46 +731,41 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         r"""
         pose_values, keypoint_mask, attention_mask: as in `MSMAEModel.forward`.
         noise (`torch.FloatTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
-            Noise that decides the masking (see `random_masking`); for reproducible tests and evaluation.
+            Noise that decides the masking (see `MSMAEModel.random_masking`; `config.noise_shape` gives the shape);
+            drawn here when neither it nor `bool_masked_pos` is given. For reproducible training and evaluation.
         bool_masked_pos (`torch.BoolTensor` of shape `(batch_size, num_streams, num_cubelets)`, *optional*):
             An explicit mask (True = masked) instead of random masking, e.g. to score a fixed masking pattern.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        padded_values, padded_keypoint_mask, frame_mask = prepare_inputs(
-            self.config, pose_values, keypoint_mask, attention_mask
-        )
-        cubelet_mask = frame_mask.unflatten(1, (-1, self.config.cubelet_size)).amax(-1)
-        if bool_masked_pos is None:
-            bool_masked_pos, ids_restore = self.random_masking(cubelet_mask, noise)
-        else:
-            bool_masked_pos = bool_masked_pos.bool() & cubelet_mask.bool().unsqueeze(1)
-            ids_restore = torch.argsort(torch.argsort(bool_masked_pos.to(torch.int8), dim=-1, stable=True), dim=-1)
-
+        if noise is None and bool_masked_pos is None and pose_values is not None:
+            noise = torch.rand((pose_values.shape[0], *self.config.noise_shape(pose_values.shape[1])), device=pose_values.device)
         outputs = self.msmae(
-            padded_values,
-            keypoint_mask=padded_keypoint_mask,
-            attention_mask=frame_mask,
+            pose_values,
+            keypoint_mask=keypoint_mask,
+            attention_mask=attention_mask,
+            noise=noise,
             bool_masked_pos=bool_masked_pos,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
         visible_mask = outputs.attention_mask.unflatten(1, (self.config.num_streams, -1))
-        logits = self.decoder(outputs.last_hidden_state, outputs.visible_indices, visible_mask, cubelet_mask)
-        loss = self.forward_loss(padded_values, padded_keypoint_mask, logits, bool_masked_pos)
+        logits = self.decoder(outputs.last_hidden_state, outputs.visible_indices, visible_mask, outputs.mask)
+        valid = valid_keypoints(pose_values, keypoint_mask, attention_mask)
+        loss = self.forward_loss(pose_values, valid, logits, outputs.mask)
 
         output = MSMAEForPreTrainingOutput(
             loss=loss,
             logits=logits,
-            mask=bool_masked_pos.long(),
-            ids_restore=ids_restore,
+            mask=outputs.mask,
+            ids_restore=outputs.ids_restore,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
 
 
-class MSMAEForSignClassification(MSMAEPreTrainedModel):
+class MSMAEForSignClassification(TrainableFromConfigMixin, MSMAEPreTrainedModel):
     """MS-MAE encoder with an isolated-sign classifier.
 
     Fine-tuning (`config.linear_probe=False`): a learnable [CLS] token is prepended and a linear classifier reads
@@ -664,25 +780,10 @@ class MSMAEForSignClassification(MSMAEPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
-        self._freeze_encoder_for_linear_probe()
+        self.set_trainable_parameters()
 
-    def _freeze_encoder_for_linear_probe(self):
-        if self.config.linear_probe:
-            self.msmae.requires_grad_(False)
-            self.msmae.eval()
-
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        # Loading materialises fresh parameters, so the linear probe's freezing is applied again afterwards.
-        loaded = super().from_pretrained(*args, **kwargs)
-        (loaded[0] if isinstance(loaded, tuple) else loaded)._freeze_encoder_for_linear_probe()
-        return loaded
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.config.linear_probe:
-            self.msmae.eval()  # a frozen encoder keeps eval-mode dropout
-        return self
+    def frozen_modules(self) -> list[nn.Module]:
+        return [self.msmae] if self.config.linear_probe else []
 
     def forward(
         self,
@@ -725,4 +826,6 @@ __all__ = [
     "MSMAEForSignClassification",
     "MSMAEModelOutput",
     "MSMAEForPreTrainingOutput",
+    "TrainableFromConfigMixin",
+    "masked_mean",
 ]

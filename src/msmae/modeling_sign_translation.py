@@ -14,7 +14,7 @@ from transformers.utils import logging
 
 from .configuration_msmae import MSMAEConfig
 from .configuration_sign_translation import DEFAULT_TEXT_MODEL, SignTranslationConfig
-from .modeling_msmae import AllHeadsAutoMapMixin, MSMAEModel
+from .modeling_msmae import AllHeadsAutoMapMixin, MSMAEModel, TrainableFromConfigMixin, masked_mean
 
 logger = logging.get_logger(__name__)
 
@@ -105,7 +105,7 @@ class SignTranslationPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
                 init.zeros_(module.bias)
 
 
-class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
+class SignTranslationModel(TrainableFromConfigMixin, SignTranslationPreTrainedModel, GenerationMixin):
     """Gloss-free sign language translation with an MS-MAE encoder, as in the paper.
 
     Pose clip -> MS-MAE encoder (pretrained; frozen or fine-tuned) -> stream fusion (`config.fusion`) -> linear
@@ -192,14 +192,6 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
             model.set_target_lang(target_lang, tokenizer)
         return model
 
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        # Which weights train is part of the model's definition (config), not of the saved tensors: reapply it.
-        model = super().from_pretrained(*args, **kwargs)
-        loaded = model[0] if isinstance(model, tuple) else model  # output_loading_info=True
-        loaded.set_trainable_parameters()
-        return model
-
     def set_target_lang(self, target_lang: str, tokenizer) -> None:
         """Generate in `target_lang`: its language token (from `tokenizer`) is forced as the first generated token."""
         token_id = tokenizer.convert_tokens_to_ids(target_lang)
@@ -250,12 +242,10 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
             for name, parameter in self.text_model.get_decoder().named_parameters():
                 if ".lora_" in name:
                     parameter.requires_grad_(True)
+        self.train(self.training)  # frozen_modules() stay in eval mode
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.config.freeze_pose_encoder:
-            self.pose_encoder.eval()  # a frozen encoder keeps eval-mode dropout
-        return self
+    def frozen_modules(self) -> list[nn.Module]:
+        return [self.pose_encoder] if self.config.freeze_pose_encoder else []
 
     @torch.no_grad()
     def merge_adapters(self) -> "SignTranslationModel":
@@ -297,9 +287,7 @@ class SignTranslationModel(SignTranslationPreTrainedModel, GenerationMixin):
         if self.config.fusion == "mean":
             tokens = hidden_states.unflatten(1, (num_streams, -1))
             mask = token_mask.unflatten(1, (num_streams, -1))
-            weights = mask.to(tokens.dtype).unsqueeze(-1)
-            fused = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-            return fused, mask.amax(1).long()
+            return masked_mean(tokens, mask, dim=1), mask.amax(1).long()
         # Pack each clip's real tokens to the front (stream order kept): the text encoder's positions then do not
         # depend on how much the batch padded the clip.
         order = torch.argsort((token_mask == 0).to(torch.int8), dim=1, stable=True)
