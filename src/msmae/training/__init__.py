@@ -25,7 +25,7 @@ from ..data.loading import (
     pose_features,
     split_dataset,
 )
-from .metrics import classification_metrics, compute_metrics
+from ..metrics.classification import classification_metrics, compute_metrics
 from .model_card import build_model_card, write_model_card
 
 __all__ = [
