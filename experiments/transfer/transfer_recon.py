@@ -51,7 +51,7 @@ def masks_for(model, attention_mask, seed, repeat, offset):
     noise = np.stack(
         [np.random.default_rng([seed, repeat, offset + i]).random((model.config.num_streams, num_cubelets)) for i in range(len(attention_mask))]
     ).astype(np.float32)
-    bool_masked_pos, _ = model.random_masking(cubelet_mask, torch.from_numpy(noise).to(attention_mask.device))
+    bool_masked_pos, _ = model.msmae.random_masking(cubelet_mask, torch.from_numpy(noise).to(attention_mask.device))
     return bool_masked_pos
 
 
