@@ -5,6 +5,7 @@ import pytest
 
 from msmae.augmentation import (
     Compose,
+    RandomAugment2D,
     RandomFrameDropDuplicate,
     RandomRotation,
     RandomScale,
@@ -12,10 +13,12 @@ from msmae.augmentation import (
     RandomSpeed,
     build_augmentations,
     recognition_augmentations,
+    spatial_augmentations,
     translation_augmentations,
 )
 
-ALL = [RandomRotation(), RandomShear(), RandomScale(), RandomSpeed(), RandomFrameDropDuplicate(), translation_augmentations()]
+ALL = [RandomAugment2D(), RandomRotation(), RandomShear(), RandomScale(), RandomSpeed(), RandomFrameDropDuplicate(),
+       translation_augmentations(), translation_augmentations("uniform")]
 
 
 def _clip(frames=30, keypoints=48, seed=0):
@@ -110,15 +113,21 @@ def test_frame_drop_duplicate_keeps_order():
 
 
 def test_compose_round_trips_through_its_config():
-    pipeline = translation_augmentations()
-    config = pipeline.to_config()
-    assert config[0] == {"type": "rotation", "max_degrees": 15.0}
-    rebuilt = build_augmentations(config)
-    values, mask = _clip()
-    a = pipeline(values, mask, np.random.default_rng(2))
-    b = rebuilt(values, mask, np.random.default_rng(2))
-    np.testing.assert_array_equal(a[0], b[0])
-    assert [type(t) for t in recognition_augmentations().transforms] == [RandomRotation, RandomShear, RandomScale]
+    for pipeline in (translation_augmentations(), translation_augmentations("uniform")):
+        config = pipeline.to_config()
+        rebuilt = build_augmentations(config)
+        values, mask = _clip()
+        a = pipeline(values, mask, np.random.default_rng(2))
+        b = rebuilt(values, mask, np.random.default_rng(2))
+        np.testing.assert_array_equal(a[0], b[0])
+    assert translation_augmentations().to_config()[0] == {
+        "type": "augment2d", "rotation_std": 0.2, "shear_std": 0.2, "scale_std": 0.2}
+    assert translation_augmentations("uniform").to_config()[0] == {"type": "rotation", "max_degrees": 15.0}
+    assert [type(t) for t in recognition_augmentations().transforms] == [RandomAugment2D]
+    assert [type(t) for t in recognition_augmentations("uniform").transforms] == [RandomRotation, RandomShear,
+                                                                                  RandomScale]
+    with pytest.raises(ValueError, match="Unknown spatial augmentation 'affine'"):
+        spatial_augmentations("affine")
     assert isinstance(build_augmentations([RandomSpeed(0.1)]), Compose)
     with pytest.raises(ValueError, match="Bad parameters for augmentation 'rotation'"):
         build_augmentations([{"type": "rotation", "degrees": 10}])
@@ -130,3 +139,49 @@ def test_compose_applies_in_order():
     rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
     by_hand = RandomScale(0.1)(*RandomRotation(10.0)(values, mask, rng_b), rng_b)
     np.testing.assert_array_equal(pipeline(values, mask, rng_a)[0], by_hand[0])
+
+
+def _pose_format_augment2d(values, mask, seed, **stds):
+    """pose-format's own `augment2d` on the same points (one person), its global generator seeded."""
+    from numpy import ma
+    from pose_format.numpy.pose_body import NumPyPoseBody
+
+    data = ma.masked_array(values[:, None].astype(np.float32), mask=np.repeat(~mask[:, None, :, None], 2, -1))
+    body = NumPyPoseBody(fps=25.0, data=data, confidence=mask[:, None].astype(np.float32))
+    np.random.seed(seed)
+    return np.asarray(body.augment2d(**stds).data.filled(0.0))[:, 0]
+
+
+@pytest.mark.parametrize("stds", [{}, {"rotation_std": 0.5, "shear_std": 0.1, "scale_std": 0.3},
+                                  {"rotation_std": 0.0, "shear_std": 0.3, "scale_std": 0.0}])
+def test_augment2d_equals_pose_format_draw_for_draw(stds):
+    values, mask = _clip()
+    for seed in range(5):
+        expected = _pose_format_augment2d(values, mask, seed, **stds)
+        out, out_mask = RandomAugment2D(**stds)(values, mask, np.random.RandomState(seed))
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(out_mask, mask)
+
+
+def test_augment2d_distributions():
+    # The unit vectors give M = Sh R Sc = [[c + s n, (s c - n) q], [n, c q]] back (c, n = cos a, sin a; q = 1 + k),
+    # and with it the three draws: q = det M (det Sh = det R = 1), a = atan2(n, c), s = (M[0, 1] / q + n) / c.
+    values = np.zeros((1, 2, 2), dtype=np.float32)
+    values[0, 0, 0] = values[0, 1, 1] = 1.0
+    mask = np.ones((1, 2), dtype=bool)
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(4000):
+        out, _ = RandomAugment2D(rotation_std=0.2, shear_std=0.1, scale_std=0.3)(values, mask, rng)
+        m = out[0].astype(np.float64)  # row i = e_i @ M
+        q = np.linalg.det(m)
+        angle = np.arctan2(m[1, 0], m[1, 1] / q)
+        shear = (m[0, 1] / q + np.sin(angle)) / np.cos(angle)
+        k = q - 1.0
+        draws.append((angle, shear, k))
+    angle, shear, k = np.array(draws).T
+    # Normal, centred, with the asked spreads (in radians for the angle; 4000 draws: standard errors ~1.1%).
+    for sample, std in ((angle, 0.2), (shear, 0.1), (k, 0.3)):
+        assert abs(sample.mean()) < 4 * std / np.sqrt(len(sample))
+        assert sample.std() == pytest.approx(std, rel=0.05)
+        assert np.mean(np.abs(sample) > 2 * std) == pytest.approx(0.0455, abs=0.012)  # normal tails, not uniform

@@ -4,10 +4,12 @@ Every transform takes `pose_values (T, K, 2)`, `keypoint_mask (T, K)` and a `num
 arrays (temporal transforms change T). Undetected keypoints stay 0 and masked. Spatial transforms act about the origin,
 which the processor's shoulder normalisation puts at the signer's shoulder midpoint.
 
-The spatial set follows Sign-CLIP, which augments with pose-format's `augment2d`: a rotation, an x-shear and a scale.
-Sign-CLIP draws them from N(0, 0.2) (radians / fraction); here they are drawn uniformly within bounds so that no draw
-is extreme. Temporal resampling follows Sign-CLIP's speed change (frame count scaled by about +-20%), and frame
-deletion/duplication is the usual sign language translation augmentation.
+The default spatial augmentation is Sign-CLIP's: pose-format's `Pose.augment2d` with its default spreads, which
+`RandomAugment2D` reproduces draw for draw (a shear, a rotation and a vertical scale, each from a normal
+distribution). The earlier bounded variant (rotation, x-shear and a two-axis scale drawn uniformly: `RandomRotation`,
+`RandomShear`, `RandomScale`) stays available as `spatial="uniform"`. Temporal resampling follows Sign-CLIP's speed
+change (frame count scaled by about +-20%), and frame deletion/duplication is the usual sign language translation
+augmentation.
 
 Transforms are dataclasses so a pipeline round-trips through JSON (`Compose.to_config` / `build_augmentations`), which
 is how `MSMAEPoseProcessor` stores it in `preprocessor_config.json`.
@@ -54,7 +56,8 @@ class RandomRotation(PoseTransform):
 
 @dataclass
 class RandomShear(PoseTransform):
-    """Shear x by y (x += s * y), s drawn uniformly in [-max_shear, max_shear] (pose-format's `augment2d` shear)."""
+    """Shear x by y (x += s * y), s drawn uniformly in [-max_shear, max_shear]. (pose-format's `augment2d` shears
+    the other way, y += s * x: see `RandomAugment2D`.)"""
 
     max_shear: float = 0.2
     type: ClassVar[str] = "shear"
@@ -77,6 +80,35 @@ class RandomScale(PoseTransform):
     def __call__(self, pose_values, keypoint_mask, rng):
         sx, sy = rng.uniform(1.0 - self.max_scale, 1.0 + self.max_scale, size=2)
         return _apply_linear(pose_values, keypoint_mask, [[sx, 0.0], [0.0, sy]])
+
+
+@dataclass
+class RandomAugment2D(PoseTransform):
+    """pose-format's `augment2d` (Sign-CLIP's spatial augmentation), with this pipeline's generator.
+
+    Draws, in pose-format's order, a shear `s ~ N(0, shear_std)`, an angle `a ~ N(0, rotation_std)` (radians) and a
+    scale change `k ~ N(0, scale_std)` (a spread of 0 skips the draw), and maps each point as a row vector,
+    `p' = p @ [[1, s], [0, 1]] @ [[cos a, -sin a], [sin a, cos a]] @ [[1, 0], [0, 1 + k]]`: y gains s times x,
+    the rotation is by -a, and only y is scaled. Given a `numpy.random.RandomState` seeded like pose-format's global
+    generator, the output equals `Pose.augment2d`'s.
+    """
+
+    rotation_std: float = 0.2
+    shear_std: float = 0.2
+    scale_std: float = 0.2
+    type: ClassVar[str] = "augment2d"
+
+    def __call__(self, pose_values, keypoint_mask, rng):
+        matrix = np.eye(2)
+        if self.shear_std > 0:
+            matrix = matrix @ np.array([[1.0, rng.normal(0.0, self.shear_std)], [0.0, 1.0]])
+        if self.rotation_std > 0:
+            angle = rng.normal(0.0, self.rotation_std)
+            cos, sin = np.cos(angle), np.sin(angle)
+            matrix = matrix @ np.array([[cos, -sin], [sin, cos]])
+        if self.scale_std > 0:
+            matrix = matrix @ np.diag([1.0, 1.0 + rng.normal(0.0, self.scale_std)])
+        return _apply_linear(pose_values, keypoint_mask, matrix.T)  # _apply_linear maps p to p @ matrix.T
 
 
 @dataclass
@@ -135,7 +167,8 @@ class RandomFrameDropDuplicate(PoseTransform):
 
 
 TRANSFORMS = {
-    cls.type: cls for cls in (RandomRotation, RandomShear, RandomScale, RandomSpeed, RandomFrameDropDuplicate)
+    cls.type: cls
+    for cls in (RandomAugment2D, RandomRotation, RandomShear, RandomScale, RandomSpeed, RandomFrameDropDuplicate)
 }
 
 
@@ -178,29 +211,45 @@ def build_augmentations(config) -> Compose:
     return Compose(transforms)
 
 
-def recognition_augmentations() -> Compose:
-    """Default training augmentation for isolated sign recognition: Sign-CLIP's rotation, shear and scale.
+SPATIAL = ("augment2d", "uniform")
+
+
+def spatial_augmentations(spatial: str = "augment2d") -> list[PoseTransform]:
+    """The spatial transforms: `"augment2d"` (default: Sign-CLIP's, pose-format's `augment2d` distributions) or
+    `"uniform"` (rotation within +-15 degrees, x-shear within +-0.2, each axis scaled within +-20%)."""
+    if spatial == "augment2d":
+        return [RandomAugment2D()]
+    if spatial == "uniform":
+        return [RandomRotation(15.0), RandomShear(0.2), RandomScale(0.2)]
+    raise ValueError(f"Unknown spatial augmentation {spatial!r}; use one of {SPATIAL}.")
+
+
+def recognition_augmentations(spatial: str = "augment2d") -> Compose:
+    """Default training augmentation for isolated sign recognition: the spatial set (see `spatial_augmentations`).
 
     No temporal transform: uniform sampling to a fixed frame count already makes speed changes largely invisible.
     """
-    return Compose([RandomRotation(15.0), RandomShear(0.2), RandomScale(0.2)])
+    return Compose(spatial_augmentations(spatial))
 
 
-def translation_augmentations() -> Compose:
+def translation_augmentations(spatial: str = "augment2d") -> Compose:
     """Default training augmentation for translation: the spatial set plus 20% random frame deletion/duplication."""
-    return Compose([RandomRotation(15.0), RandomShear(0.2), RandomScale(0.2), RandomFrameDropDuplicate(0.2)])
+    return Compose([*spatial_augmentations(spatial), RandomFrameDropDuplicate(0.2)])
 
 
 __all__ = [
     "Compose",
     "PoseTransform",
+    "RandomAugment2D",
     "RandomFrameDropDuplicate",
     "RandomRotation",
     "RandomScale",
     "RandomShear",
     "RandomSpeed",
+    "SPATIAL",
     "TRANSFORMS",
     "build_augmentations",
     "recognition_augmentations",
+    "spatial_augmentations",
     "translation_augmentations",
 ]
