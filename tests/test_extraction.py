@@ -4,13 +4,13 @@ the dataset parts. MediaPipe runs at about 20 frames/s on one core, so the real-
 import functools
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from msmae.data.extract import (
     collect_videos,
-    dataset_features,
     load_extracted,
     part_path,
     read_failures,
@@ -19,7 +19,7 @@ from msmae.data.extract import (
     write_part,
 )
 from msmae.holistic import ExtractionError, HolisticExtractor, VideoReader, extract_video
-from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, row_features, stream_slices
 
 pytest.importorskip("mediapipe")
 av = pytest.importorskip("av")
@@ -270,7 +270,7 @@ def test_parts_load_as_one_dataset(tmp_path):
 
     from msmae.data.extract import _write_info
 
-    features = dataset_features({"label": Value("string")})
+    features = row_features({"label": Value("string")})
     poses = [_random_pose(n, n, f"clip{n}.mp4") for n in (1, 7, 30)]
     (tmp_path / "data").mkdir()
     _write_info(tmp_path, features, {})
@@ -330,3 +330,159 @@ def test_decode_ahead_passes_items_errors_and_stops_early():
     frames.close()  # the consumer stops early (e.g. MediaPipe failed): the thread must end, not block
     assert not any(t.name == "msmae-decode" for t in threading.enumerate())
     assert len(produced) <= 6
+
+
+# ---- clips: ranges inside videos, frame folders ----------------------------------------------------------------------
+
+
+def test_clip_sources_are_checked_and_keyed():
+    from msmae.data.extract import ClipSource
+
+    clip = ClipSource("videos/../a.mp4", start=1.0, end=1.5)
+    assert clip.path == "a.mp4" and clip.clip_id == "a.mp4#t=1,1.5"
+    assert clip.frame_range(25) == (25, 38)  # frames shown at 1.00 .. 1.48 s
+    assert ClipSource("a.mp4", start_frame=3).frame_range(None) == (3, None)
+    assert ClipSource("a.mp4").clip_id == "a.mp4"  # a whole video is keyed by its path, as before clips existed
+    with pytest.raises(ValueError, match="not both"):
+        ClipSource("a.mp4", start=1.0, end_frame=4)
+    with pytest.raises(ValueError, match="empty"):
+        ClipSource("a.mp4", start_frame=5, end_frame=5)
+    with pytest.raises(ValueError, match="clash"):
+        ClipSource("a.mp4", columns={"fps": 3})
+    with pytest.raises(ExtractionError, match="frame rate is unknown"):
+        ClipSource("a.mp4", start=1.0).frame_range(0.0)
+
+
+def _counting_open_frames(monkeypatch):
+    """Record every reader `run_extraction` opens (one per decode of a source)."""
+    import msmae.data.extract as extract
+
+    readers = []
+
+    def counting(path, fps=None):
+        readers.append(extract_open(path, fps))
+        return readers[-1]
+
+    extract_open = extract.open_frames
+    monkeypatch.setattr(extract, "open_frames", counting)
+    return readers
+
+
+@pytest.mark.slow
+def test_clips_of_one_video_decode_it_once(shared_data, tmp_path, monkeypatch):
+    from msmae.data.extract import ClipSource, run_extraction
+
+    video = str(shared_data / "pose-format-samples" / "test_video.mp4")
+    clips = [
+        ClipSource(video, clip_id="first", start_frame=0, end_frame=10, columns={"label": "A"}),
+        ClipSource(video, clip_id="overlap", start_frame=5, end_frame=15, columns={"label": "B"}),
+        ClipSource(video, start=1.0, end=1.5, columns={"label": "C"}),  # 29.92 fps: frames 30 .. 44
+        ClipSource(video, clip_id="late", start_frame=100, end_frame=110),  # the video has 58 frames
+        ClipSource(str(tmp_path / "absent.mp4"), clip_id="absent"),
+    ]
+    readers = _counting_open_frames(monkeypatch)
+    out = tmp_path / "out"
+    summary = run_extraction(clips=clips, output_dir=out, progress=False)
+    assert (summary.num_videos, summary.num_clips, summary.num_extracted, summary.num_failed) == (2, 5, 3, 2)
+    assert [r.path for r in readers if hasattr(r, "path")] == [Path(video)]  # once for its 4 clips
+
+    failures = read_failures(out)
+    assert sorted(failures) == ["absent", "late"]
+    assert failures["absent"]["kind"] == "unreadable" and "absent.mp4" in failures["absent"]["error"]
+    assert failures["late"]["kind"] == "out_of_range" and "58 frames" in failures["late"]["error"]
+
+    rows = {row["clip_id"]: row for row in load_extracted(out, cache_dir=tmp_path / "cache").with_format("numpy")}
+    timed = clips[2].clip_id
+    assert sorted(rows) == sorted(["first", "overlap", timed])
+    frames, fps = read_frames(video, 45)
+    for clip_id, (start, stop, label) in {"first": (0, 10, "A"), "overlap": (5, 15, "B"), timed: (30, 45, "C")}.items():
+        row = rows[clip_id]
+        assert (row["start_frame"], row["end_frame"], row["num_frames"]) == (start, stop, stop - start)
+        assert row["source"] == video and row["label"] == label and row["keypoints"].shape == (stop - start, 160, 4)
+        # Each clip is tracked from scratch: exactly what extracting its frames alone gives.
+        alone = _extractor().extract_frames(frames[start:stop], fps)
+        np.testing.assert_array_equal(row["keypoint_mask"], alone.keypoint_mask)
+        np.testing.assert_allclose(row["keypoints"], alone.keypoints, atol=1e-5)
+    assert part_path(out, "overlap").exists()
+
+    readers.clear()
+    again = run_extraction(clips=clips, output_dir=out, progress=False)
+    assert (again.num_already_extracted, again.num_already_failed, again.num_extracted) == (3, 2, 0)
+    assert readers == []  # nothing left to do: no source is opened
+
+
+@pytest.mark.slow
+def test_frame_folders_are_read_as_videos(shared_data, tmp_path):
+    from PIL import Image
+
+    from msmae.data.extract import ClipSource, run_extraction
+
+    frames, _ = read_frames(shared_data / "pose-format-samples" / "test_video.mp4", 12)
+    frames = np.ascontiguousarray(frames[:, ::2, ::2])
+    folder = tmp_path / "sentence"
+    folder.mkdir()
+    for index, frame in enumerate(frames, 1):  # 1.png .. 12.png: name order would put 10.png before 2.png
+        Image.fromarray(frame).save(folder / f"{index}.png")
+    (folder / "notes.txt").write_text("not a frame")
+    (tmp_path / "no_fps").mkdir()
+    Image.fromarray(frames[0]).save(tmp_path / "no_fps" / "0001.png")
+    clips = [ClipSource(str(folder), fps=25, columns={"text": "a sentence"}),
+             ClipSource(str(folder), clip_id="part", start_frame=2, end_frame=6, fps=25),
+             ClipSource(str(tmp_path / "no_fps"))]
+    summary = run_extraction(clips=clips, output_dir=tmp_path / "out", progress=False)
+    assert (summary.num_extracted, summary.num_failed) == (2, 1)
+    assert "frame rate" in read_failures(tmp_path / "out")[str(tmp_path / "no_fps")]["error"]
+    rows = {r["clip_id"]: r for r in load_extracted(tmp_path / "out", cache_dir=tmp_path / "c").with_format("numpy")}
+    whole = rows[str(folder)]
+    assert (whole["num_frames"], whole["fps"], whole["width"], whole["height"]) == (12, 25, 270, 360)
+    assert whole["text"] == "a sentence" and rows["part"]["text"] is None
+    alone = _extractor().extract_frames(frames, 25)  # PNG is lossless: the same pixels in numeric name order
+    np.testing.assert_array_equal(whole["keypoint_mask"], alone.keypoint_mask)
+    np.testing.assert_allclose(whole["keypoints"], alone.keypoints, atol=1e-5)
+    assert (rows["part"]["start_frame"], rows["part"]["end_frame"]) == (2, 6)
+    np.testing.assert_allclose(rows["part"]["keypoints"], _extractor().extract_frames(frames[2:6], 25).keypoints,
+                               atol=1e-5)
+
+
+def test_clip_ids_must_be_unique_and_class_labels_are_encoded(tmp_path):
+    from datasets import ClassLabel, Features, Value
+
+    from msmae.data.extract import ClipSource, run_extraction
+
+    with pytest.raises(ValueError, match="share the clip_id 'x'"):
+        run_extraction(clips=[ClipSource("a.mp4", clip_id="x"), ClipSource("b.mp4", clip_id="x")],
+                       output_dir=tmp_path)
+    features = row_features({"label": ClassLabel(names=["HELLO", "BYE"]), "signer": Value("string")})
+    pose = _random_pose(3, 0, "clip.mp4")
+    write_part(tmp_path / "row.parquet", {**pose.to_example(), "label": "BYE", "signer": "s1"}, features)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "row.parquet").column("label").to_pylist() == [1]
+    assert Features.from_arrow_schema(pq.read_schema(tmp_path / "row.parquet"))["label"] == features["label"]
+
+
+def test_ranges_convert_only_their_frames_and_stop_early():
+    class Frames:  # a 50-frame "video" that records what was asked of it
+        fps, frame_count = 10.0, 50
+
+        def __init__(self):
+            self.pulled, self.converted = 0, []
+
+        def frames(self, wanted):
+            for index in range(self.frame_count):
+                self.pulled += 1
+                if wanted(index):
+                    self.converted.append(index)
+                    yield np.zeros((32, 32, 3), np.uint8)
+                else:
+                    yield None
+
+    reader = Frames()
+    results = dict(_extractor().extract_ranges(reader, [(3, 6), (2, 4), (8, 9)], source="fake"))
+    assert {i: pose.num_frames for i, pose in results.items()} == {0: 3, 1: 2, 2: 1}
+    assert [(p.metadata["start_frame"], p.metadata["end_frame"]) for p in map(results.get, range(3))] == [
+        (3, 6), (2, 4), (8, 9)]
+    assert reader.converted == [2, 3, 4, 5, 8]
+    assert reader.pulled <= 9 + 5  # the last needed frame, plus what the decoding thread had read ahead
+    with pytest.raises(ValueError, match="empty"):
+        list(_extractor().extract_ranges(Frames(), [(4, 4)], source="fake"))

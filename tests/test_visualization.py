@@ -138,13 +138,14 @@ def test_reconstruction_side_by_side(tmp_path):
 
 
 def test_load_clip_reads_an_extract_output_folder(tmp_path):
-    from msmae.data.extract import dataset_features, part_path, write_part
+    from msmae.data.extract import part_path, write_part
+    from msmae.pose_io import row_features
 
     (tmp_path / "data").mkdir()
     poses = [_signer(frames=n, seed=n) for n in (3, 4)]
     for number, pose in enumerate(poses):
         pose.source = f"clip{number}.mp4"
-        write_part(part_path(tmp_path, pose.source), pose.to_example(), dataset_features())
+        write_part(part_path(tmp_path, pose.source), pose.to_example(), row_features())
     order = sorted(poses, key=lambda p: part_path(tmp_path, p.source).name)  # `load_extracted` order
     for index, pose in enumerate(order):
         clip = load_clip(tmp_path, index=index)

@@ -10,9 +10,11 @@ tests/test_extraction.py), so they are stored as `left_hand` unchanged.
 """
 
 import atexit
+import bisect
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 from pathlib import Path
@@ -30,6 +32,10 @@ _BODY, _LEFT, _RIGHT, _FACE = (_SLICES[name] for name in ("body", "left_hand", "
 
 class ExtractionError(ValueError):
     """A video that cannot give a pose clip (missing, empty, unreadable, no frames); the message names the file."""
+
+
+class OutOfRangeError(ExtractionError):
+    """A clip's frame range lies outside its video."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -71,12 +77,19 @@ class VideoReader:
         self._av_error = av.FFmpegError
 
     def __iter__(self):
+        return self.frames()
+
+    def frames(self, wanted=None):
+        """Yield every frame in order; where `wanted(index)` is False, yield None instead (decoded, not converted)."""
         try:
             for frame in self._container.decode(self._stream):
+                index, self.frames_read = self.frames_read, self.frames_read + 1
+                if wanted is not None and not wanted(index):
+                    yield None
+                    continue
                 image = frame.to_ndarray(format="rgb24")
                 if frame.rotation:  # counterclockwise degrees from the display matrix (phone videos)
                     image = np.ascontiguousarray(np.rot90(image, frame.rotation // 90))
-                self.frames_read += 1
                 yield image
         except self._av_error as error:
             raise ExtractionError(f"{self.path}: decoding failed after {self.frames_read} frames ({error}); the "
@@ -90,6 +103,70 @@ class VideoReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _natural_key(path):
+    """Name order with digit runs compared as numbers (`frame2.png` before `frame10.png`)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
+
+
+class FrameFolderReader:
+    """A folder of frame images (`.png`/`.jpg`, in name order with numbers compared as numbers) read as a video
+    recorded at `fps` (e.g. PHOENIX-2014-T's per-sentence PNG folders at 25 fps); same interface as `VideoReader`."""
+
+    def __init__(self, path, fps):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ExtractionError(f"Frame folder not found: {self.path}")
+        self._files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not self._files:
+            raise ExtractionError(f"{self.path} holds no frame images ({', '.join(IMAGE_SUFFIXES)}).")
+        if not fps or fps <= 0:
+            raise ExtractionError(f"{self.path} is a frame folder: give its frame rate (fps), which images do not "
+                                  "record.")
+        self.fps = float(fps)
+        self.frame_count = len(self._files)
+        self.frames_read = 0
+
+    def __iter__(self):
+        return self.frames()
+
+    def frames(self, wanted=None):
+        from PIL import Image
+
+        size = None
+        for index, file in enumerate(self._files):
+            self.frames_read = index + 1
+            if wanted is not None and not wanted(index):
+                yield None
+                continue
+            try:
+                with Image.open(file) as image:
+                    frame = np.asarray(image.convert("RGB"))
+            except OSError as error:
+                raise ExtractionError(f"{file}: not a readable image ({error}).") from error
+            if size is not None and frame.shape != size:
+                raise ExtractionError(f"{file}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                                      f"folder's first frame ({size[1]}x{size[0]}).")
+            size = frame.shape
+            yield frame
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_frames(path, fps=None):
+    """A `VideoReader` for a video file or a `FrameFolderReader` for a folder of frames (which needs `fps`)."""
+    return FrameFolderReader(path, fps) if Path(path).is_dir() else VideoReader(path)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -137,7 +214,11 @@ def holistic_settings(*, model_complexity=1, min_detection_confidence=0.5, min_t
 
 
 class HolisticExtractor:
-    """One MediaPipe Holistic graph, reused across videos (tracking state is reset between clips).
+    """MediaPipe Holistic graphs, reused across videos; every clip starts with fresh tracking state.
+
+    A graph is restarted (`Holistic.reset()`: its calculators are rebuilt, the models stay loaded) before each new
+    clip, which gives the same landmarks as a new graph without paying its start-up again. Clips that overlap in
+    one video run side by side, each on its own graph.
 
     Args:
         model_complexity: pose model size. MediaPipe ships only the model of 1 in its wheel; 0 and 2 are downloaded
@@ -154,34 +235,39 @@ class HolisticExtractor:
             model_complexity=model_complexity, min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence, smooth_landmarks=smooth_landmarks,
         )
+        self._graphs, self._used = [], []
+        self._new_graph()
+
+    def _new_graph(self):
         _, holistic = _import_mediapipe()
-        self._holistic = holistic.Holistic(
+        self._graphs.append(holistic.Holistic(
             static_image_mode=False,  # video mode: track landmarks from frame to frame
-            model_complexity=model_complexity,
-            smooth_landmarks=smooth_landmarks,
+            model_complexity=self.settings["model_complexity"],
+            smooth_landmarks=self.settings["smooth_landmarks"],
             refine_face_landmarks=False,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
-        self._used = False
+            min_detection_confidence=self.settings["min_detection_confidence"],
+            min_tracking_confidence=self.settings["min_tracking_confidence"],
+        ))
+        self._used.append(False)
+
+    def _fresh_graph(self, busy):
+        """A graph not in `busy` (slot numbers), restarted if it tracked an earlier clip."""
+        slot = next((i for i in range(len(self._graphs)) if i not in busy), None)
+        if slot is None:
+            self._new_graph()
+            slot = len(self._graphs) - 1
+        if self._used[slot]:
+            self._graphs[slot].reset()  # a new clip: forget the previous clip's tracked landmarks
+        self._used[slot] = True
+        return slot
 
     def extract_video(self, path) -> SignPose:
         """Pose clip of a video file. Raises `ExtractionError` naming the file when it gives no frames."""
         with VideoReader(path) as video:
-            frames = _decode_ahead(video) if self.decode_ahead else iter(video)
-            try:
-                pose = self._run(frames, fps=video.fps, source=str(path), capacity=video.frame_count)
-            finally:
-                frames.close()  # stops the decoding thread before the container closes
-            header_frames = video.frame_count
-        if pose.num_frames == 0:
-            raise ExtractionError(f"{path} contains no decodable video frames.")
-        # FFmpeg stops quietly at the cut of a truncated file; the header still counts every frame (a few frames of
-        # slack for edit lists and encoder delay).
-        if header_frames and pose.num_frames < header_frames - max(2, 0.02 * header_frames):
-            raise ExtractionError(f"{path}: decoded only {pose.num_frames} of the {header_frames} frames its header "
-                                  "announces; the file is probably truncated (re-download or re-export it).")
-        pose.metadata["header_frame_count"] = header_frames
+            ((_, pose),) = self.extract_ranges(video, [(0, None)], source=str(path))
+        if isinstance(pose, ExtractionError):
+            raise pose
+        pose.metadata["header_frame_count"] = video.frame_count
         return pose
 
     def extract_frames(self, frames, fps, source="") -> SignPose:
@@ -197,44 +283,136 @@ class HolisticExtractor:
             if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
                 raise ValueError(f"{name}: every frame must be an RGB uint8 (H, W, 3) array, got {frame.dtype} "
                                  f"{frame.shape}.")
-        return self._run(frames, fps=fps, source=source, capacity=len(frames))
+        ((_, pose),) = self.extract_ranges(_InMemoryFrames(frames, fps), [(0, None)], source=source)
+        return pose
 
-    def _run(self, images, *, fps, source, capacity) -> SignPose:
-        if self._used:
-            self._holistic.reset()  # a new clip: forget the previous clip's tracked landmarks
-        self._used = True
-        keypoints = np.zeros((max(capacity, 1), _FACE.stop, 4), dtype=np.float32)
-        mask = np.zeros(keypoints.shape[:2], dtype=bool)
-        num_frames, height, width = 0, 0, 0
-        process = self._holistic.process
-        for image in images:
-            if num_frames == 0:
-                height, width = image.shape[:2]
-            if num_frames == len(keypoints):  # the header undercounted: grow by half
-                extra = max(len(keypoints) // 2, 16)
-                keypoints = np.concatenate([keypoints, np.zeros((extra,) + keypoints.shape[1:], np.float32)])
-                mask = np.concatenate([mask, np.zeros((extra, mask.shape[1]), bool)])
-            _copy_landmarks(process(image), keypoints[num_frames], mask[num_frames])
-            num_frames += 1
-        keypoints, mask = keypoints[:num_frames], mask[:num_frames]
-        finite = np.isfinite(keypoints).all(-1)
-        if not finite.all():  # never seen from MediaPipe, but the dataset contract forbids NaN
-            mask &= finite
-            keypoints[~finite] = 0.0
-        person_detected = bool(mask.any())
-        return SignPose(
-            keypoints=keypoints, keypoint_mask=mask, fps=float(fps or 0.0), width=width, height=height,
-            source=str(source), metadata={"person_detected": person_detected, **self.settings},
-        )
+    def extract_ranges(self, reader, ranges, *, source, fps=None):
+        """Pose clips of frame ranges of one video, decoding it once: yields `(i, result)` for each `ranges[i]`
+        as soon as its last frame is processed (in order of range ends).
+
+        `reader` is a `VideoReader`, `FrameFolderReader` (see `open_frames`) or any object with `fps`, `frame_count`
+        and `frames(wanted)`. A range is `(start, stop)` in 0-based frame indices, `stop` exclusive, None for the
+        end of the video. `fps` overrides the reader's. `result` is a `SignPose` (`metadata["start_frame"]` and
+        `["end_frame"]` give the frames it holds; fewer than asked where the video ends first), or an
+        `ExtractionError` for a range with no frame in the video or a truncated video. Frames outside every range
+        are decoded but never converted or processed. Decoding errors are raised.
+        """
+        for start, stop in ranges:
+            if start < 0 or (stop is not None and stop <= start):
+                raise ValueError(f"{source}: frame range [{start}, {stop}) is empty or negative.")
+        fps = float(fps or reader.fps or 0.0)
+        order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
+        last = None if any(stop is None for _, stop in ranges) else max(stop for _, stop in ranges)
+        wanted = _RangeSet(ranges)
+        frames = reader.frames(wanted)
+        frames = _decode_ahead(frames) if self.decode_ahead else frames
+        active, pending, index = {}, iter(order), -1
+        upcoming = next(pending, None)
+        try:
+            for index, image in enumerate(frames):
+                while upcoming is not None and ranges[upcoming][0] <= index:
+                    start, stop = ranges[upcoming]
+                    capacity = (stop if stop is not None else max(reader.frame_count, index + 1)) - start
+                    active[upcoming] = (self._fresh_graph({slot for slot, _ in active.values()}),
+                                        _PoseBuilder(capacity, start))
+                    upcoming = next(pending, None)
+                if image is None:
+                    continue
+                for slot, builder in active.values():
+                    builder.add(self._graphs[slot].process(image), image)
+                for i in [i for i in active if ranges[i][1] == index + 1]:
+                    yield i, active.pop(i)[1].finish(fps, source, self.settings)
+                if last is not None and index + 1 >= last and upcoming is None and not active:
+                    return  # every range is done: the rest of the video is not decoded
+        finally:
+            if hasattr(frames, "close"):
+                frames.close()  # stops the decoding thread before the reader closes
+        decoded = index + 1
+        # FFmpeg stops quietly at the cut of a truncated file; the header still counts every frame (a few frames of
+        # slack for edit lists and encoder delay).
+        header = reader.frame_count
+        truncated = header and decoded < header - max(2, 0.02 * header)
+        for i in list(active) + ([upcoming] if upcoming is not None else []) + list(pending):
+            builder = active[i][1] if i in active else None
+            if decoded == 0:
+                yield i, ExtractionError(f"{source} contains no decodable video frames.")
+            elif truncated:
+                yield i, ExtractionError(f"{source}: decoded only {decoded} of the {header} frames its header "
+                                         "announces; the file is probably truncated (re-download or re-export it).")
+            elif builder is None:
+                yield i, OutOfRangeError(f"{source}: frames [{ranges[i][0]}, {ranges[i][1]}) lie outside the "
+                                         f"video's {decoded} frames (check the clip's range and fps).")
+            else:
+                yield i, builder.finish(fps, source, self.settings)
 
     def close(self):
-        self._holistic.close()
+        for graph in self._graphs:
+            graph.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _RangeSet:
+    """`index in ranges` for frame ranges `(start, stop or None)`, as the merged sorted intervals."""
+
+    def __init__(self, ranges):
+        merged = []
+        for start, stop in sorted(ranges, key=lambda r: r[0]):
+            stop = float("inf") if stop is None else stop
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], stop)
+            else:
+                merged.append([start, stop])
+        self._starts = [start for start, _ in merged]
+        self._stops = [stop for _, stop in merged]
+
+    def __call__(self, index):
+        i = bisect.bisect_right(self._starts, index) - 1
+        return i >= 0 and index < self._stops[i]
+
+
+class _InMemoryFrames:
+    """Decoded frames in the reader interface of `extract_ranges`."""
+
+    def __init__(self, frames, fps):
+        self._frames, self.fps, self.frame_count = frames, fps, len(frames)
+
+    def frames(self, wanted=None):
+        return iter(self._frames)
+
+
+class _PoseBuilder:
+    """Landmarks of one clip, frame by frame, in the stored layout."""
+
+    def __init__(self, capacity, start_frame):
+        self.keypoints = np.zeros((max(capacity, 1), _FACE.stop, 4), dtype=np.float32)
+        self.mask = np.zeros(self.keypoints.shape[:2], dtype=bool)
+        self.num_frames, self.height, self.width, self.start_frame = 0, 0, 0, start_frame
+
+    def add(self, results, image):
+        if self.num_frames == 0:
+            self.height, self.width = image.shape[:2]
+        if self.num_frames == len(self.keypoints):  # the header undercounted: grow by half
+            extra = max(len(self.keypoints) // 2, 16)
+            self.keypoints = np.concatenate([self.keypoints, np.zeros((extra,) + self.keypoints.shape[1:], np.float32)])
+            self.mask = np.concatenate([self.mask, np.zeros((extra, self.mask.shape[1]), bool)])
+        _copy_landmarks(results, self.keypoints[self.num_frames], self.mask[self.num_frames])
+        self.num_frames += 1
+
+    def finish(self, fps, source, settings) -> SignPose:
+        keypoints, mask = self.keypoints[: self.num_frames], self.mask[: self.num_frames]
+        finite = np.isfinite(keypoints).all(-1)
+        if not finite.all():  # never seen from MediaPipe, but the dataset contract forbids NaN
+            mask &= finite
+            keypoints[~finite] = 0.0
+        metadata = {"person_detected": bool(mask.any()), "start_frame": self.start_frame,
+                    "end_frame": self.start_frame + self.num_frames, **settings}
+        return SignPose(keypoints=keypoints, keypoint_mask=mask, fps=float(fps or 0.0), width=self.width,
+                        height=self.height, source=str(source), metadata=metadata)
 
 
 def _decode_ahead(frames, depth=4):

@@ -80,7 +80,9 @@ class SignPose:
         return self.keypoints.shape[0]
 
     def to_example(self) -> dict:
-        """The dataset row written by `msmae extract` (see the README's dataset schema)."""
+        """The stored dataset row (`ROW_COLUMNS`, typed by `row_features`); the clip columns come from `metadata`
+        (`clip_id` defaults to the source, the frame range to the whole clip)."""
+        start = int(self.metadata.get("start_frame") or 0)
         return {
             "keypoints": self.keypoints,
             "keypoint_mask": self.keypoint_mask,
@@ -89,12 +91,14 @@ class SignPose:
             "height": int(self.height),
             "num_frames": self.num_frames,
             "source": self.source,
+            "clip_id": str(self.metadata.get("clip_id") or self.source),
+            "start_frame": start,
+            "end_frame": int(self.metadata.get("end_frame") or start + self.num_frames),
         }
 
     @classmethod
     def from_example(cls, example: dict) -> "SignPose":
-        """Inverse of `to_example`; extra columns (label, text, signer) are kept in `metadata`."""
-        known = {"keypoints", "keypoint_mask", "fps", "width", "height", "num_frames", "source"}
+        """Inverse of `to_example`; the clip columns and extra columns (label, text, signer) go to `metadata`."""
         return cls(
             keypoints=np.asarray(example["keypoints"], dtype=np.float32),
             keypoint_mask=np.asarray(example["keypoint_mask"], dtype=bool),
@@ -102,8 +106,45 @@ class SignPose:
             width=int(example.get("width") or 0),
             height=int(example.get("height") or 0),
             source=str(example.get("source") or ""),
-            metadata={k: v for k, v in example.items() if k not in known},
+            metadata={k: v for k, v in example.items() if k not in POSE_COLUMNS},
         )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The stored row
+# ----------------------------------------------------------------------------------------------------------------------
+
+# The one definition of a pose dataset's row (what `msmae extract` writes and every loader reads):
+#   keypoints (frames, 160, 4) float32, keypoint_mask (frames, 160) bool, fps, width, height, num_frames,
+#   source: the video, frame folder or pose file the clip comes from,
+#   clip_id: the clip's key within its dataset (the source for a whole video),
+#   start_frame, end_frame: the clip's frames in the source, end exclusive (0 and num_frames for a whole video).
+# Datasets add their own columns (label, text, signer, split, ...) after these.
+POSE_COLUMNS = ("keypoints", "keypoint_mask", "fps", "width", "height", "num_frames", "source")
+CLIP_COLUMNS = ("clip_id", "start_frame", "end_frame")
+ROW_COLUMNS = POSE_COLUMNS + CLIP_COLUMNS
+
+
+def row_features(extra_columns=None):
+    """`datasets.Features` of the stored row (`ROW_COLUMNS`) followed by `extra_columns` ({name: feature})."""
+    from datasets import Array2D, Array3D, Features, Value
+
+    clash = sorted(set(extra_columns or {}) & set(ROW_COLUMNS))
+    if clash:
+        raise ValueError(f"Columns {clash} are part of the stored pose row ({', '.join(ROW_COLUMNS)}); rename them.")
+    return Features({
+        "keypoints": Array3D(shape=(None, NUM_STORED_KEYPOINTS, 4), dtype="float32"),
+        "keypoint_mask": Array2D(shape=(None, NUM_STORED_KEYPOINTS), dtype="bool"),
+        "fps": Value("float32"),
+        "width": Value("int32"),
+        "height": Value("int32"),
+        "num_frames": Value("int32"),
+        "source": Value("string"),
+        "clip_id": Value("string"),
+        "start_frame": Value("int32"),
+        "end_frame": Value("int32"),
+        **(extra_columns or {}),
+    })
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The resumable dataset writer behind `msmae extract` (MediaPipe itself is in `msmae.holistic`).
 
-`run_extraction(...)` turns many videos into a Hugging Face `datasets` dataset on disk:
+`run_extraction(...)` turns many videos, frame folders or clips cut from long videos (`ClipSource`) into a Hugging
+Face `datasets` dataset on disk, one row per clip (columns: `msmae.pose_io.ROW_COLUMNS`, then the clip's own):
 
-    OUTPUT_DIR/data/train-<16 hex>.parquet   one file per video (id = hash of its source path), written atomically
-    OUTPUT_DIR/failures.jsonl                 one line per video that gave no clip: {"path", "kind", "error"}
+    OUTPUT_DIR/data/train-<16 hex>.parquet   one file per clip (hash of its clip_id: a whole video's is its path),
+                                              written atomically
+    OUTPUT_DIR/failures.jsonl                 one line per clip that gave no row: {"path", "clip_id", "kind", "error"}
                                               (failures-<i>-of-<n>.jsonl per shard when sharded)
     OUTPUT_DIR/extraction_info.json           features, MediaPipe settings and version
     OUTPUT_DIR/README.md                      dataset card whose `configs` point `datasets` at data/*.parquet
@@ -16,6 +18,7 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -25,8 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..holistic import ExtractionError, HolisticExtractor, filter_native_stderr, holistic_settings
-from ..pose_io import NUM_STORED_KEYPOINTS, VIDEO_SUFFIXES
+from ..holistic import (
+    ExtractionError,
+    HolisticExtractor,
+    OutOfRangeError,
+    filter_native_stderr,
+    holistic_settings,
+    open_frames,
+)
+from ..pose_io import ROW_COLUMNS, VIDEO_SUFFIXES, row_features
 
 logger = logging.getLogger(__name__)
 
@@ -71,15 +81,25 @@ def collect_videos(inputs) -> list[str]:
     return sorted(unique.values())
 
 
+def clips_from_inputs(inputs=None, manifest=None) -> list:
+    """Whole-video `ClipSource`s of `inputs` (see `collect_videos`; with a `manifest` and no inputs, the
+    manifest's videos), each with its manifest columns."""
+    rows = read_manifest(manifest) if manifest else {}
+    sources = collect_videos(inputs) if inputs else sorted(rows)
+    by_file = {os.path.realpath(source): row for source, row in rows.items()}
+    unlisted = [s for s in sources if rows and os.path.realpath(s) not in by_file]
+    if unlisted:
+        logger.warning("%d videos are not in the manifest (their manifest columns are empty), e.g. %s",
+                       len(unlisted), unlisted[0])
+    return [ClipSource(source, columns=dict(by_file.get(os.path.realpath(source), {}))) for source in sources]
+
+
 def shard_paths(paths, shard_index=0, num_shards=1) -> list:
     """This shard's share of the sorted `paths` (every `num_shards`-th item from `shard_index`): shards are
     disjoint, together cover every path, and agree across machines given the same inputs."""
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index must be in [0, num_shards) and num_shards >= 1, got {shard_index}/{num_shards}.")
     return sorted(paths)[shard_index::num_shards]
-
-
-RESERVED_COLUMNS = ("keypoints", "keypoint_mask", "fps", "width", "height", "num_frames", "source")
 
 
 def read_manifest(path) -> dict[str, dict]:
@@ -112,7 +132,7 @@ def read_manifest(path) -> dict[str, dict]:
     for number, row in enumerate(rows, 1):
         if not row.get("path"):
             raise ValueError(f"Manifest {path}, row {number}: no 'path' value (columns: {sorted(row)}).")
-        clash = sorted(set(row) & set(RESERVED_COLUMNS))
+        clash = sorted(set(row) & set(ROW_COLUMNS))
         if clash:
             raise ValueError(f"Manifest {path}: columns {clash} clash with extracted columns; rename them.")
         source = os.path.normpath(os.path.join(path.parent, str(row["path"])))
@@ -144,17 +164,17 @@ def _plain(value):
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def _manifest_features(manifest):
-    """One `datasets` type per manifest column, from all its values (so every part and shard agrees)."""
+def _column_features(rows):
+    """One `datasets` type per column of `rows` (dicts), from all its values (so every part and shard agrees)."""
     from datasets import Value
 
     kinds = {}
-    for row in manifest.values():
+    for row in rows:
         for key, value in row.items():
             if value is not None:
                 kinds.setdefault(key, set()).add(type(value))
     features = {}
-    for key in sorted({key for row in manifest.values() for key in row}):
+    for key in sorted({key for row in rows for key in row}):
         types = kinds.get(key, {str})
         if types == {bool}:
             features[key] = Value("bool")
@@ -167,32 +187,16 @@ def _manifest_features(manifest):
     return features
 
 
-def dataset_features(extra_columns=None):
-    """`datasets.Features` of an extracted dataset: `SignPose.to_example()` columns plus manifest columns."""
-    from datasets import Array2D, Array3D, Features, Value
-
-    num_keypoints = NUM_STORED_KEYPOINTS
-    return Features({
-        "keypoints": Array3D(shape=(None, num_keypoints, 4), dtype="float32"),
-        "keypoint_mask": Array2D(shape=(None, num_keypoints), dtype="bool"),
-        "fps": Value("float32"),
-        "width": Value("int32"),
-        "height": Value("int32"),
-        "num_frames": Value("int32"),
-        "source": Value("string"),
-        **(extra_columns or {}),
-    })
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # The dataset on disk
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def part_path(output_dir, source) -> Path:
-    """Where the row of the video `source` is written: a stable name, so re-runs find what is already done.
-    Hex only: split keywords such as 'test' in a video's name must not look like a dataset split to `datasets`."""
-    digest = hashlib.sha1(str(source).encode("utf-8")).hexdigest()[:16]
+def part_path(output_dir, clip_id) -> Path:
+    """Where the row of the clip `clip_id` (a whole video's is its path) is written: a stable name, so re-runs find
+    what is already done. Hex only: split keywords such as 'test' in a video's name must not look like a dataset
+    split to `datasets`."""
+    digest = hashlib.sha1(str(clip_id).encode("utf-8")).hexdigest()[:16]
     return Path(output_dir) / DATA_DIR / f"train-{digest}.parquet"
 
 
@@ -221,11 +225,14 @@ def _row_table(example, features):
     Built from the arrays' buffers: `datasets.Dataset.from_list` goes through Python lists and costs more than the
     Parquet write itself."""
     import pyarrow as pa
+    from datasets import ClassLabel
 
     schema = features.arrow_schema
     columns = []
     for field_ in schema:
         value = example.get(field_.name)
+        if isinstance(features[field_.name], ClassLabel) and isinstance(value, str):
+            value = features[field_.name].str2int(value)  # raises naming the label when it is not a class
         if isinstance(field_.type, pa.ExtensionType):  # Array2D / Array3D: nested lists over the flat values
             array = np.ascontiguousarray(value)
             storage = pa.array(array.ravel())
@@ -245,7 +252,7 @@ def failures_path(output_dir, shard_index=0, num_shards=1) -> Path:
 
 
 def read_failures(output_dir) -> dict[str, dict]:
-    """{source: last failure record} from every shard's failure log; a line cut off by a kill is skipped."""
+    """{clip_id: last failure record} from every shard's failure log; a line cut off by a kill is skipped."""
     failures = {}
     for log in sorted(Path(output_dir).glob("failures*.jsonl")):
         for line in log.read_text(encoding="utf-8").splitlines():
@@ -254,7 +261,7 @@ def read_failures(output_dir) -> dict[str, dict]:
             except json.JSONDecodeError:
                 continue
             if isinstance(record, dict) and "path" in record:
-                failures[record["path"]] = record
+                failures[record.get("clip_id", record["path"])] = record
     return failures
 
 
@@ -284,7 +291,8 @@ class ClipSource:
 
     Corpus readers (`msmae.data.corpora`) describe their clips this way; `run_extraction(clips=...)` decodes each
     source video once for all of its clips. Give a range either in seconds (`start`/`end`) or in frames
-    (`start_frame`/`end_frame`), never both; `end`/`end_frame` are exclusive and None means the end.
+    (`start_frame`/`end_frame`), never both; `end`/`end_frame` are exclusive and None means the end. A time range
+    holds the frames `i` with `start <= i / fps < end` (`fps`: the video's average rate, or the one given here).
 
     Attributes:
         path: a video file, or a folder of frame images (`.png`/`.jpg`, read in name order; needs `fps`).
@@ -304,13 +312,52 @@ class ClipSource:
     fps: float | None = None
     columns: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.path = os.path.normpath(str(self.path))
+        timed = self.start is not None or self.end is not None
+        framed = self.start_frame is not None or self.end_frame is not None
+        if timed and framed:
+            raise ValueError(f"Clip {self.clip_id or self.path}: give a range in seconds or in frames, not both.")
+        low, high = (self.start, self.end) if timed else (self.start_frame, self.end_frame)
+        if (low is not None and low < 0) or (low is not None and high is not None and high <= low):
+            raise ValueError(f"Clip {self.clip_id or self.path}: the range [{low}, {high}) is empty or negative.")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"Clip {self.clip_id or self.path}: fps must be positive, got {self.fps}.")
+        if self.clip_id is None:
+            if timed:
+                self.clip_id = f"{self.path}#t={_number(self.start or 0)},{_number(self.end)}"
+            elif framed:
+                self.clip_id = f"{self.path}#frames={self.start_frame or 0},{_number(self.end_frame)}"
+            else:
+                self.clip_id = self.path  # a whole video: its path, as in datasets written before clips existed
+        self.columns = {key: _plain(value) for key, value in self.columns.items()}
+        bad = sorted(set(self.columns) & set(ROW_COLUMNS))
+        if bad:
+            raise ValueError(f"Clip {self.clip_id}: columns {bad} clash with the stored pose row; rename them.")
+
+    def frame_range(self, fps) -> tuple[int, int | None]:
+        """`(start, stop)` frame indices of this clip in a source recorded at `fps` (stop None: to the end)."""
+        if self.start is None and self.end is None:
+            return self.start_frame or 0, self.end_frame
+        if not fps:
+            raise ExtractionError(f"{self.path}: the frame rate is unknown, so the time range of clip {self.clip_id} "
+                                  "cannot be placed; give the clip's fps.")
+        # Frame i is shown at i / fps: the first frame at or after each bound (rounded so 1.0 s at 25 fps is 25).
+        first = math.ceil(round((self.start or 0.0) * fps, 6))
+        return first, None if self.end is None else max(math.ceil(round(self.end * fps, 6)), first + 1)
+
+
+def _number(value):
+    return "end" if value is None else f"{value:g}"
+
 
 @dataclass
 class ExtractionSummary:
-    """What one `run_extraction` call did (this shard only)."""
+    """What one `run_extraction` call did (this shard only). Counts are of clips, except `num_videos`."""
 
     output_dir: str
-    num_videos: int = 0  # in this shard
+    num_videos: int = 0  # source videos or frame folders in this shard
+    num_clips: int = 0  # their clips (one per whole video)
     num_already_extracted: int = 0
     num_already_failed: int = 0
     num_extracted: int = 0
@@ -343,93 +390,132 @@ def _init_worker(extractor_kwargs, features, quiet):
     _worker_state["features"] = features
 
 
-def _extract_one(source, extra, destination):
-    """Extract and write one video; never raises (a failure is returned as a record for the log)."""
+def _extract_source(path, fps, jobs):
+    """Extract and write the clips `jobs` [(ClipSource, destination)] of one source, decoding it once; never
+    raises (failures are returned as records for the log). Returns {"path", "clips": [result per clip], times}."""
     started, cpu = time.time(), time.process_time()  # wall clock: comparable across worker processes
-    result = {"path": source, "frames": 0, "started": started}
+    results = {}
     try:
-        pose = _worker_extractor.extract_video(source)
-        result["frames"] = pose.num_frames
-        if not pose.metadata["person_detected"]:
-            result.update(kind="no_person", error=f"no person detected in any of the {pose.num_frames} frames")
-        else:
-            example = pose.to_example()
-            example.update({key: extra.get(key) for key in _worker_state["features"] if key not in example})
-            write_part(destination, example, _worker_state["features"])
-            result["kind"] = "ok"
+        with open_frames(path, fps) as reader:
+            rate = fps or reader.fps
+            ranges = [clip.frame_range(rate) for clip, _ in jobs]
+            for i, pose in _worker_extractor.extract_ranges(reader, ranges, source=path, fps=rate):
+                results[i] = _write_clip(*jobs[i], pose)
     except ExtractionError as error:
-        result.update(kind="unreadable", error=str(error))
+        failure = {"kind": "unreadable", "error": str(error)}
     except Exception as error:  # one bad video (e.g. a MediaPipe RuntimeError) must not stop the run
-        result.update(kind="error", error=f"{type(error).__name__}: {error}")
-    result["finished"], result["cpu_seconds"] = time.time(), time.process_time() - cpu
-    return result
+        failure = {"kind": "error", "error": f"{type(error).__name__}: {error}"}
+    else:
+        failure = None
+    clips = [results.get(i) or _clip_result(clip, 0, **failure) for i, (clip, _) in enumerate(jobs)]
+    return {"path": path, "clips": clips, "started": started, "finished": time.time(),
+            "cpu_seconds": time.process_time() - cpu}
 
 
-def run_extraction(inputs, output_dir, *, manifest=None, num_workers=1, shard_index=0, num_shards=1,
-                   overwrite=False, retry_failed=False, progress=True, quiet=False,
-                   extractor_kwargs=None) -> ExtractionSummary:
-    """Extract every video of `inputs` (see `collect_videos`; with a `manifest` and no inputs, the manifest's
-    videos) into `output_dir` as a resumable dataset (layout in the module docstring).
+def _write_clip(clip, destination, pose):
+    if isinstance(pose, ExtractionError):
+        return _clip_result(clip, 0, "out_of_range" if isinstance(pose, OutOfRangeError) else "unreadable", str(pose))
+    if not pose.metadata["person_detected"]:
+        return _clip_result(clip, pose.num_frames, "no_person",
+                            f"no person detected in any of the {pose.num_frames} frames")
+    pose.metadata["clip_id"] = clip.clip_id
+    example = pose.to_example()
+    example.update({key: clip.columns.get(key) for key in _worker_state["features"] if key not in example})
+    write_part(destination, example, _worker_state["features"])
+    return _clip_result(clip, pose.num_frames, "ok")
 
-    Videos whose part file exists are skipped, as are ones in the failure log unless `retry_failed`; `overwrite`
+
+def _clip_result(clip, frames, kind, error=None):
+    return {"path": clip.path, "clip_id": clip.clip_id, "frames": frames, "kind": kind, "error": error}
+
+
+def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, num_workers=1, shard_index=0,
+                   num_shards=1, overwrite=False, retry_failed=False, progress=True, quiet=False,
+                   extractor_kwargs=None, column_features=None) -> ExtractionSummary:
+    """Extract clips into `output_dir` as a resumable dataset (layout in the module docstring), one row per clip.
+
+    The clips are `clips` (`ClipSource`s: whole videos, ranges inside long videos, frame folders), or every video
+    of `inputs` (see `collect_videos`) as a whole, or with a `manifest` and no inputs, the manifest's videos; a
+    manifest's columns go into its videos' rows. Each source is decoded once for all of its clips, which run with
+    fresh MediaPipe tracking each. Shards split the sources (never the clips of one source).
+
+    Clips whose part file exists are skipped, as are ones in the failure log unless `retry_failed`; `overwrite`
     re-extracts everything (replacing each part atomically). `num_workers` processes each run one Holistic graph.
-    Videos without a person and unreadable ones are logged to the failure log, never written, never fatal.
-    `quiet` filters MediaPipe's native start-up messages from stderr (see `filter_native_stderr`).
+    Missing or unreadable sources, ranges outside their video and clips without a person are logged to the failure
+    log, never written, never fatal. `column_features` ({column: datasets feature}, e.g. a `ClassLabel`) types the
+    clips' columns; the others are typed from their values. `quiet` filters MediaPipe's native start-up messages
+    from stderr (see `filter_native_stderr`).
     """
-    manifest = read_manifest(manifest) if manifest else {}
-    sources = collect_videos(inputs) if inputs else sorted(manifest)
-    manifest_by_file = {os.path.realpath(source): row for source, row in manifest.items()}
-    unlabelled = [s for s in sources if manifest and os.path.realpath(s) not in manifest_by_file]
-    if unlabelled:
-        logger.warning("%d videos are not in the manifest (their manifest columns are empty), e.g. %s",
-                       len(unlabelled), unlabelled[0])
-    features = dataset_features(_manifest_features(manifest))
+    if output_dir is None:
+        raise ValueError("run_extraction needs an output_dir.")
+    if clips is not None and (inputs or manifest):
+        raise ValueError("Give either clips or inputs/manifest to run_extraction, not both.")
+    if clips is None:
+        clips = clips_from_inputs(inputs, manifest)
+    clips = list(clips)
+    ids = {}
+    for clip in clips:
+        if ids.setdefault(clip.clip_id, clip) is not clip:
+            raise ValueError(f"Two clips share the clip_id {clip.clip_id!r} (each row needs its own); give them "
+                             "distinct clip_id values.")
+    features = row_features({**_column_features([clip.columns for clip in clips]), **(column_features or {})})
     extractor_kwargs = dict(extractor_kwargs or {})
     settings = holistic_settings(**extractor_kwargs)  # bad settings fail here, not in every worker
 
     output_dir = Path(output_dir)
     (output_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    shard = shard_paths(sources, shard_index, num_shards)
-    summary = ExtractionSummary(output_dir=str(output_dir), num_videos=len(shard))
+    by_source = {}
+    for clip in clips:
+        by_source.setdefault(clip.path, []).append(clip)
+    shard = shard_paths(by_source, shard_index, num_shards)
+    summary = ExtractionSummary(output_dir=str(output_dir), num_videos=len(shard),
+                                num_clips=sum(len(by_source[path]) for path in shard))
     failed_before = {} if (overwrite or retry_failed) else read_failures(output_dir)
-    todo = []
-    for source in shard:
-        if not overwrite and part_path(output_dir, source).exists():
-            summary.num_already_extracted += 1
-        elif source in failed_before:
-            summary.num_already_failed += 1
-        else:
-            todo.append(source)
+    tasks = []
+    for path in shard:
+        jobs = []
+        for clip in sorted(by_source[path], key=lambda c: c.clip_id):
+            if not overwrite and part_path(output_dir, clip.clip_id).exists():
+                summary.num_already_extracted += 1
+            elif clip.clip_id in failed_before:
+                summary.num_already_failed += 1
+            else:
+                jobs.append((clip, part_path(output_dir, clip.clip_id)))
+        if jobs:
+            fps = {clip.fps for clip, _ in jobs}
+            if len(fps) > 1:
+                raise ValueError(f"Clips of {path} give different fps values {sorted(fps)}; give one per source.")
+            tasks.append((path, fps.pop(), jobs))
     if summary.num_already_done:
-        logger.info("%d of %d videos already done (extracted or logged as failed); skipping them.",
-                    summary.num_already_done, len(shard))
-    if not todo:
+        logger.info("%d of %d clips already done (extracted or logged as failed); skipping them.",
+                    summary.num_already_done, summary.num_clips)
+    if not tasks:
         return summary
 
     _write_info(output_dir, features, settings)
-    tasks = [(s, manifest_by_file.get(os.path.realpath(s), {}), part_path(output_dir, s)) for s in todo]
     log = failures_path(output_dir, shard_index, num_shards)
-    bar = _progress_bar(len(todo), progress)
+    bar = _progress_bar(sum(len(jobs) for *_, jobs in tasks), progress)
     started, first_start, last_finish = time.perf_counter(), float("inf"), float("-inf")
     try:
-        for result in _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
-            if "started" in result:
-                first_start, last_finish = min(first_start, result["started"]), max(last_finish, result["finished"])
+        for done in _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
+            if "started" in done:
+                first_start, last_finish = min(first_start, done["started"]), max(last_finish, done["finished"])
                 summary.processing_seconds = last_finish - first_start
-                summary.cpu_seconds += result["cpu_seconds"]
-            summary.num_frames += result["frames"]
-            if result["kind"] == "ok":
-                summary.num_extracted += 1
-            else:
-                summary.num_no_person += result["kind"] == "no_person"
-                summary.num_failed += result["kind"] != "no_person"
-                summary.failures.append(result)
-                _append_failure(log, result)
-                logger.warning("%s: %s", result["path"], result["error"])
+                summary.cpu_seconds += done["cpu_seconds"]
+            for result in done["clips"]:
+                summary.num_frames += result["frames"]
+                if result["kind"] == "ok":
+                    summary.num_extracted += 1
+                else:
+                    summary.num_no_person += result["kind"] == "no_person"
+                    summary.num_failed += result["kind"] != "no_person"
+                    summary.failures.append(result)
+                    _append_failure(log, result)
+                    logger.warning("%s: %s", result["clip_id"], result["error"])
             summary.seconds = time.perf_counter() - started
             if bar is not None:
                 bar.set_postfix_str(f"{summary.frames_per_second:.1f} frames/s", refresh=False)
-                bar.update(1)
+                bar.update(len(done["clips"]))
     finally:
         if bar is not None:
             bar.close()
@@ -437,12 +523,13 @@ def run_extraction(inputs, output_dir, *, manifest=None, num_workers=1, shard_in
 
 
 def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
-    """Yield `_extract_one` results as videos finish: in this process for one worker, else in a process pool."""
+    """Yield `_extract_source` results as sources finish: in this process for one worker, else in a process pool.
+    A task is (path, fps, jobs)."""
     if num_workers <= 1:
         _init_worker(extractor_kwargs, features, quiet)
         try:
             for task in tasks:
-                yield _extract_one(*task)
+                yield _extract_source(*task)
         finally:
             _worker_extractor.close()
         return
@@ -455,11 +542,11 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
         in_flight, broken = {}, False
         try:
             while (pending or in_flight) and not broken:
-                # After a worker died, the videos that were in flight are retried one at a time to find the culprit.
+                # After a worker died, the sources that were in flight are retried one at a time to find the culprit.
                 isolate = (pending and pending[-1][0] in suspects) or any(t[0] in suspects for t in in_flight.values())
                 limit = 1 if isolate else num_workers
                 while pending and len(in_flight) < limit:
-                    future = pool.submit(_extract_one, *pending[-1])
+                    future = pool.submit(_extract_source, *pending[-1])
                     in_flight[future] = pending.pop()
                 done, _ = concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
@@ -469,8 +556,7 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
                     task = in_flight.pop(future)
                     if future.exception() is not None:
                         error = future.exception()
-                        yield {"path": task[0], "frames": 0, "kind": "error",
-                               "error": f"{type(error).__name__}: {error}"}
+                        yield _failed_task(task, f"{type(error).__name__}: {error}")
                     else:
                         yield future.result()
         except BrokenProcessPool:  # from submit(): the pool broke between two waits
@@ -479,11 +565,15 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
             pool.shutdown(wait=True, cancel_futures=True)
         for task in in_flight.values():  # a worker died (e.g. a native crash in MediaPipe)
             if task[0] in suspects and len(in_flight) == 1:
-                yield {"path": task[0], "frames": 0, "kind": "error",
-                       "error": "the worker process died while extracting this video"}
+                yield _failed_task(task, "the worker process died while extracting this video")
             else:
                 suspects[task[0]] = True
                 pending.append(task)
+
+
+def _failed_task(task, error):
+    path, _, jobs = task
+    return {"path": path, "clips": [_clip_result(clip, 0, "error", error) for clip, _ in jobs]}
 
 
 def _worker_context():
@@ -498,7 +588,7 @@ def _worker_context():
 
 
 def _append_failure(log, result):
-    record = {"path": result["path"], "kind": result["kind"], "error": result["error"]}
+    record = {"path": result["path"], "clip_id": result["clip_id"], "kind": result["kind"], "error": result["error"]}
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
         handle.flush()
@@ -509,7 +599,7 @@ def _write_info(output_dir, features, settings):
     info = {
         "features": features.to_dict(),
         "extractor": settings,
-        "layout": f"one row per video in {DATA_DIR}/train-<sha1(source)[:16]>.parquet; failures in failures*.jsonl",
+        "layout": f"one row per clip in {DATA_DIR}/train-<sha1(clip_id)[:16]>.parquet; failures in failures*.jsonl",
     }
     _write_text(Path(output_dir) / INFO_FILE, json.dumps(info, indent=2) + "\n")
     if not (Path(output_dir) / "README.md").exists():  # a card the user edited stays
@@ -528,10 +618,11 @@ configs:
 
 # Sign-language poses extracted by `msmae extract`
 
-MediaPipe Holistic landmarks, one row per video. Columns: `keypoints` (frames, 160, 4) float32 x, y (normalised
+MediaPipe Holistic landmarks, one row per clip. Columns: `keypoints` (frames, 160, 4) float32 x, y (normalised
 to the frame), z, visibility of the streams body (pose 11-16), left hand (21), right hand (21), face (112 mesh
 points), in that order; `keypoint_mask` (frames, 160) bool, True where detected; `fps`, `width`, `height`,
-`num_frames`, `source` (the video), and the manifest's columns if one was given. See `{INFO_FILE}`.
+`num_frames`, `source` (the video or frame folder), `clip_id`, `start_frame` and `end_frame` (the clip's frames in
+the source, end exclusive), and the clips' own columns (label, text, signer, ...). See `{INFO_FILE}`.
 
 Load with `msmae.data.extract.load_extracted(folder)` or `datasets.load_dataset(folder, split="train")`.
 """
