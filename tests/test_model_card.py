@@ -99,8 +99,14 @@ def test_card_for_each_task_and_hub_metadata(trained, tmp_path):
     assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.9
     assert 'repo_id = "someone/msmae-msl150"' in card.text
     assert build_model_card(trained, task="pretraining").data.pipeline_tag == "feature-extraction"
-    translation = build_model_card(trained, task="translation", usage="print('custom')")
+    generation = {"num_beams": 5, "max_length": 100, "length_penalty": 1.0, "checkpoint": "the highest bleu4"}
+    translation = build_model_card(trained, task="translation", usage="print('custom')", generation=generation,
+                                   eval_results=[{"metric": "bleu4", "value": 21.5, "dataset": "phoenix14t"}])
     assert translation.data.pipeline_tag == "translation" and "print('custom')" in translation.text
+    table = translation.text.split("## Generation", 1)[1]
+    assert "| num_beams | 5 |" in table and "| length_penalty | 1.0000 |" in table
+    assert "| checkpoint | the highest bleu4 |" in table and "TwoStreamSLT" in translation.text
+    assert "## Generation" not in build_model_card(trained, task="translation").text
     with pytest.raises(ValueError, match="Unknown task"):
         build_model_card(trained, task="segmentation")
     # A local base model's card passes on the sign languages its pretraining saw.

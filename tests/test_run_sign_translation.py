@@ -1,8 +1,8 @@
-"""The PHOENIX14T adapter and examples/run_sign_translation.py: Table 5 presets, and an offline end-to-end run on
-the PHOENIX14T sample (a tokenizer fitted on the PHOENIX sentences, a tiny random mBART and MS-MAE; train a few
-steps, generate, score)."""
+"""The PHOENIX14T adapter and the translation recipe (msmae.recipes.sign_translation, run by
+examples/run_sign_translation.py): Table 5 presets, generation and selection defaults, scoring against the raw text,
+inherited normalisation, and an offline end-to-end run on the PHOENIX14T sample (a tokenizer fitted on the PHOENIX
+sentences, a tiny random mBART and MS-MAE; train a few steps, keep the best checkpoint, generate, score)."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +18,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import MBartConfig, MBartForConditionalGeneration, PreTrainedTokenizerFast
 
 from msmae import MSMAEConfig, MSMAEForPreTraining
+from msmae.metrics import load_translation_metric
 from msmae.modeling_sign_translation import SignTranslationModel
 from msmae.phoenix import (
     load_phoenix_split,
@@ -27,17 +28,13 @@ from msmae.phoenix import (
     skeleton_to_sign_pose,
 )
 from msmae.pose_io import stream_slices
+from msmae.processing_msmae import MSMAEPoseProcessor
+from msmae.recipes import sign_translation as recipe
+from msmae.training.arguments import inherited_normalization, parse_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "examples" / "run_sign_translation.py"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # mBART's ids 0-3
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("run_sign_translation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fit_tokenizer(sentences, vocab_size=600) -> PreTrainedTokenizerFast:
@@ -168,9 +165,7 @@ def test_fitted_tokenizer_frames_targets_like_mbart50(shared_data):
     ],
 )
 def test_dataset_presets_follow_table_5(preset, frozen, argv, expected, tmp_path):
-    script = load_script()
-    from msmae.training.arguments import parse_arguments
-
+    script = recipe
     argv = ["--output_dir", str(tmp_path), "--dataset_preset", preset, *argv]
     argv += ["--freeze_pose_encoder"] if frozen else []
     classes = (script.ModelArguments, script.DataTrainingArguments, script.Seq2SeqTrainingArguments)
@@ -180,21 +175,60 @@ def test_dataset_presets_follow_table_5(preset, frozen, argv, expected, tmp_path
 
 
 def test_paper_defaults_apply_unless_given(tmp_path):
-    script = load_script()
-    from msmae.training.arguments import parse_arguments
-
-    defaults = {**script.PAPER_DEFAULTS, **script.SCRIPT_DEFAULTS}
+    script = recipe
     classes = (script.ModelArguments, script.DataTrainingArguments, script.Seq2SeqTrainingArguments)
-    _, data_args, args = parse_arguments(classes, defaults, ["--output_dir", str(tmp_path)])
+    model_args, data_args, args = parse_arguments(classes, script.DEFAULTS, ["--output_dir", str(tmp_path)])
     assert (args.weight_decay, args.num_train_epochs, args.per_device_train_batch_size) == (1e-3, 100, 32)
     assert getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type) == "cosine"
     assert args.predict_with_generate and not args.remove_unused_columns
     assert data_args.warmup_epochs == 10 and data_args.frame_drop_duplicate_rate == 0.2
-    _, _, args = parse_arguments(classes, defaults, ["--output_dir", str(tmp_path), "--weight_decay", "0.1"])
+    # Selection: validation every epoch, the best BLEU-4 kept; generation: TwoStreamSLT's beam search.
+    strategy = lambda value: getattr(value, "value", value)
+    assert (strategy(args.eval_strategy), strategy(args.save_strategy)) == ("epoch", "epoch")
+    assert args.load_best_model_at_end and args.metric_for_best_model == "bleu4" and args.greater_is_better
+    assert (args.generation_num_beams, args.generation_max_length, data_args.length_penalty) == (5, 100, 1.0)
+    assert recipe.generation_settings(args, data_args) == {"num_beams": 5, "max_length": 100}
+    assert recipe.selection_note(args) == "the highest validation bleu4 (scored every epoch)"
+    assert model_args.normalization is None  # inherited from the checkpoint
+    _, _, args = parse_arguments(classes, script.DEFAULTS, ["--output_dir", str(tmp_path), "--weight_decay", "0.1"])
     assert args.weight_decay == 0.1
 
 
-def make_parts(folder: Path, sentences):
+def test_normalization_is_inherited_and_a_mismatch_is_an_error(tmp_path):
+    checkpoint = tmp_path / "pretrained"
+    MSMAEPoseProcessor(normalization="none").save_pretrained(checkpoint)
+    assert inherited_normalization(None, str(checkpoint)) == "none"
+    assert inherited_normalization("none", str(checkpoint)) == "none"
+    with pytest.raises(ValueError, match=r"--normalization 'shoulder' differs from the normalization 'none'"):
+        inherited_normalization("shoulder", str(checkpoint))
+    # A checkpoint saved without its processor, or none: the asked value, else shoulder.
+    assert inherited_normalization(None, str(tmp_path)) == "shoulder"
+    assert inherited_normalization("none", None) == "none"
+
+
+def test_references_are_the_raw_text_not_decoded_labels(shared_data):
+    """A perfect model (it generates the target ids) scored through the recipe's scorer: the references are the text
+    column as it is, so full-width punctuation, which the NFKC tokenizer turns half-width, lowers the uncorrected
+    scores only; decoded labels would have made both 100."""
+    sentences = phoenix_sentences(shared_data / "phoenix14t-sample")[:200] + ["heute，morgen！übermorgen"]
+    tokenizer = fit_tokenizer(sentences)
+    references = ["es regnet heute，morgen！übermorgen .", "und nun die wettervorhersage ."]
+    ids = tokenizer(text_target=references)["input_ids"]
+    generated = np.full((2, max(map(len, ids))), tokenizer.pad_token_id)
+    for i, row in enumerate(ids):
+        generated[i, : len(row)] = row
+    assert recipe.decode_generated(tokenizer, generated)[0] == "es regnet heute,morgen!übermorgen ."  # NFKC
+    metric = load_translation_metric()
+    scorer = recipe.translation_scorer(metric, tokenizer, references, "de")
+    scores = scorer(type("EvalPrediction", (), {"predictions": generated})())
+    assert scores["bleu4"] == pytest.approx(100.0) and scores["rougeL"] == pytest.approx(100.0)
+    assert scores["bleu1_uncorrected"] < 100.0 and scores["rougeL_uncorrected"] < 100.0
+    with pytest.raises(ValueError, match="2 generated sentences for 1 references"):
+        recipe.translation_scorer(metric, tokenizer, references[:1], "de")(
+            type("EvalPrediction", (), {"predictions": generated})())
+
+
+def make_parts(folder: Path, sentences, normalization=None):
     """A fitted tokenizer with a tiny random mBART, and a tiny random MS-MAE pretraining checkpoint."""
     tokenizer = fit_tokenizer(sentences)
     text_dir, pose_dir = folder / "tiny-mbart", folder / "tiny-msmae"
@@ -212,15 +246,15 @@ def make_parts(folder: Path, sentences):
         decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
     )
     MSMAEForPreTraining(pose_config).save_pretrained(pose_dir)
+    if normalization:  # the pretraining's processor, whose normalisation the translation inherits
+        MSMAEPoseProcessor(normalization=normalization).save_pretrained(pose_dir)
     return tokenizer, text_dir, pose_dir
 
 
 @pytest.mark.slow
 def test_end_to_end_on_the_phoenix_sample(shared_data, tmp_path):
-    from msmae.metrics import load_translation_metric
-
     phoenix = shared_data / "phoenix14t-sample"
-    tokenizer, text_dir, pose_dir = make_parts(tmp_path, phoenix_sentences(phoenix))
+    tokenizer, text_dir, pose_dir = make_parts(tmp_path, phoenix_sentences(phoenix), normalization="none")
     output_dir = tmp_path / "out"
     command = [
         sys.executable, str(SCRIPT),
@@ -228,7 +262,8 @@ def test_end_to_end_on_the_phoenix_sample(shared_data, tmp_path):
         "--phoenix_dir", str(phoenix), "--target_lang", "de_DE", "--dataset_preset", "phoenix14t",
         "--freeze_pose_encoder", "--lora_r", "4", "--lora_alpha", "8", "--output_dir", str(output_dir),
         "--per_device_train_batch_size", "5", "--per_device_eval_batch_size", "5", "--warmup_epochs", "0",
-        "--logging_steps", "1", "--save_steps", "3", "--report_to", "none", "--generation_max_length", "24",
+        "--logging_steps", "1", "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps",
+        "--save_steps", "3", "--report_to", "none", "--generation_max_length", "24", "--max_target_length", "8",
         "--generation_num_beams", "2", "--dataloader_num_workers", "0", "--seed", "0",
     ]
     # One thread: the tiny model gains nothing from more, and on a busy 2-core machine they slow it down tenfold.
@@ -256,6 +291,22 @@ def test_end_to_end_on_the_phoenix_sample(shared_data, tmp_path):
     assert (output_dir / "checkpoint-6").is_dir()
     card = (output_dir / "README.md").read_text()
     assert "| learning_rate | 0.001 |" in card and "| max_grad_norm | 0.1 |" in card and "translation" in card
+    assert "| num_beams | 2 |" in card and "| max_length | 24 |" in card and "no width correction" not in card.split(
+        "## Evaluation")[1].split("\n\n")[1]  # German: the uncorrected scores equal the corrected ones
+
+    # Selection: validation BLEU-4 at steps 3 and 6; the saved model is the best checkpoint (the first on ties).
+    bleu = {entry["step"]: entry["eval_bleu4"] for entry in state["log_history"] if "eval_bleu4" in entry}
+    assert sorted(bleu) == [3, 6] and state["best_metric"] == max(bleu.values())
+    best_step = min(step for step, value in bleu.items() if value == max(bleu.values()))
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{best_step}")
+    saved = SignTranslationModel.from_pretrained(output_dir).state_dict()
+    best = SignTranslationModel.from_pretrained(state["best_model_checkpoint"]).state_dict()
+    last = SignTranslationModel.from_pretrained(output_dir / "checkpoint-6").state_dict()
+    assert all(torch.equal(saved[name], best[name]) for name in saved)
+    assert best_step == 6 or any(not torch.equal(saved[name], last[name]) for name in saved)
+
+    # The pretraining's normalisation ("none", from its processor) was inherited.
+    assert json.loads((output_dir / "preprocessor_config.json").read_text())["normalization"] == "none"
 
     # Predictions: one line per test sentence, scored with the same metric the script reports.
     predictions = (output_dir / "generated_predictions.txt").read_text(encoding="utf-8").splitlines()
@@ -263,20 +314,25 @@ def test_end_to_end_on_the_phoenix_sample(shared_data, tmp_path):
     assert len(predictions) == len(references) == 5
     scores = json.loads((output_dir / "predict_results.json").read_text())
     expected = load_translation_metric().compute(predictions=predictions, references=references, language="de")
-    for key in ("bleu1", "bleu4", "rougeL", "bleu4_uncorrected"):
+    # Against the full text: labels were cut at 8 tokens, so scoring decoded labels would have differed.
+    for key in ("bleu1", "bleu4", "rougeL", "bleu4_uncorrected", "rougeL_uncorrected", "sacrebleu"):
         assert scores[f"predict_{key}"] == pytest.approx(expected[key], abs=1e-6)
-    assert scores["predict_bleu4_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
+    truncated = [tokenizer.decode(tokenizer(text_target=r, max_length=8, truncation=True)["input_ids"],
+                                  skip_special_tokens=True) for r in references]
+    assert truncated != references
+    assert scores["predict_level"] == "word"
+    assert scores["predict_sacrebleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp")
     assert {"eval_bleu4", "eval_rougeL"} <= set(json.loads((output_dir / "eval_results.json").read_text()))
 
     # The saved folder (adapters included) reloads and generates what the script wrote.
     model = SignTranslationModel.from_pretrained(output_dir).eval()
     assert model.config.freeze_pose_encoder and model.config.lora_r == 4 and model.adapter_parameter_names()
     assert model.generation_config.forced_bos_token_id == tokenizer.convert_tokens_to_ids("de_DE")
-    from msmae.processing_msmae import MSMAEPoseProcessor
-
+    generation = model.generation_config
+    assert (generation.num_beams, generation.max_length, generation.length_penalty) == (2, 24, 1.0)
     processor = MSMAEPoseProcessor.from_pretrained(output_dir)
     inputs = processor(load_phoenix_split(phoenix, "test")[:2], return_tensors="pt")
     with torch.no_grad():
-        generated = model.generate(**inputs, num_beams=2, max_length=24)
+        generated = model.generate(**inputs)  # the saved generation settings
     decoded = [t.strip() for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
     assert decoded == predictions[:2]

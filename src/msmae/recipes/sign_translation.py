@@ -1,11 +1,26 @@
-#!/usr/bin/env python
 """Fine-tuning an MS-MAE encoder with mBART-50 for gloss-free sign language translation (pose sequence in, text out).
 
 The model (`msmae.modeling_sign_translation.SignTranslationModel`): the pretrained MS-MAE encoder (frozen with
 `--freeze_pose_encoder`, else fine-tuned), a linear projection, mBART-50's encoder (fine-tuned in full) and its
 decoder (frozen, with LoRA adapters on its attention projections). Training uses every frame of a clip with 20%
-random frame deletion/duplication; evaluation generates with beam search and scores BLEU-1, BLEU-4 (sacrebleu) and
-ROUGE-L, with and without mBART's full-width/half-width punctuation correction (`msmae.metrics`).
+random frame deletion/duplication.
+
+Evaluation generates with beam search and scores BLEU-1..4 and ROUGE-L as the SLT literature computes them
+(`msmae.metrics.sign_translation`: signjoey's BLEU and TwoStreamSLT's ROUGE-L, words for German and English,
+characters for Chinese), with and without mBART's full-width/half-width punctuation correction. The references are
+the dataset's text column as it is, never text decoded back from the tokenised labels (mBART's NFKC normalisation,
+`<unk>` and truncation would change them).
+
+Checkpoint selection and generation (`SELECTION_DEFAULTS`, `GENERATION_DEFAULTS`): the validation split is scored
+every epoch (`--eval_strategy steps --eval_steps N --save_strategy steps --save_steps N` for every N steps), and
+the checkpoint with the best validation BLEU-4 is the one saved and tested at the end (`--load_best_model_at_end`,
+`--metric_for_best_model bleu4`), as TwoStreamSLT keeps its best checkpoint. Generation uses beam search with 5
+beams, length penalty 1.0 and at most 100 tokens, TwoStreamSLT's settings for PHOENIX14T and CSL-Daily
+(`--generation_num_beams`, `--length_penalty`, `--generation_max_length`); they are saved in the model's
+`generation_config.json` and recorded in the model card.
+
+Keypoint normalisation is the pose checkpoint's (from the processor saved with it): `--normalization` may only
+repeat it, a different value is an error.
 
 Data: `--dataset_name`, anything `msmae.data.loading.load_sign_dataset` reads (a folder from `msmae extract` or
 `save_to_disk`, Parquet/Arrow shards, a Hub dataset id) with pose columns and a text column, split into train/
@@ -42,7 +57,13 @@ from msmae.configuration_sign_translation import DEFAULT_TEXT_MODEL
 from msmae.metrics import load_translation_metric
 from msmae.modeling_sign_translation import SignTranslationModel
 from msmae.processing_msmae import MSMAEPoseProcessor
-from msmae.training.arguments import find_last_checkpoint, given, parse_arguments, setup_logging
+from msmae.training.arguments import (
+    find_last_checkpoint,
+    given,
+    inherited_normalization,
+    parse_arguments,
+    setup_logging,
+)
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, clip_dataset
 from msmae.data.loading import load_sign_dataset, split_dataset
@@ -66,6 +87,23 @@ SCRIPT_DEFAULTS = {
     "remove_unused_columns": False,  # the clip datasets read the pose columns themselves
     "label_names": ["labels"],
 }
+# Score the validation split every epoch and keep the best BLEU-4 (the paper does not say; TwoStreamSLT keeps its
+# best validation checkpoint). Two checkpoints on disk at most: the best and the latest (to resume from).
+SELECTION_DEFAULTS = {
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "bleu4",
+    "greater_is_better": True,
+    "save_total_limit": 2,
+}
+# Beam search as TwoStreamSLT's PHOENIX14T and CSL-Daily configurations (the paper states none): 5 beams, at most
+# 100 tokens; the length penalty is `DataTrainingArguments.length_penalty` (1.0).
+GENERATION_DEFAULTS = {"generation_num_beams": 5, "generation_max_length": 100}
+DEFAULTS = {**PAPER_DEFAULTS, **SCRIPT_DEFAULTS, **SELECTION_DEFAULTS, **GENERATION_DEFAULTS}
+# Scores in the model card: (metric key, shown name, model-index type). The uncorrected ones only where the width
+# correction changed them (text with full-width forms, e.g. Chinese).
+CARD_METRICS = (("bleu1", "BLEU-1", "bleu"), ("bleu4", "BLEU-4", "bleu"), ("rougeL", "ROUGE-L", "rouge"))
 # Table 5 of the paper: (learning rate with a frozen encoder, with a fine-tuned encoder, gradient clipping norm).
 DATASET_PRESETS = {
     "phoenix14t": (1e-3, 1e-4, 0.1),
@@ -113,8 +151,11 @@ class ModelArguments:
         metadata={"help": "Decoder modules to adapt (default: q_proj k_proj v_proj out_proj of self- and "
                   "cross-attention)."},
     )
-    normalization: str = field(
-        default="shoulder", metadata={"help": "Keypoint normalisation of the processor: 'shoulder' or 'none'."}
+    normalization: str | None = field(
+        default=None,
+        metadata={"help": "Keypoint normalisation ('shoulder' or 'none'); default: the pose checkpoint's processor's, "
+                  "else 'shoulder'. A value other than the checkpoint's is an error.",
+                  "choices": ["shoulder", "none"]},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to store models and data from the Hub."})
     model_revision: str = field(default="main", metadata={"help": "Model revision (branch, tag or commit)."})
@@ -153,7 +194,13 @@ class DataTrainingArguments:
         metadata={"help": "Longer clips are evenly subsampled to this many frames (default: what the text model's "
                   "positions allow)."},
     )
-    max_target_length: int = field(default=128, metadata={"help": "Maximum target length in tokens (truncated)."})
+    max_target_length: int = field(
+        default=128, metadata={"help": "Maximum training target length in tokens (longer labels are truncated; the "
+                               "references scored are always the full text)."}
+    )
+    length_penalty: float = field(
+        default=1.0, metadata={"help": "Beam search length penalty (exponent on the length; 1.0 = none)."}
+    )
     validation_size: float = field(
         default=0.1, metadata={"help": "Fraction held out for validation when the dataset has no splits."}
     )
@@ -250,8 +297,32 @@ class TranslationCollator:
 
 
 def metric_language(target_lang: str) -> str:
-    """`de_DE` -> `de`: the metric picks its BLEU tokenizer from this (zh for Chinese, 13a otherwise)."""
+    """`de_DE` -> `de`: the metric scores Chinese per character, other languages per word."""
     return target_lang.replace("-", "_").split("_")[0].lower()
+
+
+def translation_scorer(metric, tokenizer, references: list[str], language: str):
+    """`compute_metrics` for one split: generated ids decoded and scored against `references`, that split's text
+    column in order (the Trainer keeps dataset order when evaluating)."""
+
+    def compute_metrics(eval_preds):
+        predictions = eval_preds.predictions[0] if isinstance(eval_preds.predictions, tuple) else eval_preds.predictions
+        decoded = decode_generated(tokenizer, predictions)
+        if len(decoded) != len(references):
+            raise ValueError(f"{len(decoded)} generated sentences for {len(references)} references.")
+        return metric.compute(predictions=decoded, references=references, language=language)
+
+    return compute_metrics
+
+
+def decode_generated(tokenizer, token_ids) -> list[str]:
+    token_ids = np.where(token_ids != -100, token_ids, tokenizer.pad_token_id)
+    return [text.strip() for text in tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
+
+
+def pose_checkpoint(model_args) -> str | None:
+    """The checkpoint whose processor fixes the normalisation: the translation model, else the pose encoder."""
+    return model_args.model_name_or_path or model_args.pose_encoder_name_or_path
 
 
 def build_model(model_args, data_args, tokenizer):
@@ -286,11 +357,15 @@ def build_model(model_args, data_args, tokenizer):
 
 def main(args: list[str] | None = None):
     model_args, data_args, training_args = parse_arguments(
-        (ModelArguments, DataTrainingArguments, Seq2SeqTrainingArguments), {**PAPER_DEFAULTS, **SCRIPT_DEFAULTS}, args
+        (ModelArguments, DataTrainingArguments, Seq2SeqTrainingArguments), DEFAULTS, args
     )
     apply_dataset_preset(training_args, data_args, model_args.freeze_pose_encoder, args)
 
     setup_logging(training_args, logger)
+    normalization = inherited_normalization(
+        model_args.normalization, pose_checkpoint(model_args), cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision, token=model_args.token,
+    )
 
     last_checkpoint = find_last_checkpoint(training_args, logger)
 
@@ -302,6 +377,9 @@ def main(args: list[str] | None = None):
     if hasattr(tokenizer, "tgt_lang"):
         tokenizer.tgt_lang = data_args.target_lang  # mBART-50 tokenizers prefix targets with it
     model = build_model(model_args, data_args, tokenizer)
+    generation = generation_settings(training_args, data_args)
+    # Saved with the model (generation_config.json), so `model.generate(**inputs)` decodes as evaluated.
+    model.generation_config.update(**generation, length_penalty=data_args.length_penalty)
     config = model.config
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info(
@@ -331,7 +409,7 @@ def main(args: list[str] | None = None):
     rate = data_args.frame_drop_duplicate_rate
     augmentations = [RandomFrameDropDuplicate(rate)] if rate > 0 else None
     processor = MSMAEPoseProcessor(
-        streams=config.encoder.streams, normalization=model_args.normalization, sampling="full",
+        streams=config.encoder.streams, normalization=normalization, sampling="full",
         num_frames=None, max_frames=max_frames, augmentations=augmentations,
     )
 
@@ -344,7 +422,7 @@ def main(args: list[str] | None = None):
             batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * max(
                 training_args.world_size, 1)
             training_args.warmup_steps = int(round(data_args.warmup_epochs * math.ceil(len(train_dataset) / batch)))
-    if training_args.do_eval or training_args.eval_strategy != "no":
+    if training_args.do_eval or (training_args.do_train and training_args.eval_strategy != "no"):
         if "validation" not in splits:
             raise ValueError("Evaluation needs a validation split.")
         eval_dataset = clip_dataset(splits["validation"], TranslationClipSampler(processor, training=False), seed)
@@ -355,16 +433,12 @@ def main(args: list[str] | None = None):
 
     metric = load_translation_metric()
     language = metric_language(data_args.target_lang)
+    references = {name: list(split[data_args.text_column]) for name, split in splits.items()}
 
-    def decode(token_ids):
-        token_ids = np.where(token_ids != -100, token_ids, tokenizer.pad_token_id)
-        return [text.strip() for text in tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
-
-    def compute_metrics(eval_preds):
-        predictions, labels = eval_preds
-        if isinstance(predictions, tuple):
-            predictions = predictions[0]
-        return metric.compute(predictions=decode(predictions), references=decode(labels), language=language)
+    def scorer(split):
+        if not training_args.predict_with_generate:
+            return None
+        return translation_scorer(metric, tokenizer, references[split], language)
 
     trainer = Seq2SeqTrainer(
         model=model,
@@ -373,7 +447,7 @@ def main(args: list[str] | None = None):
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         data_collator=TranslationCollator(processor),
-        compute_metrics=compute_metrics if training_args.predict_with_generate else None,
+        compute_metrics=scorer("validation") if eval_dataset is not None else None,
         callbacks=[EpochCallback(train_dataset)] if train_dataset is not None else None,
     )
 
@@ -389,8 +463,6 @@ def main(args: list[str] | None = None):
         trainer.save_metrics("train", metrics)
         trainer.save_state()
 
-    generation = {"max_length": training_args.generation_max_length or data_args.max_target_length,
-                  "num_beams": training_args.generation_num_beams or model.generation_config.num_beams}
     eval_metrics = {}
     if training_args.do_eval:
         eval_metrics = trainer.evaluate(metric_key_prefix="eval", **generation)
@@ -400,6 +472,7 @@ def main(args: list[str] | None = None):
 
     predict_metrics = {}
     if training_args.do_predict:
+        trainer.compute_metrics = scorer("test")
         results = trainer.predict(predict_dataset, metric_key_prefix="predict", **generation)
         predict_metrics = results.metrics
         predict_metrics["predict_samples"] = len(predict_dataset)
@@ -408,18 +481,12 @@ def main(args: list[str] | None = None):
         if trainer.is_world_process_zero() and training_args.predict_with_generate:
             predictions = results.predictions[0] if isinstance(results.predictions, tuple) else results.predictions
             with open(os.path.join(training_args.output_dir, "generated_predictions.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(decode(predictions)) + "\n")
+                f.write("\n".join(decode_generated(tokenizer, predictions)) + "\n")
 
     if trainer.is_world_process_zero() and training_args.do_train:
         dataset_label = data_args.phoenix_dir or data_args.dataset_name
-        eval_results = [
-            {"metric": key.split("_", 1)[1], "name": name, "type": kind, "value": scores[key], "dataset": dataset_label,
-             "split": split}
-            for scores, split in ((eval_metrics, "validation"), (predict_metrics, "test"))
-            for key, name, kind in ((f"{'eval' if split == 'validation' else 'predict'}_bleu4", "BLEU-4", "bleu"),
-                                    (f"{'eval' if split == 'validation' else 'predict'}_rougeL", "ROUGE-L", "rouge"))
-            if key in scores
-        ]
+        eval_results = card_results(((eval_metrics, "eval", "validation"), (predict_metrics, "predict", "test")),
+                                    dataset_label)
         write_model_card(
             training_args.output_dir,
             task="translation",
@@ -430,14 +497,46 @@ def main(args: list[str] | None = None):
             eval_results=eval_results,
             hyperparameters=hyperparameters(training_args, model_args, data_args, config),
             usage=usage_snippet(
-                training_args.hub_model_id or f"<your-username>/{Path(training_args.output_dir).resolve().name}"
+                training_args.hub_model_id or f"<your-username>/{Path(training_args.output_dir).resolve().name}",
+                generation,
             ),
             notes=model_notes(config, model_args),
+            generation={**generation, "length_penalty": data_args.length_penalty,
+                        "checkpoint": selection_note(training_args)},
         )
     if training_args.push_to_hub:
         push_output_dir(trainer)
     return {"train": trainer.state.log_history, "eval": eval_metrics, "predict": predict_metrics,
             "output_dir": training_args.output_dir}
+
+
+def card_results(splits, dataset_label) -> list[dict]:
+    """Model-card evaluation entries from `(metrics, key prefix, split name)` triples."""
+    results = []
+    for scores, prefix, split in splits:
+        for metric_name, name, kind in CARD_METRICS:
+            for suffix, label in (("", ""), ("_uncorrected", " (no width correction)")):
+                key = f"{prefix}_{metric_name}{suffix}"
+                if key in scores and (not suffix or scores[key] != scores.get(f"{prefix}_{metric_name}")):
+                    results.append({"metric": metric_name + suffix, "name": name + label, "type": kind,
+                                    "value": scores[key], "dataset": dataset_label, "split": split})
+    return results
+
+
+def generation_settings(training_args, data_args) -> dict:
+    """Beam search settings of evaluation and prediction (length penalty: the model's generation config)."""
+    return {"num_beams": training_args.generation_num_beams or 1,
+            "max_length": training_args.generation_max_length or data_args.max_target_length}
+
+
+def selection_note(training_args) -> str:
+    """Which checkpoint the saved model is, in words for the model card."""
+    if not training_args.load_best_model_at_end:
+        return "the last one"
+    strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+    every = "epoch" if strategy == "epoch" else f"{training_args.eval_steps} steps"
+    best = "highest" if training_args.greater_is_better else "lowest"
+    return f"the {best} validation {training_args.metric_for_best_model} (scored every {every})"
 
 
 def hyperparameters(training_args, model_args, data_args, config) -> dict:
@@ -475,7 +574,7 @@ def model_notes(config, model_args) -> str:
     )
 
 
-def usage_snippet(repo_id: str) -> str:
+def usage_snippet(repo_id: str, generation: dict) -> str:
     return f'''import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from msmae.processing_msmae import MSMAEPoseProcessor  # pip install msmae
@@ -490,7 +589,8 @@ processor = MSMAEPoseProcessor.from_pretrained(repo_id, revision=revision)
 # A MediaPipe Holistic pose file (pip install pose-format); see msmae's README for videos and arrays.
 inputs = processor("sentence.pose", return_tensors="pt")
 with torch.no_grad():
-    generated = model.generate(**inputs, num_beams=5, max_length=128)
+    # The evaluated settings (also in the model's generation_config.json).
+    generated = model.generate(**inputs, num_beams={generation["num_beams"]}, max_length={generation["max_length"]})
 print(tokenizer.batch_decode(generated, skip_special_tokens=True))
 '''
 

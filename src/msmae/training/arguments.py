@@ -85,3 +85,24 @@ def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
     if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
         logger.info(f"Checkpoint found: resuming from {last_checkpoint}. Use another --output_dir to start afresh.")
     return last_checkpoint
+
+
+def inherited_normalization(requested: str | None, checkpoint: str | None, **load_kwargs) -> str:
+    """The keypoint normalisation a script uses: the pose checkpoint's (its encoder learned in that coordinate
+    frame), read from the processor saved beside it. `requested` (`--normalization`, None when not given) must agree
+    with it; without a checkpoint processor it is `requested`, else "shoulder"."""
+    saved = None
+    if checkpoint:
+        from msmae.processing_msmae import MSMAEPoseProcessor
+
+        try:
+            saved = MSMAEPoseProcessor.from_pretrained(checkpoint, **load_kwargs).normalization
+        except OSError:  # a checkpoint saved without its processor
+            saved = None
+    if requested and saved and requested != saved:
+        raise ValueError(
+            f"--normalization {requested!r} differs from the normalization {saved!r} that the checkpoint {checkpoint} "
+            "was trained with (its preprocessor_config.json); the encoder only knows that coordinate frame. Leave "
+            "--normalization out to inherit it, or use a checkpoint trained with the normalization you want."
+        )
+    return requested or saved or "shoulder"

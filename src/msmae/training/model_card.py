@@ -157,6 +157,7 @@ def build_model_card(
     hyperparameters: dict | None = None,
     usage: str | None = None,
     notes: str | None = None,
+    generation: dict | None = None,
 ) -> ModelCard:
     """A `ModelCard` for the model saved in `output_dir`.
 
@@ -173,6 +174,8 @@ def build_model_card(
         hyperparameters: shown in a "Training procedure" table.
         usage: replaces the generated usage snippet (Python code).
         notes: extra Markdown appended to the description (e.g. how the data was split).
+        generation: settings that produced the evaluated outputs (beam size, length penalty, maximum length, which
+            checkpoint was kept), shown in a "Generation" table.
     """
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; use one of {sorted(TASKS)}.")
@@ -263,12 +266,24 @@ def build_model_card(
             f"| {r.dataset_name} | {r.dataset_split or ''} | {r.metric_name} | {_format_value(r.metric_value)} |"
             for r in results
         ]
+        if task == "translation":
+            lines += [
+                "",
+                "BLEU-n: corpus BLEU with 1..n-grams (signjoey's, no smoothing); ROUGE-L: TwoStreamSLT's sentence-level "
+                "F-measure, averaged; words as tokens, characters for Chinese (`msmae.metrics.sign_translation`). "
+                "References are the dataset's text as it is. Scores are after mapping full-width punctuation to "
+                "half-width, as mBART's tokenizer generates it; \"no width correction\" scores the raw text.",
+            ]
         if task == "sign-classification":
             lines += [
                 "",
                 "`top1`/`top5`: fraction of clips whose true sign is among the 1/5 highest-scoring signs (per-instance "
                 "top-k accuracy); `*_per_class`: the same averaged within each sign, then over signs.",
             ]
+
+    if generation:
+        lines += ["", "## Generation", "", "| setting | value |", "| --- | --- |"]
+        lines += [f"| {key} | {_format_value(value)} |" for key, value in generation.items()]
 
     snippet = usage or usage_snippet(task, repo_id, model_auto_class, processor_auto_class)
     lines += ["", "## How to use", "", "```python", snippet.rstrip(), "```"]
