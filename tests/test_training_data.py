@@ -10,6 +10,7 @@ import pytest
 import torch
 from datasets import ClassLabel, DatasetDict, IterableDataset
 
+from msmae.configuration_msmae import MSMAEConfig
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.collator import ClipSampler, PoseClipDataset, PoseCollator, clip_dataset
@@ -195,11 +196,11 @@ def test_split_stratified_without_signers(signs):
 
 def test_clip_dataset_is_seeded_by_epoch_and_index(signs):
     processor = MSMAEPoseProcessor.from_preset("recognition", num_frames=16)
-    train = PoseClipDataset(signs, ClipSampler(processor, training=True, label_column="label", masking=(3, 2)), seed=7)
+    train = PoseClipDataset(signs, ClipSampler(processor, training=True, label_column="label", masking=MSMAEConfig()), seed=7)
     first = train[3]
     assert first["pose_values"].shape == (16, 48, 2) and first["noise"].shape == (3, 8)
     assert first["labels"] == signs[3]["label"]
-    again = PoseClipDataset(signs, ClipSampler(processor, training=True, label_column="label", masking=(3, 2)), seed=7)[3]
+    again = PoseClipDataset(signs, ClipSampler(processor, training=True, label_column="label", masking=MSMAEConfig()), seed=7)[3]
     for key in ("pose_values", "keypoint_mask", "noise"):
         np.testing.assert_array_equal(first[key], again[key])  # same clip, epoch and seed: same draw
     train.set_epoch(1)
@@ -212,10 +213,10 @@ def test_clip_dataset_is_seeded_by_epoch_and_index(signs):
 
 def test_collator_pads_to_model_inputs(signs):
     processor = MSMAEPoseProcessor.from_preset("pretraining", window_size=40, num_frames=20)
-    data = PoseClipDataset(signs, ClipSampler(processor, training=True, masking=(3, 2)), seed=0)
+    data = PoseClipDataset(signs, ClipSampler(processor, training=True, masking=MSMAEConfig()), seed=0)
     items = [data[i] for i in range(4)]
     lengths = [len(item["pose_values"]) for item in items]
-    batch = PoseCollator(processor, cubelet_size=2)(items)
+    batch = PoseCollator(processor, masking=MSMAEConfig())(items)
     assert set(batch) == {"pose_values", "keypoint_mask", "attention_mask", "noise"}
     longest = max(lengths)
     assert batch["pose_values"].shape == (4, longest, 48, 2)

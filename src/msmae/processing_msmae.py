@@ -1,7 +1,8 @@
 """Processor that turns sign language pose clips into MS-MAE model inputs.
 
-Pipeline for each clip: load (`load_pose`) -> normalise x, y (`normalize_keypoints`) -> keep the configured streams
--> augment (training only) -> pick frames (`sampling`) -> pad the batch. Output: `pose_values (B, T, K, 2)` float32,
+Pipeline for each clip: load (`load_pose`) -> choose the frames to read (`frame_range`: a window, or the whole clip)
+-> normalise x, y over them (`normalize_keypoints`) -> keep the configured streams -> augment (training only) -> pick
+frames (`sampling`) -> pad the batch. Output: `pose_values (B, T, K, 2)` float32,
 `keypoint_mask (B, T, K)` bool and `attention_mask (B, T)` int64, with padding at the end.
 
 This module is exported with the model for `trust_remote_code`, so it imports only numpy, transformers and flat
@@ -9,6 +10,7 @@ sibling modules.
 """
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 from transformers import BatchFeature, FeatureExtractionMixin
@@ -114,7 +116,8 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
             - `"window"`: a `window_size`-frame window (random start in training, centred in evaluation) evenly
               subsampled to `num_frames` (pretraining: 600 frames to 300). Clips shorter than the window are used
               whole and subsampled by the same factor, never stretched: repeated frames would make masked
-              reconstruction trivial. Shorter outputs are padded.
+              reconstruction trivial. Shorter outputs are padded. Only the window is read, and the normalisation
+              statistics are the window's (a clip no longer than the window: the whole clip's, as before).
             - `"full"`: every frame (translation), padded to the batch's longest clip.
         num_frames (`int`, *optional*, defaults to 32):
             Frames per clip for `"uniform"`, `"random"` and `"window"`; ignored by `"full"`. `None` means `"full"`.
@@ -217,42 +220,69 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
 
     # ---- one clip ---------------------------------------------------------------------------------------------------
 
-    def process_clip(self, pose: SignPose, training=False, rng=None):
-        """`pose_values (T, K, 2)` float32 and `keypoint_mask (T, K)` bool of one clip, before padding."""
+    def frame_range(self, num_frames: int, training=False, rng=None) -> tuple[int, int]:
+        """The frames `[start, stop)` of a clip of `num_frames` frames that processing reads: for `"window"`
+        sampling the window (a random start drawn from `rng` in training, centred in evaluation), otherwise the
+        whole clip. Chosen from the length alone, so a reader can fetch only these frames
+        (`msmae.data.windows.PoseRow`)."""
+        if self.sampling != "window" or num_frames <= self.window_size:
+            return 0, num_frames
+        room = num_frames - self.window_size
+        start = int((rng if rng is not None else np.random.default_rng()).integers(room + 1)) if training else room // 2
+        return start, start + self.window_size
+
+    def process_clip(self, clip, training=False, rng=None):
+        """`pose_values (T, K, 2)` float32 and `keypoint_mask (T, K)` bool of one clip, before padding.
+
+        `clip` is a `SignPose`, or a stored dataset row read lazily (`msmae.data.windows.PoseRow`: anything with
+        `num_frames` and `read_frames(start, stop) -> SignPose`). Only the frames of `frame_range` are read; the
+        normalisation statistics come from them (for `"window"` sampling: the whole window, before subsampling;
+        a clip no longer than the window is read whole), augmentations apply to them, then frames are picked.
+        Both kinds of `clip` give the same numbers for the same `rng` state.
+        """
         rng = rng if rng is not None else np.random.default_rng()
+        start, stop = self.frame_range(clip.num_frames, training, rng)
+        pose = _read_frames(clip, start, stop)
         name = pose.source or "clip"
         if pose.num_frames == 0:
             raise ValueError(f"{name} has zero frames; there is nothing to process. Check the extraction of this clip.")
-        if not np.isfinite(pose.keypoints).all():
+        keep = self._stored_keypoints()
+        # Statistics from the stored keypoints (the shoulders are there whatever the streams), applied to kept ones.
+        multiplier, offset = _normalization(
+            pose.keypoints, pose.keypoint_mask, pose.width, pose.height, self.normalization, ALL_STREAMS
+        )
+        if not (training and self.augmentations):
+            # Normalisation is per frame, so picking frames first gives the same result for less work.
+            index = self._frame_indices(pose.num_frames, training, rng)
+            mask = pose.keypoint_mask.take(index, axis=0)[:, keep]
+            values = _apply_normalization(pose.keypoints.take(index, axis=0)[:, keep, :2], mask, multiplier, offset)
+        else:
+            mask = pose.keypoint_mask[:, keep]
+            values = _apply_normalization(pose.keypoints[:, keep, :2], mask, multiplier, offset)
+            values, mask = build_augmentations(self.augmentations)(values, mask, rng)
+            index = self._frame_indices(values.shape[0], training, rng)
+            values, mask = values[index], mask[index]
+        # Checked where it matters (the statistics and what is output), not on every stored number.
+        if not (np.isfinite(offset).all() and np.isfinite(multiplier).all() and np.isfinite(values).all()):
             raise ValueError(
                 f"{name} holds NaN or infinite keypoints; undetected keypoints must be 0 and masked. Read raw "
                 "landmarks with msmae.pose_io.read_landmark_array, which masks them."
             )
-        # Statistics from the stored clip (the shoulders are there whatever the streams), applied to kept keypoints.
-        multiplier, offset = _normalization(
-            pose.keypoints, pose.keypoint_mask, pose.width, pose.height, self.normalization, ALL_STREAMS
-        )
+        return values, mask
+
+    def _stored_keypoints(self):
+        """This processor's streams among the stored keypoints: a slice when they are contiguous (a view)."""
         keep = np.concatenate([np.arange(NUM_STORED_KEYPOINTS)[_STORED_SLICES[name]] for name in self.streams])
-        if not (training and self.augmentations):
-            # Normalisation is per frame, so picking frames first gives the same result for less work.
-            index = self._frame_indices(pose.num_frames, training, rng)
-            mask = pose.keypoint_mask[index][:, keep]
-            return _apply_normalization(pose.keypoints[index][:, keep, :2], mask, multiplier, offset), mask
-        mask = pose.keypoint_mask[:, keep]
-        values = _apply_normalization(pose.keypoints[:, keep, :2], mask, multiplier, offset)
-        values, mask = build_augmentations(self.augmentations)(values, mask, rng)
-        index = self._frame_indices(values.shape[0], training, rng)
-        return values[index], mask[index]
+        if (np.diff(keep) == 1).all():
+            return slice(int(keep[0]), int(keep[-1]) + 1)
+        return keep
 
     def _frame_indices(self, num_frames, training, rng):
         if self.sampling == "full":
             index = np.arange(num_frames)
         elif self.sampling == "window":
-            start = 0
-            if num_frames > self.window_size:
-                room = num_frames - self.window_size
-                start = int(rng.integers(room + 1)) if training else room // 2
-            length = min(num_frames, self.window_size)
+            start, stop = self.frame_range(num_frames, training, rng)  # (0, num_frames) for the frames read
+            length = stop - start
             count = min(length, max(1, int(round(length * self.num_frames / self.window_size))))
             index = start + _even_indices(length, count)
         elif self.sampling == "random" and training:
@@ -378,6 +408,15 @@ def _nesting_depth(value) -> int:
         if not isinstance(value, (list, tuple)) or not value:
             return depth + (1 if isinstance(value, (list, tuple)) else 0)
         value, depth = value[0], depth + 1
+
+
+def _read_frames(clip, start, stop) -> SignPose:
+    """Frames `[start, stop)` of `clip` as a `SignPose` (views of an in-memory one)."""
+    if not isinstance(clip, SignPose):
+        return clip.read_frames(start, stop)
+    if (start, stop) == (0, clip.num_frames):
+        return clip
+    return replace(clip, keypoints=clip.keypoints[start:stop], keypoint_mask=clip.keypoint_mask[start:stop])
 
 
 def _describe(item) -> str:

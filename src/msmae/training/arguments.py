@@ -2,7 +2,7 @@
 
 The scripts change some `TrainingArguments` defaults (the paper's optimiser and schedule). `parse_arguments`
 applies them only where the user gave no value, on the command line or in a single `.json`/`.yaml` file, and
-`--help` shows them.
+`--help` shows them. On a machine with a CUDA GPU it also feeds the GPU by default (`loader_defaults`).
 """
 
 import json
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import transformers
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 
@@ -37,9 +37,33 @@ def parse_arguments(dataclass_types, defaults=None, args=None):
             values = yaml.safe_load(path.read_text())
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of argument names to values.")
-        return parser.parse_dict({**defaults, **values})
-    parser.set_defaults(**defaults)
-    return parser.parse_args_into_dataclasses(args=args)
+        outputs = parser.parse_dict({**defaults, **values})
+    else:
+        parser.set_defaults(**defaults)
+        outputs = parser.parse_args_into_dataclasses(args=args)
+    for output in outputs:
+        if isinstance(output, TrainingArguments) and not output.use_cpu:
+            for name, value in loader_defaults().items():
+                if name not in defaults and not given(name, args):
+                    setattr(output, name, value)
+            if output.dataloader_num_workers == 0 and not given("dataloader_persistent_workers", args):
+                output.dataloader_persistent_workers = False  # torch refuses persistent workers without workers
+    return outputs
+
+
+def loader_defaults() -> dict:
+    """Data-loader defaults that keep a GPU fed: with CUDA, `min(8, usable CPUs)` worker processes (the clips are
+    processed on the CPU while the GPU steps), kept alive across epochs, and pinned host memory for faster
+    copies to the GPU. Without CUDA (or with `--use_cpu`): none, the `TrainingArguments` defaults (the main process
+    loads the data). `parse_arguments` applies them where neither the user nor the script's defaults set them."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(8, cpus)
+    return {"dataloader_num_workers": workers, "dataloader_persistent_workers": workers > 0,
+            "dataloader_pin_memory": True}
 
 
 def given(name: str, args=None) -> bool:
