@@ -238,13 +238,13 @@ def main(args: list[str] | None = None):
         model = MSMAEForPreTraining(config)
     logger.info(f"Model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, config {config.to_diff_dict()}")
 
-    masking = (config.num_streams, config.cubelet_size)
+    masking = config  # its noise_shape gives the masking noise of each clip
     train_dataset = eval_dataset = None
     if training_args.do_train:
         train_dataset = clip_dataset(train_data, ClipSampler(processor, training=True, masking=masking), seed)
     if (training_args.do_eval or training_args.eval_strategy != "no") and eval_data is not None:
         eval_dataset = clip_dataset(eval_data, ClipSampler(processor, training=False, masking=masking), seed)
-    collator = PoseCollator(processor, cubelet_size=config.cubelet_size)
+    collator = PoseCollator(processor, masking=config)
 
     callbacks = []
     if train_dataset is not None:

@@ -297,7 +297,7 @@ def main(args: list[str] | None = None):
         train_dataset=train_dataset if training_args.do_train else None,
         eval_dataset=evaluation["validation"],
         processing_class=processor,
-        data_collator=PoseCollator(processor, cubelet_size=model.config.cubelet_size),
+        data_collator=PoseCollator(processor),
         compute_metrics=compute_metrics,
         callbacks=[EpochCallback(train_dataset)],
     )
