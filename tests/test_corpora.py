@@ -413,3 +413,109 @@ def test_manifest_rows_ranges_labels_and_errors(tmp_path):
 def test_unknown_corpus_lists_the_known_ones(tmp_path):
     with pytest.raises(CorpusError, match="wlasl, asl_citizen, slovo"):
         read_corpus("msasl", tmp_path)
+
+
+# ---- msmae prepare end to end (MediaPipe on the real sample video) -------------------------------------------------
+
+@pytest.fixture
+def sample_video(shared_data):
+    if not SAMPLE_VIDEO.is_file():
+        pytest.skip(f"the sample video {SAMPLE_VIDEO} is not there")
+    return SAMPLE_VIDEO
+
+
+def link(path, target) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+    return path
+
+
+@pytest.mark.slow
+def test_prepare_whole_videos_via_the_cli_then_resume(tmp_path, sample_video, capsys):
+    from datasets import load_from_disk
+
+    from msmae.cli import main
+    from msmae.data.prepare import prepare
+
+    root = tmp_path / "download"
+    base = root / "ASL_Citizen"
+    write(base / "splits" / "train.csv", ASL_CITIZEN_HEADER + "P1,0001-SEE.mp4,SEE,C1\nP2,0002-HELLO.mp4,HELLO,C2\n")
+    write(base / "splits" / "val.csv", ASL_CITIZEN_HEADER)
+    write(base / "splits" / "test.csv", ASL_CITIZEN_HEADER + "P3,0003-HELLO.mp4,HELLO,C2\n")
+    link(base / "videos" / "0001-SEE.mp4", sample_video)
+    link(base / "videos" / "0003-HELLO.mp4", sample_video)  # 0002 is missing
+    out = tmp_path / "prepared"
+    assert main(["prepare", "asl_citizen", str(root), "--output_dir", str(out), "--no_progress"]) == 0
+
+    data = load_from_disk(str(out))
+    assert list(data) == ["train", "validation", "test"] and data["validation"].num_rows == 0
+    assert data["train"].features["label"].names == ["SEE", "HELLO"]  # train.csv order, HELLO kept though missing
+    row = data["test"][0]
+    assert (row["label"], row["signer"], row["clip_id"], row["split"]) == (1, "P3", "0003-HELLO", "test")
+    assert row["source"] == str(base / "videos" / "0003-HELLO.mp4") and row["num_frames"] == 58
+    keypoints = np.asarray(row["keypoints"])
+    assert keypoints.shape == (58, 160, 4) and np.asarray(row["keypoint_mask"]).any()
+    assert (out / "missing.txt").read_text() == f"{base / 'videos' / '0002-HELLO.mp4'}\n"
+    assert "ClassLabel` of 2 classes" in (out / "README.md").read_text()
+
+    again = prepare("asl_citizen", root, out, progress=False)
+    assert again.extraction.num_extracted == 0 and again.extraction.num_already_extracted == 2
+    assert again.rows == {"train": 1, "validation": 0, "test": 1} and len(again.missing) == 1
+    other = shutil.copytree(root, tmp_path / "another-download", symlinks=True)
+    with pytest.raises(CorpusError, match="was prepared from"):  # one OUT holds one corpus and root
+        prepare("asl_citizen", other, out, progress=False)
+
+
+@pytest.mark.slow
+def test_prepare_time_ranges_cut_from_one_decode_of_a_long_video(tmp_path, sample_video):
+    from datasets import load_from_disk
+
+    from msmae.data.prepare import prepare
+
+    root, base = how2sign_root(tmp_path)  # the train clip 10 is pre-cut, clip 11 comes from the raw video
+    raw = base / "video_level" / "train" / "rgb_front" / "raw_videos" / "--7E2sU6zP4-5-rgb_front.mp4"
+    raw.unlink()
+    link(raw, sample_video)
+    clip = base / "sentence_level" / "train" / "rgb_front" / "raw_videos" / "--7E2sU6zP4_10-5-rgb_front.mp4"
+    clip.unlink()  # so both sentences are cut from the raw video
+    train = base / "sentence_level" / "train" / "text" / "en" / "raw_text" / "re_aligned" / "how2sign_realigned_train.csv"
+    write(train, H2S_HEADER +
+          "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t10\t--7E2sU6zP4_10-5-rgb_front\t0.0\t0.5\tFirst part.\n"
+          "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t11\t--7E2sU6zP4_11-5-rgb_front\t0.5\t1.5\tSecond part.\n")
+    summary = prepare("how2sign", root, tmp_path / "out", progress=False)
+    assert (summary.extraction.num_videos, summary.extraction.num_clips) == (1, 2)  # one source for both clips
+    assert summary.rows == {"train": 2, "validation": 0, "test": 0}
+    data = load_from_disk(str(tmp_path / "out"))
+    assert "label" not in data["train"].features
+    first, second = data["train"][0], data["train"][1]  # annotation order
+    assert (first["text"], second["text"]) == ("First part.", "Second part.")
+    fps = first["fps"]
+    assert fps == pytest.approx(29.9, abs=0.2)
+    # A time range holds the frames i with start <= i / fps < end.
+    assert (first["start_frame"], first["end_frame"]) == (0, int(np.ceil(0.5 * fps)))
+    assert (second["start_frame"], second["end_frame"]) == (int(np.ceil(0.5 * fps)), int(np.ceil(1.5 * fps)))
+    assert second["num_frames"] == second["end_frame"] - second["start_frame"]
+    assert second["source"] == str(raw)
+
+
+@pytest.mark.slow
+def test_prepare_frame_folders_with_text(tmp_path, sample_video):
+    import av
+    from datasets import load_from_disk
+
+    from msmae.data.prepare import prepare
+
+    with av.open(str(sample_video)) as container:
+        frames = [frame.to_image() for _, frame in zip(range(6), container.decode(video=0))]
+    root, folders = phoenix_root(tmp_path, count=0)
+    for split, name in (("train", "01April_2010_Thursday_heute-6694"), ("dev", "11August_2010_Wednesday_tagesschau-2/1")):
+        for i, image in enumerate(frames):
+            image.save(folders / split / name / f"images{i + 1:04d}.png")
+    summary = prepare("phoenix14t", root, tmp_path / "out", progress=False)
+    assert summary.rows == {"train": 1, "validation": 1, "test": 0} and len(summary.missing) == 1
+    data = load_from_disk(str(tmp_path / "out"))
+    row = data["validation"][0]
+    assert row["text"] == "tiefer luftdruck bestimmt in den nächsten tagen unser wetter"
+    assert (row["signer"], row["gloss"], row["split"]) == ("Signer08", "DRUCK TIEF KOMMEN", "validation")
+    assert row["fps"] == 25.0 and row["num_frames"] == 6 and np.asarray(row["keypoint_mask"]).any()

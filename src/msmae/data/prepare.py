@@ -1,0 +1,183 @@
+"""`msmae prepare DATASET ROOT --output_dir OUT`: a corpus as its publishers distribute it -> a pose `DatasetDict`.
+
+`prepare(dataset, root, output_dir, **options)` reads the corpus's index (`msmae.data.corpora`), extracts every
+clip with MediaPipe Holistic (`msmae.data.extract.run_extraction`: resumable, each source video decoded once for all
+of its clips), then writes the official splits:
+
+    OUT/dataset_dict.json, OUT/<split>/     the `datasets.DatasetDict` (`DatasetDict.save_to_disk`): load it with
+                                            `datasets.load_from_disk(OUT)` or `msmae.data.loading.load_sign_dataset`
+    OUT/README.md                           dataset card: corpus, command, splits, columns, missing sources
+    OUT/prepare_info.json                   corpus, root, options, rows per split, missing and failed counts
+    OUT/missing.txt                         the source files the annotations name but that are not on disk
+    OUT/extracted/                          the extraction run (one Parquet part per clip, failures.jsonl); keep
+                                            it to resume or to re-prepare without decoding again
+
+Rows follow the schema of `msmae.data.loading` (keypoints, keypoint_mask, fps, width, height, num_frames, source,
+clip_id, start_frame, end_frame) plus the corpus's columns: `label` as a `ClassLabel` in the official class order
+(recognition corpora), `text` (translation corpora), `signer` where the corpus has signer ids, `split`, and corpus
+ids (`video_id`, `name`, ...). Within a split, rows are in annotation order. Clips without a person or whose source
+cannot be decoded are counted and listed (`OUT/extracted/failures.jsonl`), never fatal; so are missing sources.
+One OUT holds one corpus with one set of options: re-running with the same ones resumes, other ones are refused.
+"""
+
+import inspect
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .corpora import READERS, CorpusError, read_corpus
+
+logger = logging.getLogger(__name__)
+
+EXTRACTED_DIR = "extracted"
+INFO_FILE = "prepare_info.json"
+
+
+@dataclass
+class PrepareSummary:
+    """What `prepare` did: rows written per split, clips indexed per split, missing sources and failed clips."""
+
+    dataset: str
+    output_dir: str
+    rows: dict = field(default_factory=dict)
+    indexed: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+    failures: list = field(default_factory=list)  # {"clip_id", "path", "kind", "error"} of clips that gave no row
+    extraction: object = None  # this run's `ExtractionSummary`
+
+    def lines(self) -> list[str]:
+        """The summary as printable lines."""
+        lines = [f"{self.dataset} -> {self.output_dir}"]
+        for split, count in self.rows.items():
+            lines.append(f"  {split}: {count} clips written of {self.indexed[split]} found")
+        lines.append(f"  missing source files: {len(self.missing)}" +
+                     (f" (listed in {Path(self.output_dir) / 'missing.txt'})" if self.missing else ""))
+        kinds = {}
+        for failure in self.failures:
+            kinds[failure["kind"]] = kinds.get(failure["kind"], 0) + 1
+        lines.append(f"  clips that gave no row: {len(self.failures)}" +
+                     (f" ({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items()))}; see "
+                      f"{Path(self.output_dir) / EXTRACTED_DIR / 'failures.jsonl'})" if self.failures else ""))
+        return lines
+
+
+def reader_options(dataset) -> list[str]:
+    """The options `prepare` accepts for `dataset` (its reader's keyword arguments)."""
+    reader = READERS.get(str(dataset).lower().replace("-", "_"))
+    if reader is None:
+        raise CorpusError(f"Unknown corpus {dataset!r}; known: {', '.join(READERS)}.")
+    return [name for name, p in inspect.signature(reader).parameters.items() if p.kind is p.KEYWORD_ONLY]
+
+
+def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_failed=False, progress=True,
+            extractor_kwargs=None, **options) -> PrepareSummary:
+    """Prepare corpus `dataset` (see `msmae.data.corpora.READERS`) from `root` into `output_dir`.
+
+    `options` go to the corpus reader (e.g. `subset=100` for WLASL); `num_workers`, `overwrite`, `retry_failed`,
+    `progress` and `extractor_kwargs` to `run_extraction`. Returns a `PrepareSummary`; raises `CorpusError` for
+    unreadable annotations, options the corpus does not take, or an `output_dir` prepared with other options.
+    """
+    from datasets import ClassLabel, DatasetDict
+
+    from .extract import load_extracted, read_failures, run_extraction
+
+    unknown = sorted(set(options) - set(reader_options(dataset)))
+    if unknown:
+        raise CorpusError(f"{dataset} takes the options {reader_options(dataset) or 'none'}, not {unknown}.")
+    index = read_corpus(dataset, root, **options)
+    output_dir = Path(output_dir)
+    info = {"dataset": index.name, "root": str(Path(root).resolve()),
+            "options": {key: str(value) for key, value in sorted(options.items())}}
+    _check_same_preparation(output_dir, info)
+    clips = index.clips()
+    if not clips:
+        example = f", e.g. {index.missing[0]}" if index.missing else ""
+        raise CorpusError(f"No {index.name} clips found under {root}: the annotations name {len(index.missing)} "
+                          f"sources and none is on disk{example}. Check ROOT and the video options.")
+
+    column_features = {"label": ClassLabel(names=index.label_names)} if index.label_names is not None else {}
+    extracted = output_dir / EXTRACTED_DIR
+    summary = run_extraction(clips=clips, output_dir=extracted, column_features=column_features,
+                             num_workers=num_workers, overwrite=overwrite, retry_failed=retry_failed,
+                             progress=progress, quiet=True, extractor_kwargs=extractor_kwargs)
+    order = {clip.clip_id: position for position, clip in enumerate(clips)}
+    failures = [record for clip_id, record in read_failures(extracted).items() if clip_id in order]
+
+    cache = Path(tempfile.mkdtemp(prefix=".cache-", dir=output_dir))
+    try:
+        rows = load_extracted(extracted, cache_dir=str(cache)) if any((extracted / "data").glob("*.parquet")) else None
+        splits = _split(rows, index, order, extracted)
+        # An empty split needs one (empty) shard: with none, datasets 5 cannot load the split back.
+        DatasetDict(splits).save_to_disk(str(output_dir), num_shards={k: 1 for k, v in splits.items() if not len(v)})
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+    result = PrepareSummary(index.name, str(output_dir), {name: len(split) for name, split in splits.items()},
+                            {name: len(clips) for name, clips in index.splits.items()}, index.missing_files,
+                            failures, summary)
+    (output_dir / "missing.txt").write_text("".join(f"{path}\n" for path in result.missing), encoding="utf-8")
+    info.update(rows=result.rows, indexed=result.indexed, missing_files=len(result.missing),
+                failed_clips=len(failures), label_names=index.label_names is not None, notes=index.notes)
+    (output_dir / INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (output_dir / "README.md").write_text(_card(index, result, splits), encoding="utf-8")
+    return result
+
+
+def _check_same_preparation(output_dir, info):
+    previous = output_dir / INFO_FILE
+    if previous.is_file():
+        before = json.loads(previous.read_text(encoding="utf-8"))
+        same = {key: before.get(key) for key in ("dataset", "root", "options")}
+        if same != {key: info[key] for key in ("dataset", "root", "options")}:
+            raise CorpusError(f"{output_dir} was prepared from {same}; it cannot also hold "
+                              f"{ {key: info[key] for key in ('dataset', 'root', 'options')} }. Use another "
+                              "--output_dir.")
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _split(rows, index, order, extracted) -> dict:
+    """{split: Dataset} with each split's rows in annotation order (rows of clips no longer indexed are left out)."""
+    from datasets import Dataset, Features
+
+    if rows is None:  # no clip gave a row: empty splits with the run's schema
+        from .extract import INFO_FILE as EXTRACTION_INFO
+
+        features = Features.from_dict(json.loads((extracted / EXTRACTION_INFO).read_text())["features"])
+        empty = Dataset.from_dict({name: [] for name in features}, features=features)
+        return {name: empty for name in index.splits}
+    split_of = {clip.clip_id: name for name, clips in index.splits.items() for clip in clips}
+    positions = {name: [] for name in index.splits}
+    for row, clip_id in enumerate(rows["clip_id"]):
+        if clip_id in split_of:
+            positions[split_of[clip_id]].append((order[clip_id], row))
+    return {name: rows.select([row for _, row in sorted(pairs)]) for name, pairs in positions.items()}
+
+
+def _card(index, result, splits) -> str:
+    columns = next(iter(splits.values())).features if splits else {}
+    label = ""
+    if index.label_names is not None:
+        shown = ", ".join(index.label_names[:10]) + (", ..." if len(index.label_names) > 10 else "")
+        label = f"\n`label` is a `ClassLabel` of {len(index.label_names)} classes in the official order ({shown}).\n"
+    split_lines = "\n".join(f"| {name} | {result.rows[name]} | {result.indexed[name]} |" for name in result.rows)
+    return f"""# {index.name}, prepared by `msmae prepare`
+
+MediaPipe Holistic poses of the {index.name} corpus, one row per clip, in its official splits. Load with
+`datasets.load_from_disk(folder)` or `msmae.data.loading.load_sign_dataset(folder)`.
+
+| split | clips written | clips in the annotations with a source on disk |
+| --- | --- | --- |
+{split_lines}
+
+Columns: {", ".join(f"`{name}`" for name in columns)}.
+{label}
+Missing source files: {len(result.missing)} (listed in `missing.txt`). Clips that gave no row: {len(result.failures)}
+(listed in `extracted/failures.jsonl`). Reader notes: {"; ".join(index.notes) or "none"}.
+
+Keypoints: x, y normalised to the frame, z, visibility of the streams body (pose 11-16), left hand (21), right
+hand (21), face (112 mesh points); see `msmae.data.loading` for the row schema. The corpus's own licence applies
+to this derived data.
+"""
