@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .cli_compact import COMPACT_HELP, add_compact_arguments, run_compact
 from .cli_predict import PREDICT_HELP, add_predict_arguments, run_predict
 from .cli_prepare import PREPARE_HELP, add_prepare_arguments, run_prepare
 from .onnx_export import EXPORT_ONNX_HELP, add_export_onnx_arguments, run_export_onnx
@@ -139,6 +140,7 @@ COMMANDS = {
                 run_extract),
     "visualize": ("draw a pose clip as a skeleton to .png, .gif or .mp4", add_visualize_arguments, run_visualize),
     "predict": (PREDICT_HELP, add_predict_arguments, run_predict),
+    "compact": (COMPACT_HELP, add_compact_arguments, run_compact),
     "prepare": (PREPARE_HELP, add_prepare_arguments, run_prepare),
     "export-onnx": (EXPORT_ONNX_HELP, add_export_onnx_arguments, run_export_onnx),
 }
