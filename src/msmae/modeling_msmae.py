@@ -696,9 +696,8 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         pad = frames - pose_values.shape[1]
         valid = nn.functional.pad(valid, (0, 0, 0, pad))
         target = torch.where(valid.unsqueeze(-1), nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad)), 0.0)
-        stream_of_keypoint = torch.repeat_interleave(
-            torch.arange(config.num_streams, device=logits.device),
-            torch.tensor(config.stream_num_keypoints, device=logits.device),
+        stream_of_keypoint = torch.tensor(
+            [i for i, size in enumerate(config.stream_num_keypoints) for _ in range(size)], device=logits.device
         )
         masked_frames = bool_masked_pos.bool().repeat_interleave(config.cubelet_size, dim=2)  # (B, streams, T')
         weights = masked_frames[:, stream_of_keypoint].transpose(1, 2) & valid  # (B, T', K)
