@@ -124,3 +124,18 @@ def test_loading_needs_no_shared_data(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     count, frames, path = done.stdout.split()
     assert (int(count), int(frames)) == (186, 7337) and Path(path) == sample_data.SAMPLE_FILE
+
+
+@pytest.mark.slow
+def test_readme_snippets_run_on_packaged_clips(tmp_path, monkeypatch):
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.S)
+    snippets = [block for block in blocks if "sample_data" in block]
+    assert len(snippets) >= 3  # quick start, using the models, from pose files to model inputs
+    monkeypatch.chdir(tmp_path)  # the snippets save models into the current folder
+    for snippet in snippets:
+        namespace = {}
+        exec(compile(snippet, "README.md", "exec"), namespace)
+        if "inputs" in namespace:
+            assert namespace["inputs"]["pose_values"].shape[0] == 2
