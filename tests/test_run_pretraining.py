@@ -146,9 +146,10 @@ def test_paper_defaults_and_overrides(script):
     from msmae.training.arguments import parse_arguments
 
     types = (script.ModelArguments, script.DataTrainingArguments, TrainingArguments)
-    defaults = {**script.PAPER_DEFAULTS, **script.SCRIPT_DEFAULTS}
+    defaults = {**script.PAPER_DEFAULTS, **script.CHOSEN_DEFAULTS, **script.SCRIPT_DEFAULTS}
     _, data_args, args = parse_arguments(types, defaults, ["--output_dir", "x", "--dataset_name", "a", "b"])
     assert (args.learning_rate, args.adam_beta1, args.adam_beta2) == (8e-4, 0.9, 0.95)
+    assert (args.weight_decay, args.per_device_train_batch_size) == (0.05, 64)  # chosen: the paper states neither
     assert args.warmup_steps == 2000 and args.max_steps == 120_000 and args.lr_scheduler_type.value == "cosine"
     assert args.label_names == [] and data_args.dataset_name == ["a", "b"]
     assert (data_args.window_size, data_args.num_frames) == (600, 300)
@@ -174,3 +175,30 @@ def test_example_script_is_the_packaged_recipe():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main is recipe.main
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_data_loader_defaults_feed_a_gpu(monkeypatch, cuda):
+    """With CUDA: min(8, CPUs) persistent workers and pinned memory unless given; without: TrainingArguments' own."""
+    import os
+
+    from transformers import TrainingArguments
+
+    from msmae.training.arguments import parse_arguments
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    cpus = len(os.sched_getaffinity(0))
+    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x"])
+    loader = (args.dataloader_num_workers, args.dataloader_persistent_workers, args.dataloader_pin_memory)
+    assert loader == ((min(8, cpus), True, True) if cuda else (0, False, True))
+    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--dataloader_num_workers", "2"])
+    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (2, cuda)
+    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--dataloader_num_workers", "0"])
+    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (0, False)
+    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--dataloader_pin_memory", "false"])
+    assert args.dataloader_pin_memory is False
+    # Training on the CPU of a GPU machine, or a script's own default, keeps those values.
+    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--use_cpu"])
+    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (0, False)
+    (args,) = parse_arguments((TrainingArguments,), {"dataloader_num_workers": 3}, ["--output_dir", "x"])
+    assert args.dataloader_num_workers == 3

@@ -35,7 +35,13 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from msmae import MSMAEConfig, MSMAEForSignClassification
 from msmae.processing_msmae import MSMAEPoseProcessor
-from msmae.training.arguments import find_last_checkpoint, given, parse_arguments, setup_logging
+from msmae.training.arguments import (
+    find_last_checkpoint,
+    given,
+    inherited_normalization,
+    parse_arguments,
+    setup_logging,
+)
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_sign_dataset, split_dataset
@@ -95,7 +101,7 @@ class ModelArguments:
     normalization: str | None = field(
         default=None,
         metadata={"help": "Keypoint normalisation ('shoulder' or 'none'); default: the checkpoint's processor's, "
-                  "else 'shoulder'."},
+                  "else 'shoulder'. A value other than the checkpoint's is an error."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to store downloads from the Hub."})
     model_revision: str = field(default="main", metadata={"help": "Model revision (branch, tag or commit)."})
@@ -222,17 +228,13 @@ def build_model(model_args: ModelArguments, label_names: list[str]):
 
 
 def build_processor(model_args: ModelArguments, data_args: DataTrainingArguments, config) -> MSMAEPoseProcessor:
-    normalization = model_args.normalization
-    if normalization is None and model_args.model_name_or_path:
-        try:  # keep the pretraining's normalisation: the encoder learned that coordinate frame
-            normalization = MSMAEPoseProcessor.from_pretrained(model_args.model_name_or_path).normalization
-        except OSError:
-            normalization = None
+    # The pretraining's normalisation (the encoder learned that coordinate frame); another one is an error.
+    normalization = inherited_normalization(model_args.normalization, model_args.model_name_or_path)
     overrides = {
         "streams": config.streams,
         "num_frames": data_args.num_frames,
         "sampling": data_args.frame_sampling,
-        "normalization": normalization or "shoulder",
+        "normalization": normalization,
     }
     if data_args.no_augmentation:
         overrides["augmentations"] = None
