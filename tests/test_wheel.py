@@ -78,7 +78,7 @@ def test_quick_demo_from_the_installed_wheel(wheel, tmp_path):
 
     workdir = tmp_path / "work"  # no ../shared beside it
     workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MSMAE_SHARED_DATA", "MSMAE_EXAMPLES_DIR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MSMAE_SHARED_DATA")}
     env.update({"HF_HOME": str(tmp_path / "hf_home"), "OMP_NUM_THREADS": "1"})
     done = run([str(venv / "bin" / "msmae"), "demo", "--quick", "--output_dir", "out"],
                cwd=workdir, env=env, timeout=900)

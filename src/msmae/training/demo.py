@@ -10,7 +10,8 @@ Data (`--data`):
   folder or the source checkout): pretraining on the SignSuisse (DSGS) and ASL-App (ASL) poses, recognition on
   MSL-150 (Mexican Sign Language, 5 signs, one signer, so the split is stratified by sign, not by signer);
 - `packaged`: the real signing shipped inside msmae (`msmae.sample_data`, MIT-licensed): pretraining on the
-  ASL-App and MSL-150 poses (labels unused), recognition on MSL-150 as above;
+  ASL-App and MSL-150 poses (labels unused; MSL-150's test clips are among them, unlabelled, as in continual
+  pretraining on a target set), recognition on MSL-150 as above;
 - `auto` (the default): `shared` when that folder exists, else `packaged`;
 - `synthetic`: clips the package generates (`msmae.training.synthetic`), stick figures whose hands move along
   class-specific paths. They are not sign language; they show that the pipeline trains and predicts, and their
