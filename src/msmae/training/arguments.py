@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+import torch
 import transformers
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
@@ -56,8 +57,6 @@ def loader_defaults() -> dict:
     processed on the CPU while the GPU steps), kept alive across epochs, and pinned host memory for faster
     copies to the GPU. Without CUDA (or with `--use_cpu`): none, the `TrainingArguments` defaults (the main process
     loads the data). `parse_arguments` applies them where neither the user nor the script's defaults set them."""
-    import torch
-
     if not torch.cuda.is_available():
         return {}
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
