@@ -181,33 +181,6 @@ def test_example_script_is_the_packaged_recipe():
 def test_data_loader_defaults_feed_a_gpu(monkeypatch, cuda):
     """With CUDA: min(8, CPUs) persistent workers and pinned memory unless given; without: TrainingArguments' own."""
     import os
-
-    from transformers import TrainingArguments
-
-    from msmae.training.arguments import parse_arguments
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    cpus = len(os.sched_getaffinity(0))
-    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x"])
-    loader = (args.dataloader_num_workers, args.dataloader_persistent_workers, args.dataloader_pin_memory)
-    assert loader == ((min(8, cpus), True, True) if cuda else (0, False, True))
-    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--dataloader_num_workers", "2"])
-    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (2, cuda)
-    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--dataloader_num_workers", "0"])
-    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (0, False)
-    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--dataloader_pin_memory", "false"])
-    assert args.dataloader_pin_memory is False
-    # Training on the CPU of a GPU machine, or a script's own default, keeps those values.
-    (args,) = parse_arguments((TrainingArguments,), {}, ["--output_dir", "x", "--use_cpu"])
-    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (0, False)
-    (args,) = parse_arguments((TrainingArguments,), {"dataloader_num_workers": 3}, ["--output_dir", "x"])
-    assert args.dataloader_num_workers == 3
-
-
-@pytest.mark.parametrize("cuda", [True, False])
-def test_data_loader_defaults_feed_a_gpu(monkeypatch, cuda):
-    """With CUDA: min(8, CPUs) persistent workers and pinned memory unless given; without: TrainingArguments' own."""
-    import os
     from types import SimpleNamespace
 
     from transformers import TrainingArguments
