@@ -101,6 +101,11 @@ def test_wlasl_cut_video_wins_over_raw_and_bad_split_names_the_instance(tmp_path
     clip = by_id(read_corpus("wlasl", root, subset=100))["70244"]
     assert clip.path == str(root / "videos" / "70244.mp4") and clip.start is None
     glosses = json.loads((root / "WLASL_v0.3.json").read_text())
+    glosses[1]["instances"][1]["frame_start"] = 0  # frames are 1-based: 0 would start before the video
+    write(root / "WLASL_v0.3.json", json.dumps(glosses))
+    with pytest.raises(CorpusError, match=r"video '70245'.*empty or negative"):
+        read_corpus("wlasl", root, subset=100)
+    glosses[1]["instances"][1]["frame_start"] = 101
     glosses[1]["instances"][0]["split"] = "training"
     write(root / "WLASL_v0.3.json", json.dumps(glosses))
     with pytest.raises(CorpusError, match=r"gloss 1 \('drink'\), video '70244'.*unknown split 'training'"):
@@ -402,6 +407,9 @@ def test_manifest_rows_ranges_labels_and_errors(tmp_path):
     write(manifest, "video,start,end,label\nsession1.mp4,0,1,X\nsession1.mp4,1,2,\n")
     with pytest.raises(CorpusError, match=r"line 3: no label, while other rows have one"):
         read_corpus("manifest", manifest)
+    write(manifest, "video,keypoints\nsession1.mp4,x\n")
+    with pytest.raises(CorpusError, match=r"line 2: .*keypoints.* clash with the stored pose row"):
+        read_corpus("manifest", manifest)
     write(manifest, "video,start\nsession1.mp4,soon\n")
     with pytest.raises(CorpusError, match=r"line 2: 'soon' is not a number"):
         read_corpus("manifest", manifest)
@@ -519,3 +527,25 @@ def test_prepare_frame_folders_with_text(tmp_path, sample_video):
     assert row["text"] == "tiefer luftdruck bestimmt in den nächsten tagen unser wetter"
     assert (row["signer"], row["gloss"], row["split"]) == ("Signer08", "DRUCK TIEF KOMMEN", "validation")
     assert row["fps"] == 25.0 and row["num_frames"] == 6 and np.asarray(row["keypoint_mask"]).any()
+
+
+def test_prepare_refuses_before_extracting(tmp_path, capsys):
+    from msmae.cli import main
+    from msmae.cli_prepare import PREPARE_EPILOG
+    from msmae.data.corpora import READERS
+    from msmae.data.prepare import prepare
+
+    assert all(f"  {name} " in PREPARE_EPILOG for name in READERS)  # --help lists every corpus
+    root = asl_citizen_root(tmp_path / "download")
+    out = str(tmp_path / "out")
+    for argv, message in ((["asl_citizen", str(root), "--subset", "100"], "--subset do(es) not apply to asl_citizen"),
+                          (["msasl", str(root)], "Unknown corpus 'msasl'"),
+                          (["wlasl", str(root)], "github.com/dxli94/WLASL")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["prepare", *argv, "--output_dir", out])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    for video in (root / "ASL_Citizen" / "videos").iterdir():
+        video.unlink()
+    with pytest.raises(CorpusError, match=r"No asl_citizen clips found .* name 5 sources and none is on disk"):
+        prepare("asl_citizen", root, out)
+    assert not (tmp_path / "out" / "extracted").exists()

@@ -55,7 +55,7 @@ def add_prepare_arguments(parser):
 
 
 def run_prepare(args, parser) -> int:
-    from .data.corpora import CorpusError
+    from .data.corpora import CorpusError, read_corpus
     from .data.prepare import prepare, reader_options
 
     if args.num_workers < 1:
@@ -71,15 +71,20 @@ def run_prepare(args, parser) -> int:
     if unknown:
         flags = ", ".join("--original_videos" if name == "trimmed" else f"--{name}" for name in unknown)
         parser.error(f"{flags} do(es) not apply to {args.dataset}")
+    try:  # bad annotations exit with 2 before any work starts
+        index = read_corpus(args.dataset, args.root, **options)
+    except (CorpusError, OSError) as error:
+        parser.error(str(error))
     from .holistic import filter_native_stderr
 
     filter_native_stderr()
-    try:  # prepare reads the annotations before extracting anything: their errors exit with 2
+    try:
         summary = prepare(args.dataset, args.root, args.output_dir, num_workers=args.num_workers,
                           overwrite=args.overwrite, retry_failed=args.retry_failed, progress=not args.no_progress,
-                          extractor_kwargs={"model_complexity": args.model_complexity}, **options)
-    except (CorpusError, OSError) as error:
-        parser.error(str(error))
+                          extractor_kwargs={"model_complexity": args.model_complexity}, index=index, **options)
+    except CorpusError as error:  # no clip on disk, or an output_dir prepared with other options
+        logger.error("%s", error)
+        return 2
     for line in summary.lines():
         logger.info("%s", line)
     logger.info("Load it with datasets.load_from_disk(%r) or msmae.data.loading.load_sign_dataset(%r).",

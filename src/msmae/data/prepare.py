@@ -73,12 +73,13 @@ def reader_options(dataset) -> list[str]:
 
 
 def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_failed=False, progress=True,
-            extractor_kwargs=None, **options) -> PrepareSummary:
+            extractor_kwargs=None, index=None, **options) -> PrepareSummary:
     """Prepare corpus `dataset` (see `msmae.data.corpora.READERS`) from `root` into `output_dir`.
 
     `options` go to the corpus reader (e.g. `subset=100` for WLASL); `num_workers`, `overwrite`, `retry_failed`,
-    `progress` and `extractor_kwargs` to `run_extraction`. Returns a `PrepareSummary`; raises `CorpusError` for
-    unreadable annotations, options the corpus does not take, or an `output_dir` prepared with other options.
+    `progress` and `extractor_kwargs` to `run_extraction`. `index` is the `CorpusIndex` those give, when the caller
+    has already read it. Returns a `PrepareSummary`; raises `CorpusError` (before extracting anything) for unreadable
+    annotations, options the corpus does not take, or an `output_dir` prepared with other options.
     """
     from datasets import ClassLabel, DatasetDict
 
@@ -87,7 +88,8 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     unknown = sorted(set(options) - set(reader_options(dataset)))
     if unknown:
         raise CorpusError(f"{dataset} takes the options {reader_options(dataset) or 'none'}, not {unknown}.")
-    index = read_corpus(dataset, root, **options)
+    if index is None:
+        index = read_corpus(dataset, root, **options)
     output_dir = Path(output_dir)
     info = {"dataset": index.name, "root": str(Path(root).resolve()),
             "options": {key: str(value) for key, value in sorted(options.items())}}

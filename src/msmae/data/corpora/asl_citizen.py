@@ -13,8 +13,7 @@ Columns: `label` (gloss), `signer` (Participant ID), `asl_lex_code`, `split`. `v
 
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import CorpusIndex, first_existing, read_table, require_values
+from .common import CorpusIndex, clip_source, first_existing, read_table, require_values
 
 FILES = {"train": "train.csv", "validation": "val.csv", "test": "test.csv"}
 COLUMNS = ("Participant ID", "Video file", "Gloss")
@@ -39,6 +38,7 @@ def read_asl_citizen(root) -> CorpusIndex:
                 continue
             columns = {"label": gloss, "signer": row["Participant ID"],
                        "asl_lex_code": row.get("ASL-LEX Code") or None, "split": split}
-            index.splits[split].append(ClipSource(str(video), clip_id=Path(row["Video file"]).stem, columns=columns))
+            index.splits[split].append(clip_source(f"{base / 'splits' / name}, line {line}", video,
+                                                   clip_id=Path(row["Video file"]).stem, columns=columns))
     index.label_names = list(labels)
     return index

@@ -177,3 +177,12 @@ def require_values(row, columns, where):
     empty = [column for column in columns if not row.get(column)]
     if empty:
         raise CorpusError(f"{where}: no value for {empty}.")
+
+
+def clip_source(where, path, **fields) -> ClipSource:
+    """A `ClipSource`, whose own checks (an empty or negative range, a reserved column) raise `CorpusError`
+    naming `where`."""
+    try:
+        return ClipSource(str(path), **fields)
+    except ValueError as error:
+        raise CorpusError(f"{where}: {error}") from None

@@ -20,8 +20,8 @@ import pickle
 import re
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import CorpusError, CorpusIndex, first_existing, has_frames, read_table, require_values, split_name
+from .common import (CorpusError, CorpusIndex, clip_source, first_existing, has_frames, read_table, require_values,
+                     split_name)
 
 SPLITS = ("train", "validation", "test")
 MAP_COLUMNS = ("name", "char", "gloss")
@@ -60,7 +60,7 @@ def read_csl_daily(root, *, fps=30.0) -> CorpusIndex:
             index.missing.append(str(folder))
             continue
         columns = {**label, "name": row["name"], "split": split}
-        index.splits[split].append(ClipSource(str(folder), clip_id=row["name"], fps=float(fps), columns=columns))
+        index.splits[split].append(clip_source(where, folder, clip_id=row["name"], fps=float(fps), columns=columns))
     return index
 
 

@@ -14,8 +14,8 @@ Columns: `text` (SENTENCE), `video_name`, `sentence_name`, `split`. `val` become
 
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import CorpusError, CorpusIndex, files_by_stem, first_existing, read_table, require_values, to_number
+from .common import (CorpusError, CorpusIndex, clip_source, files_by_stem, first_existing, read_table, require_values,
+                     to_number)
 
 SPLITS = {"train": "train", "validation": "val", "test": "test"}
 COLUMNS = ("VIDEO_NAME", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED", "SENTENCE")
@@ -52,10 +52,10 @@ def read_how2sign(root, *, source="auto", video_dir=None) -> CorpusIndex:
                        "sentence_name": row["SENTENCE_NAME"], "split": split}
             clip, video = videos.get(row["SENTENCE_NAME"]), videos.get(row["VIDEO_NAME"])
             if clip is not None and source != "videos":
-                index.splits[split].append(ClipSource(str(clip), clip_id=row["SENTENCE_NAME"], columns=columns))
+                index.splits[split].append(clip_source(where, clip, clip_id=row["SENTENCE_NAME"], columns=columns))
             elif video is not None and source != "clips":
-                index.splits[split].append(ClipSource(str(video), clip_id=row["SENTENCE_NAME"], start=start, end=end,
-                                                      columns=columns))
+                index.splits[split].append(clip_source(where, video, clip_id=row["SENTENCE_NAME"], start=start,
+                                                       end=end, columns=columns))
             else:
                 level, wanted = (("video_level", row["VIDEO_NAME"]) if source == "videos" else
                                  ("sentence_level", row["SENTENCE_NAME"]))

@@ -22,8 +22,8 @@ ELAN stores times in milliseconds: divide by 1000 when exporting. Other columns 
 import json
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import CorpusError, CorpusIndex, ordered_labels, read_table, require_values, split_name, to_number
+from .common import (CorpusError, CorpusIndex, clip_source, ordered_labels, read_table, require_values, split_name,
+                     to_number)
 
 RESERVED = ("video", "start", "end", "id", "fps")
 
@@ -71,8 +71,8 @@ def read_manifest_corpus(root, *, class_list=None) -> CorpusIndex:
             index.missing.append(str(source))
             continue
         fps = to_number(row["fps"], float, where) if row.get("fps") else None
-        splits[split].append(ClipSource(str(source), clip_id=row.get("id") or None, start=start, end=end, fps=fps,
-                                        columns=columns))
+        splits[split].append(clip_source(where, source, clip_id=row.get("id") or None, start=start, end=end, fps=fps,
+                                         columns=columns))
     if any(labelled):
         index.label_names = ordered_labels([row["label"] for _, row in rows], class_list, str(path))
     return index

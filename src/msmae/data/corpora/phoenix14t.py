@@ -12,8 +12,7 @@ Columns: `text` (translation), `gloss` (orth), `signer` (speaker), `name`, `spli
 
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import CorpusIndex, first_existing, has_frames, read_table, require_values
+from .common import CorpusIndex, clip_source, first_existing, has_frames, read_table, require_values
 
 FPS = 25.0
 SPLITS = {"train": "train", "validation": "dev", "test": "test"}
@@ -42,5 +41,6 @@ def read_phoenix14t(root) -> CorpusIndex:
                 continue
             columns = {"text": row["translation"], "gloss": row["orth"], "signer": row["speaker"],
                        "name": row["name"], "split": split}
-            index.splits[split].append(ClipSource(str(folder), clip_id=row["name"], fps=FPS, columns=columns))
+            index.splits[split].append(clip_source(f"{path}, line {line}", folder, clip_id=row["name"], fps=FPS,
+                                                   columns=columns))
     return index

@@ -17,9 +17,8 @@ Columns: `label` (text), `signer` (user_id), `split` (train/test).
 import ast
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import (CorpusError, CorpusIndex, files_by_stem, first_existing, ordered_labels, read_table,
-                     require_values, to_number)
+from .common import (CorpusError, CorpusIndex, clip_source, files_by_stem, first_existing, ordered_labels,
+                     read_table, require_values, to_number)
 
 COLUMNS = ("attachment_id", "user_id", "text", "train", "begin", "end")
 FLAGS = {"true": "train", "false": "test"}
@@ -54,12 +53,9 @@ def read_slovo(root, *, trimmed=True, video_dir=None, class_list=None) -> Corpus
             index.missing.append(str(annotations.parent / split / f"{row['attachment_id']}.mp4"))
             continue
         columns = {"label": row["text"], "signer": row["user_id"], "split": split}
-        clip = ClipSource(str(video), clip_id=row["attachment_id"], columns=columns)
-        if not trimmed:
-            clip.start_frame, clip.end_frame = to_number(row["begin"], int, where), to_number(row["end"], int, where)
-            if clip.end_frame <= clip.start_frame:
-                raise CorpusError(f"{where}: end {clip.end_frame} is not after begin {clip.start_frame}.")
-        index.splits[split].append(clip)
+        frames = {} if trimmed else {"start_frame": to_number(row["begin"], int, where),
+                                     "end_frame": to_number(row["end"], int, where)}
+        index.splits[split].append(clip_source(where, video, clip_id=row["attachment_id"], columns=columns, **frames))
     if class_list is not None and Path(class_list).suffix == ".py":
         names = publisher_classes(class_list)
         unknown = sorted(set(labels) - set(names))

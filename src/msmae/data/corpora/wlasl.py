@@ -16,15 +16,16 @@ Verified against the publishers' repository dxli94/WLASL:
 So: a video in `videos/` (made by preprocess.py, or the publishers' pre-processed copies) is already the clip and
 is used whole. Without it, the raw download is used as preprocess.py would: a YouTube video cut to seconds
 `(frame_start - 1) / fps` .. `frame_end / fps` (end exclusive; -1 = to the end), any other raw video whole. The
-start-kit form carries no urls or signers, so it uses `videos/` only and has no `signer` column.
+start-kit form carries no urls or signers, so it uses `videos/` only and has no `signer` column. (preprocess.py itself
+slices frames as OpenCV decodes them, at the video's own rate; the README's 25 fps is followed here, as the README
+asks: "if you decode with different FPS, you may need to recalculate the frame_start and frame_end".)
 Columns: `label` (gloss), `signer` (signer_id), `video_id`, `split`. `val` becomes `validation`.
 """
 
 import json
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import CorpusError, CorpusIndex, first_existing, files_by_stem, read_class_list, split_name
+from .common import CorpusError, CorpusIndex, clip_source, first_existing, files_by_stem, read_class_list, split_name
 
 SUBSETS = (100, 300, 1000, 2000)
 SPLITS = ("train", "validation", "test")
@@ -96,12 +97,12 @@ def _read_full(root, path, subset, clips_dir, cut) -> CorpusIndex:
             url = str(instance.get("url", ""))
             youtube = "youtube" in url or "youtu.be" in url
             if video_id in cut:
-                clip = ClipSource(str(cut[video_id]), clip_id=video_id, columns=columns)
+                clip = clip_source(where, cut[video_id], clip_id=video_id, columns=columns)
             elif youtube and url[-11:] in raw:
-                clip = ClipSource(str(raw[url[-11:]]), clip_id=video_id, start=(start - 1) / fps,
-                                  end=None if end <= 0 else end / fps, columns=columns)
+                clip = clip_source(where, raw[url[-11:]], clip_id=video_id, start=(start - 1) / fps,
+                                   end=None if end <= 0 else end / fps, columns=columns)
             elif not youtube and video_id in raw:
-                clip = ClipSource(str(raw[video_id]), clip_id=video_id, columns=columns)
+                clip = clip_source(where, raw[video_id], clip_id=video_id, columns=columns)
             else:
                 index.missing.append(str(clips_dir / f"{video_id}.mp4"))
                 continue
@@ -136,5 +137,5 @@ def _read_nslt(root, path, subset, clips_dir, cut) -> CorpusIndex:
             index.missing.append(str(clips_dir / f"{video_id}.mp4"))
             continue
         columns = {"label": names[label], "video_id": video_id, "split": split}
-        index.splits[split].append(ClipSource(str(cut[video_id]), clip_id=video_id, columns=columns))
+        index.splits[split].append(clip_source(where, cut[video_id], clip_id=video_id, columns=columns))
     return index

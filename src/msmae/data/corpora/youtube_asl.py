@@ -11,8 +11,7 @@ Pretraining uses video only: one `train` split, no labels, no text (captions are
 import re
 from pathlib import Path
 
-from ..extract import ClipSource
-from .common import CorpusError, CorpusIndex, files_by_stem, first_existing
+from .common import CorpusError, CorpusIndex, clip_source, files_by_stem, first_existing
 
 ID_FILE = "youtube_asl_video_ids.txt"
 _BRACKETED_ID = re.compile(r"\[([A-Za-z0-9_-]{11})\]$")
@@ -44,6 +43,6 @@ def read_youtube_asl(root, *, video_ids=None, video_dir=None) -> CorpusIndex:
         if video_id not in files:
             index.missing.append(str(Path(video_dir or root) / f"{video_id}.mp4"))
             continue
-        index.splits["train"].append(ClipSource(str(files[video_id]), clip_id=video_id,
-                                                columns={"video_id": video_id, "split": "train"}))
+        index.splits["train"].append(clip_source(id_file, files[video_id], clip_id=video_id,
+                                                 columns={"video_id": video_id, "split": "train"}))
     return index
