@@ -363,6 +363,12 @@ def test_how2sign_clips_then_raw_videos_by_time(tmp_path):
     assert (from_videos["--7E2sU6zP4_10-5-rgb_front"].start, from_videos["--7E2sU6zP4_10-5-rgb_front"].end) == (
         129.06, 142.48)
     assert len(read_corpus("how2sign", root, source="clips").splits["train"]) == 1
+    flat = tmp_path / "flat"  # the three CSVs and a folder of clips, as many users keep them
+    for official, rows in (("train", "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t10\t--7E2sU6zP4_10-5-rgb_front\t1\t2\tA.\n"),
+                           ("val", ""), ("test", "")):
+        write(flat / f"how2sign_realigned_{official}.csv", H2S_HEADER + rows)
+    touch(flat / "train_rgb_front_clips" / "raw_videos" / "--7E2sU6zP4_10-5-rgb_front.mp4")
+    assert [c.clip_id for c in read_corpus("how2sign", flat).splits["train"]] == ["--7E2sU6zP4_10-5-rgb_front"]
     csv = base / "sentence_level" / "val" / "text" / "en" / "raw_text" / "re_aligned" / "how2sign_realigned_val.csv"
     write(csv, H2S_HEADER + "a\tb\t0\tc\t5.0\t2.0\tBackwards.\n")
     with pytest.raises(CorpusError, match=r"realigned_val.csv, line 2: END_REALIGNED 2.0 is not after"):

@@ -29,13 +29,19 @@ def read_how2sign(root, *, source="auto", video_dir=None) -> CorpusIndex:
     Args:
         source: "clips" (pre-cut `<SENTENCE_NAME>.mp4` only), "videos" (cut from `<VIDEO_NAME>.mp4` only) or
             "auto" (a clip when there is one, else the raw video).
-        video_dir: where the videos are (searched recursively by name; default: `root`).
+        video_dir: where the videos are (searched recursively by name; default: the `sentence_level/` and
+            `video_level/` folders of the download, else `root`).
     """
     if source not in SOURCES:
         raise CorpusError(f"How2Sign source must be one of {SOURCES}, got {source!r}.")
     root = Path(root)
     base = root / "How2Sign" if (root / "How2Sign").is_dir() else root
-    videos = files_by_stem(video_dir or base)
+    # The publishers' folders when they are there: the rest of the tree may hold millions of keypoint files.
+    levels = [base / level for level in ("sentence_level", "video_level") if (base / level).is_dir()]
+    videos = {}
+    for folder in [video_dir] if video_dir else levels or [base]:
+        for stem, path in files_by_stem(folder).items():
+            videos.setdefault(stem, path)
     index = CorpusIndex("how2sign", {split: [] for split in SPLITS})
     for split, official in SPLITS.items():
         name = f"how2sign_realigned_{official}.csv"
