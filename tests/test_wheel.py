@@ -46,8 +46,16 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(REPO_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, project / name)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-         "-w", str(root / "dist"), str(project)], timeout=600)
+    # Build with this environment's setuptools when it is recent enough (offline); else pip fetches one from PyPI.
+    try:
+        import setuptools
+
+        offline = int(setuptools.__version__.split(".")[0]) >= 69
+    except ImportError:
+        offline = False
+    build = ["--no-build-isolation", "--no-index"] if offline else []
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", *build, "-q", "-w", str(root / "dist"), str(project)],
+        timeout=600)
     (built,) = (root / "dist").glob("msmae-*.whl")
     return built
 
