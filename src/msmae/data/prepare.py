@@ -122,22 +122,25 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
                             failures, summary)
     (output_dir / "missing.txt").write_text("".join(f"{path}\n" for path in result.missing), encoding="utf-8")
     info.update(rows=result.rows, indexed=result.indexed, missing_files=len(result.missing),
-                failed_clips=len(failures), label_names=index.label_names is not None, notes=index.notes)
+                failed_clips=len(failures), num_classes=len(index.label_names or []), notes=index.notes)
     (output_dir / INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (output_dir / "README.md").write_text(_card(index, result, splits), encoding="utf-8")
     return result
 
 
 def _check_same_preparation(output_dir, info):
+    """Refuse an `output_dir` begun with another corpus, root or options (its parts would not match); record this
+    one's before extracting, so that a run killed half-way is guarded too."""
     previous = output_dir / INFO_FILE
     if previous.is_file():
         before = json.loads(previous.read_text(encoding="utf-8"))
-        same = {key: before.get(key) for key in ("dataset", "root", "options")}
-        if same != {key: info[key] for key in ("dataset", "root", "options")}:
-            raise CorpusError(f"{output_dir} was prepared from {same}; it cannot also hold "
-                              f"{ {key: info[key] for key in ('dataset', 'root', 'options')} }. Use another "
+        before = {key: before.get(key) for key in info}
+        if before != info:
+            raise CorpusError(f"{output_dir} was prepared from {before}; it cannot also hold {info}. Use another "
                               "--output_dir.")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        previous.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _split(rows, index, order, extracted) -> dict:
