@@ -3,6 +3,7 @@ examples/run_sign_translation.py): Table 5 presets, generation and selection def
 inherited normalisation, and an offline end-to-end run on the PHOENIX14T sample (a tokenizer fitted on the PHOENIX
 sentences, a tiny random mBART and MS-MAE; train a few steps, keep the best checkpoint, generate, score)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -192,6 +193,13 @@ def test_paper_defaults_apply_unless_given(tmp_path):
     assert model_args.normalization is None  # inherited from the checkpoint
     _, _, args = parse_arguments(classes, script.DEFAULTS, ["--output_dir", str(tmp_path), "--weight_decay", "0.1"])
     assert args.weight_decay == 0.1
+
+
+def test_example_script_is_the_packaged_recipe():
+    spec = importlib.util.spec_from_file_location("run_sign_translation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main is recipe.main
 
 
 def test_normalization_is_inherited_and_a_mismatch_is_an_error(tmp_path):

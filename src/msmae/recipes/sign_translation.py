@@ -33,6 +33,8 @@ files (`msmae.phoenix`).
         --phoenix_dir ../shared/data/phoenix14t-sample --target_lang de_DE --dataset_preset phoenix14t \\
         --output_dir ./msmae-phoenix --do_train --do_eval --do_predict
 
+(`python -m msmae.recipes.sign_translation ...` runs the same recipe from an installed package, without a checkout.)
+
 Defaults follow the paper: AdamW with weight decay 1e-3, cosine decay after a 10-epoch linear warmup, 100 epochs,
 batch size 32, gradient clipping, and `--dataset_preset` picks the learning rate and clipping norm of its Table 5
 (PHOENIX14T and CSL-Daily: 1e-3 with a frozen encoder, 1e-4 fine-tuning it, clip 0.1; How2Sign: 3e-4 / 5e-5, clip
