@@ -17,7 +17,8 @@ the checkpoint with the best validation BLEU-4 is the one saved and tested at th
 `--metric_for_best_model bleu4`), as TwoStreamSLT keeps its best checkpoint. Generation uses beam search with 5
 beams, length penalty 1.0 and at most 100 tokens, TwoStreamSLT's settings for PHOENIX14T and CSL-Daily
 (`--generation_num_beams`, `--length_penalty`, `--generation_max_length`); they are saved in the model's
-`generation_config.json` and recorded in the model card.
+`generation_config.json` and recorded in the model card. To train without validation, pass `--eval_strategy no
+--load_best_model_at_end false` (the last checkpoint is then the saved model).
 
 Keypoint normalisation is the pose checkpoint's (from the processor saved with it): `--normalization` may only
 repeat it, a different value is an error.
