@@ -212,6 +212,23 @@ def test_normalization_is_inherited_and_a_mismatch_is_an_error(tmp_path):
     # A checkpoint saved without its processor, or none: the asked value, else shoulder.
     assert inherited_normalization(None, str(tmp_path)) == "shoulder"
     assert inherited_normalization("none", None) == "none"
+    # Every recipe goes through it: pretraining (continued) and classification as well as translation.
+    from msmae import MSMAEConfig
+    from msmae.recipes import pretraining, sign_classification
+
+    assert pretraining.normalization_of(pretraining.ModelArguments(model_name_or_path=str(checkpoint))) == "none"
+    classification_args = sign_classification.ModelArguments(model_name_or_path=str(checkpoint))
+    processor = sign_classification.build_processor(
+        classification_args, sign_classification.DataTrainingArguments(), MSMAEConfig())
+    assert processor.normalization == "none"
+    mismatch = {"model_name_or_path": str(checkpoint), "normalization": "shoulder"}
+    with pytest.raises(ValueError, match="differs from the normalization 'none'"):
+        pretraining.normalization_of(pretraining.ModelArguments(**mismatch))
+    with pytest.raises(ValueError, match="differs from the normalization 'none'"):
+        sign_classification.build_processor(sign_classification.ModelArguments(**mismatch),
+                                            sign_classification.DataTrainingArguments(), MSMAEConfig())
+    assert recipe.pose_checkpoint(recipe.ModelArguments(pose_encoder_name_or_path="enc")) == "enc"
+    assert recipe.pose_checkpoint(recipe.ModelArguments(model_name_or_path="slt", pose_encoder_name_or_path="e")) == "slt"
 
 
 def test_references_are_the_raw_text_not_decoded_labels(shared_data):
