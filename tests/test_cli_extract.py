@@ -153,3 +153,24 @@ def test_argument_errors_and_nothing_processable(tmp_path, monkeypatch, capsys):
     assert record["kind"] == "unreadable" and "empty" in record["error"]
     (tmp_path / "no_videos").mkdir()
     assert main(["extract", str(tmp_path / "no_videos"), "--output_dir", str(tmp_path / "out2")]) == 1
+
+
+def test_manifest_cuts_clips_from_a_video(clips, tmp_path, monkeypatch):
+    import msmae.holistic
+    from msmae.cli import main
+
+    monkeypatch.setattr(msmae.holistic, "filter_native_stderr", lambda: None)
+    (video,) = clips(1)  # 8 frames at 15 fps
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("path,clip_id,start,end,start_frame,end_frame,label\n"
+                        "videos/clip0.mp4,hello,0,0.2,,,HELLO\nvideos/clip0.mp4,bye,,,4,8,BYE\n")
+    out = tmp_path / "out"
+    assert main(["extract", "--manifest", str(manifest), "--output_dir", str(out), "--no_progress"]) == 0
+    rows = {row["clip_id"]: row for row in load_extracted(out, cache_dir=tmp_path / "cache")}
+    assert {k: (r["start_frame"], r["end_frame"], r["num_frames"], r["label"]) for k, r in rows.items()} == {
+        "hello": (0, 3, 3, "HELLO"), "bye": (4, 8, 4, "BYE")}  # 0.2 s at 15 fps: frames 0, 1, 2
+    assert all(row["source"] == video for row in rows.values())
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,start,start_frame\nvideos/clip0.mp4,1,3\n")
+    with pytest.raises(SystemExit):
+        main(["extract", "--manifest", str(bad), "--output_dir", str(out)])

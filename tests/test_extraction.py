@@ -9,15 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msmae.data.extract import (
-    collect_videos,
-    load_extracted,
-    part_path,
-    read_failures,
-    read_manifest,
-    shard_paths,
-    write_part,
-)
+from msmae.data.discovery import find_clips
+from msmae.data.extract import clips_from_inputs, load_extracted, part_path, read_failures, shard_paths, write_part
+from msmae.data.manifest import read_manifest
 from msmae.holistic import ExtractionError, HolisticExtractor, VideoReader, extract_video
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, row_features, stream_slices
 
@@ -209,18 +203,24 @@ def test_model_complexity_is_checked():
 # ---- inputs, shards, manifests ----------------------------------------------------------------------------------------
 
 
-def test_collect_videos_from_folders_lists_and_files(tmp_path):
+def test_find_clips_from_folders_lists_and_files(tmp_path):
     (tmp_path / "a" / "deep").mkdir(parents=True)
-    for name in ("a/one.mp4", "a/deep/two.MOV", "a/notes.txt.bak", "a/deep/pose.pose", "three.webm"):
+    (tmp_path / "a" / "frames").mkdir()
+    for name in ("a/one.mp4", "a/deep/two.MOV", "a/notes.txt.bak", "a/deep/pose.pose", "three.webm", "a/._one.mp4",
+                 "a/frames/0.npy", "a/frames/1.npy"):
         (tmp_path / name).write_bytes(b"x")
     listing = tmp_path / "list.txt"
     listing.write_text("# videos\nthree.webm\na/one.mp4  # again, through the list\nmissing.mp4\n")
-    found = collect_videos([tmp_path / "a", listing, tmp_path / "three.webm"])
+    found = find_clips([tmp_path / "a", listing, tmp_path / "three.webm"], kind="videos")
     assert found == sorted(found)
     names = [os.path.relpath(p, tmp_path) for p in found]
-    assert names == ["a/deep/two.MOV", "a/one.mp4", "missing.mp4", "three.webm"]  # each file once
+    assert names == ["a/deep/two.MOV", "a/one.mp4", "missing.mp4", "three.webm"]  # each file once, no hidden ones
+    clips = [os.path.relpath(p, tmp_path) for p in find_clips(tmp_path / "a")]
+    assert clips == ["a/deep/pose.pose", "a/deep/two.MOV", "a/frames", "a/one.mp4"]  # pose files, frame folders
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
-        collect_videos([tmp_path / "nope.mp4"])
+        find_clips([tmp_path / "nope.mp4"], kind="videos")
+    with pytest.raises(ValueError, match="kind"):
+        find_clips(tmp_path, kind="poses")
 
 
 def test_shards_are_disjoint_and_cover_all():
@@ -237,22 +237,43 @@ def test_shards_are_disjoint_and_cover_all():
 
 def test_manifest_csv_and_json(tmp_path):
     csv_path = tmp_path / "meta.csv"
-    csv_path.write_text("path,label,text,signer\nclips/a.mp4,3,hello world,s1\nclips/b.mp4,5,,s2\n")
-    manifest = read_manifest(csv_path)
+    csv_path.write_text("path,label,text,signer,take\nclips/a.mp4,3,hello world,7,1\nclips/b.mp4,5,,s2,2\n")
     a = os.path.normpath(tmp_path / "clips" / "a.mp4")
-    assert manifest[a] == {"label": 3, "text": "hello world", "signer": "s1"}
-    assert manifest[os.path.normpath(tmp_path / "clips" / "b.mp4")]["text"] is None
+    first, second = read_manifest(csv_path)
+    # Labels and signers are names even when they look like numbers; other columns are typed.
+    assert first == {"path": a, "label": "3", "text": "hello world", "signer": "7", "take": 1}
+    assert second["text"] is None and second["path"] == os.path.normpath(tmp_path / "clips" / "b.mp4")
     json_path = tmp_path / "meta.json"
-    json_path.write_text(json.dumps([{"path": "clips/a.mp4", "label": "HELLO", "tags": ["x"]}]))
-    assert read_manifest(json_path)[a] == {"label": "HELLO", "tags": '["x"]'}
-    bad = tmp_path / "bad.csv"
-    bad.write_text("file,label\na.mp4,1\n")
-    with pytest.raises(ValueError, match="bad.csv, row 1: no 'path'"):
-        read_manifest(bad)
-    clash = tmp_path / "clash.csv"
-    clash.write_text("path,fps\na.mp4,30\n")
-    with pytest.raises(ValueError, match="clash"):
-        read_manifest(clash)
+    json_path.write_text(json.dumps([{"path": "clips/a.mp4", "label": 3, "tags": ["x"]}]))
+    assert read_manifest(json_path) == [{"path": a, "label": "3", "tags": '["x"]'}]
+    for name, text, message in [
+        ("bad.csv", "file,label\na.mp4,1\n", "bad.csv needs a header with a `path` column"),
+        ("empty_path.jsonl", '{"path": "a.mp4"}\n{"label": "x"}\n', "empty_path.jsonl, row 2: no 'path'"),
+        ("clash.csv", "path,fps,keypoints\na.mp4,30,1\n", r"\['keypoints'\] clash"),
+        ("split.csv", "path,split\na.mp4,dev\n", "row 1: split must be one of"),
+        ("meta.xml", "<x/>", "unsupported format"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_manifest(tmp_path / name)
+
+
+def test_manifest_rows_become_clips(tmp_path):
+    (tmp_path / "videos").mkdir()
+    for name in ("long.mp4", "other.mp4"):
+        (tmp_path / "videos" / name).write_bytes(b"x")
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("path,start,end,label,signer\nvideos/long.mp4,1.5,2.25,HELLO,s1\n"
+                        "videos/long.mp4,3,4,BYE,s1\nvideos/other.mp4,,,HELLO,s2\n")
+    clips = clips_from_inputs(manifest=manifest)
+    long = os.path.normpath(tmp_path / "videos" / "long.mp4")
+    assert [(c.path, c.start, c.end, c.columns["label"]) for c in clips[:2]] == [(long, 1.5, 2.25, "HELLO"),
+                                                                                 (long, 3, 4, "BYE")]
+    assert clips[2].start is None and clips[2].clip_id == clips[2].path  # a whole video
+    assert len({c.clip_id for c in clips}) == 3
+    # Inputs choose the videos; the manifest's rows for them give their clips and columns.
+    chosen = clips_from_inputs([tmp_path / "videos" / "long.mp4"], manifest)
+    assert [c.columns["label"] for c in chosen] == ["HELLO", "BYE"]
 
 
 # ---- dataset parts ----------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from msmae.pose_io import (
     NUM_STORED_KEYPOINTS,
     STORED_POINT_NAMES,
     SignPose,
+    is_video,
     load_pose,
     read_asl_app_json,
     read_frame_folder,
@@ -319,14 +320,46 @@ def test_load_pose_dispatch(tmp_path, monkeypatch):
     np.testing.assert_array_equal(load_pose(pose.to_example()).keypoints, pose.keypoints)
     np.testing.assert_array_equal(load_pose(_holistic_array()).keypoints, pose.keypoints)
 
-    # Videos go to msmae.holistic.extract_video, imported only when a video is given.
+    # Videos, frame-image folders and RGB frames go to a msmae.holistic extractor, imported only then.
     seen = []
+
+    class FakeExtractor:
+        def __init__(self, **kwargs):
+            seen.append(("new", kwargs))
+
+        def extract_video(self, path, fps=None):
+            seen.append((Path(path).name, fps))
+            return pose
+
+        def extract_frames(self, frames, fps):
+            seen.append((frames.shape, fps))
+            return empty if frames.shape[0] == 1 else pose
+
+        def close(self):
+            seen.append("closed")
+
+    empty = SignPose(np.zeros((1, 160, 4)), np.zeros((1, 160), bool), fps=30)
     fake = types.ModuleType("msmae.holistic")
-    fake.extract_video = lambda path, **kwargs: seen.append(Path(path)) or pose
+    fake.HolisticExtractor = FakeExtractor
     monkeypatch.setitem(sys.modules, "msmae.holistic", fake)
     video = tmp_path / "clip.MP4"
     video.write_bytes(b"\0")
-    assert load_pose(video) is pose and seen == [video]
+    assert load_pose(video, model_complexity=0) is pose
+    assert seen == [("new", {"model_complexity": 0}), ("clip.MP4", None), "closed"]
+    frames_dir = tmp_path / "sentence"
+    frames_dir.mkdir()
+    (frames_dir / "0001.png").write_bytes(b"\0")
+    shared = FakeExtractor()
+    seen.clear()
+    assert load_pose(frames_dir, extractor=shared, fps=25) is pose  # a given extractor is reused, not closed
+    assert load_pose(np.zeros((4, 8, 8, 3), np.uint8), extractor=shared) is pose
+    assert seen == [("sentence", 25), ((4, 8, 8, 3), 30.0)]
+    with pytest.raises(ValueError, match="no person in the frames"):
+        load_pose(np.zeros((1, 8, 8, 3), np.uint8), extractor=shared)
+    assert is_video(video) and is_video(frames_dir) and not is_video(tmp_path / "none.mp4")
+    assert not is_video(_holistic_array()) and not is_video(np.zeros((4, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match="index=1 picks a row of an `msmae extract` folder"):
+        load_pose(video, index=1)
 
 
 def test_sign_pose_rejects_bad_shapes():

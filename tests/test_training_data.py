@@ -11,6 +11,7 @@ import torch
 from datasets import ClassLabel, DatasetDict, IterableDataset
 
 from msmae.configuration_msmae import MSMAEConfig
+from msmae.data.discovery import find_clips
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.collator import ClipSampler, PoseClipDataset, PoseCollator, clip_dataset
@@ -19,7 +20,6 @@ from msmae.data.loading import (
     dataset_from_manifest,
     dataset_from_msl150,
     dataset_from_records,
-    find_clips,
     load_pose_corpus,
     load_sign_dataset,
     pose_features,
@@ -97,7 +97,7 @@ def test_msl150_and_asl_app(shared_data, cache):
 
 def test_pose_folder_and_corpus(shared_data, cache):
     clips = find_clips(shared_data / "signsuisse")
-    assert len(clips) == 198 and all(p.suffix == ".pose" for p in clips)
+    assert len(clips) == 198 and all(p.endswith(".pose") for p in clips)
     assert len(find_clips(shared_data / "msl150" / "data" / "sample_npy")) == 86  # per-frame .npy folders
     corpus = load_pose_corpus([shared_data / "signsuisse", shared_data / "asl-app-100"], cache_dir=cache)
     assert len(corpus) == 298 and corpus.column_names == list(pose_features())
@@ -130,10 +130,12 @@ def test_manifest_of_pose_files(shared_data, tmp_path, cache):
     splits = split_dataset(dataset)  # the manifest's own split column wins
     assert len(splits["train"]) == 3 and len(splits["test"]) == 1
 
-    with pytest.raises(FileNotFoundError, match="line 2"):
+    with pytest.raises(FileNotFoundError, match="row 1: no such file"):
         dataset_from_manifest(_write_manifest(tmp_path / "missing.csv", [{"path": "nope.pose", "label": "x"}]))
     with pytest.raises(ValueError, match="`path` column"):
         dataset_from_manifest(_write_manifest(tmp_path / "nopath.csv", [{"file": "a.pose"}]))
+    with pytest.raises(ValueError, match="msmae extract --manifest"):  # clips inside videos need extraction
+        dataset_from_manifest(_write_manifest(tmp_path / "ranged.csv", [{"path": "clips/clip0.pose", "start": "1"}]))
     with pytest.raises(ValueError, match="split must be one of"):
         dataset_from_manifest(_write_manifest(tmp_path / "badsplit.csv", [{"path": "clips/clip0.pose", "split": "dev"}]))
 

@@ -4,13 +4,12 @@ show what they should (stream colours where streams are detected, grey where tok
 import numpy as np
 import pytest
 
-from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, load_pose, stream_slices
 from msmae.visualization import (
     HAND_BONES,
     MASKED_COLOR,
     STREAM_COLORS,
     expand_token_mask,
-    load_clip,
     render,
     render_frames,
     render_reconstruction,
@@ -137,7 +136,7 @@ def test_reconstruction_side_by_side(tmp_path):
         render_reconstruction(values, mask, np.ones((3, 3)), 2, reconstruction[:4], streams=MODEL_STREAMS)
 
 
-def test_load_clip_reads_an_extract_output_folder(tmp_path):
+def test_load_pose_reads_an_extract_output_folder(tmp_path):
     from msmae.data.extract import part_path, write_part
     from msmae.pose_io import row_features
 
@@ -148,11 +147,11 @@ def test_load_clip_reads_an_extract_output_folder(tmp_path):
         write_part(part_path(tmp_path, pose.source), pose.to_example(), row_features())
     order = sorted(poses, key=lambda p: part_path(tmp_path, p.source).name)  # `load_extracted` order
     for index, pose in enumerate(order):
-        clip = load_clip(tmp_path, index=index)
+        clip = load_pose(tmp_path, index=index)
         assert clip.source == pose.source
         np.testing.assert_array_equal(clip.keypoints, pose.keypoints)
     with pytest.raises(ValueError, match="holds 2 extracted clips"):
-        load_clip(tmp_path, index=2)
+        load_pose(tmp_path, index=2)
 
 
 def test_visualize_command(shared_data, tmp_path, capsys):

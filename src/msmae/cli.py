@@ -27,7 +27,8 @@ def add_extract_arguments(parser):
                              "paths; may be omitted when --manifest lists the videos")
     parser.add_argument("--output_dir", required=True, help="dataset folder (created; re-running resumes in it)")
     parser.add_argument("--manifest", help="CSV/TSV/JSON/JSONL with a 'path' column (relative to the manifest) and "
-                                           "per-video columns (label, text, signer, ...) copied into the dataset")
+                                           "per-clip columns (label, text, signer, ...) copied into the dataset; "
+                                           "start/end (seconds) or start_frame/end_frame cut clips from long videos")
     parser.add_argument("--num_workers", type=int, default=1, help="processes, one MediaPipe graph each")
     parser.add_argument("--shard_index", type=int, default=0, help="this machine's shard (0-based)")
     parser.add_argument("--num_shards", type=int, default=1,
@@ -50,23 +51,20 @@ def run_extract(args, parser) -> int:
         parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
         parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
-    from .data.extract import collect_videos, read_manifest, run_extraction
+    from .data.extract import clips_from_inputs, run_extraction
     from .holistic import filter_native_stderr, holistic_settings
 
     extractor_kwargs = {"model_complexity": args.model_complexity,
                         "min_detection_confidence": args.min_detection_confidence,
                         "min_tracking_confidence": args.min_tracking_confidence}
     try:  # argument errors (missing input, bad manifest or settings) exit with 2 before any work starts
-        if args.inputs:
-            collect_videos(args.inputs)
-        if args.manifest:
-            read_manifest(args.manifest)
+        clips = clips_from_inputs(args.inputs, args.manifest)
         holistic_settings(**extractor_kwargs)
     except (OSError, ValueError) as error:
         parser.error(str(error))
     filter_native_stderr()
     summary = run_extraction(
-        args.inputs, args.output_dir, manifest=args.manifest, num_workers=args.num_workers,
+        clips=clips, output_dir=args.output_dir, num_workers=args.num_workers,
         shard_index=args.shard_index, num_shards=args.num_shards, overwrite=args.overwrite,
         retry_failed=args.retry_failed, progress=not args.no_progress, quiet=True, extractor_kwargs=extractor_kwargs,
     )
@@ -75,8 +73,8 @@ def run_extract(args, parser) -> int:
         logger.error("No videos found in %s%s.", " ".join(args.inputs) or args.manifest, shard)
         return 1
     logger.info(
-        "%d videos%s: %d extracted (%d frames, %.1f frames/s), %d already done, %d without a person, %d failed.",
-        summary.num_videos, shard, summary.num_extracted, summary.num_frames, summary.frames_per_second,
+        "%d videos, %d clips%s: %d extracted (%d frames, %.1f frames/s), %d already done, %d without a person, "
+        "%d failed.", summary.num_videos, summary.num_clips, shard, summary.num_extracted, summary.num_frames, summary.frames_per_second,
         summary.num_already_done, summary.num_no_person, summary.num_failed,
     )
     if summary.failures:
@@ -94,7 +92,8 @@ def add_visualize_arguments(parser):
                         help="a pose clip (.pose, .npy/.npz, ASL-App .json, a folder of per-frame .npy), a video "
                              "(extracted with MediaPipe first) or an `msmae extract` output folder (see --index)")
     parser.add_argument("--output", required=True, help="out.png (one frame), out.gif or out.mp4 (the clip)")
-    parser.add_argument("--index", type=int, default=0, help="row of an `msmae extract` output folder to draw")
+    parser.add_argument("--index", type=int, default=None,
+                        help="row of an `msmae extract` output folder to draw (default: the first)")
     parser.add_argument("--frame", type=int, default=None, help="frame drawn into a .png (default: the middle one)")
     parser.add_argument("--streams", nargs="+", default=None,
                         help="streams to draw (default: body left_hand right_hand face)")
@@ -103,13 +102,14 @@ def add_visualize_arguments(parser):
 
 
 def run_visualize(args, parser) -> int:
-    from .visualization import load_clip, render
+    from .pose_io import load_pose
+    from .visualization import render
 
     output = Path(args.output)
     if output.suffix.lower() not in (".png", ".gif", ".mp4"):
         parser.error(f"--output must end in .png, .gif or .mp4, got {output.name}")
     try:
-        pose = load_clip(args.input, index=args.index)
+        pose = load_pose(args.input, index=args.index)
     except (OSError, ValueError) as error:
         logger.error("%s", error)
         return 1

@@ -150,13 +150,13 @@ def load_predictor(model, device):
 
 def read_clip(pipe, path):
     """Loads one input (running MediaPipe on videos, with the pipeline's extractor) and checks it processes."""
-    from .pipeline_msmae import _is_video, load_clip
+    from .pose_io import is_video, load_pose
 
-    if _is_video(path):
+    if is_video(path):
         from .holistic import filter_native_stderr
 
         filter_native_stderr()
-    clip = load_clip(path, extractor=pipe._extractor() if _is_video(path) else None)
+    clip = load_pose(path, extractor=pipe._extractor() if is_video(path) else None)
     pipe.preprocess(clip)  # raises here, naming the input, if the clip cannot be processed
     return clip
 

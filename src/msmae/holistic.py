@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES
-from .pose_io import SignPose, stream_slices
+from .pose_io import IMAGE_SUFFIXES, SignPose, stream_slices
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +105,6 @@ class VideoReader:
         self.close()
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
 def _natural_key(path):
     """Name order with digit runs compared as numbers (`frame2.png` before `frame10.png`)."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.name)]
@@ -123,7 +120,8 @@ class FrameFolderReader:
             raise ExtractionError(f"Frame folder not found: {self.path}")
         self._files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         if not self._files:
-            raise ExtractionError(f"{self.path} holds no frame images ({', '.join(IMAGE_SUFFIXES)}).")
+            raise ExtractionError(f"{self.path} is a folder without frame images ({', '.join(IMAGE_SUFFIXES)}); give a "
+                                  "video file or a folder of frames.")
         if not fps or fps <= 0:
             raise ExtractionError(f"{self.path} is a frame folder: give its frame rate (fps), which images do not "
                                   "record.")
@@ -135,7 +133,10 @@ class FrameFolderReader:
         return self.frames()
 
     def frames(self, wanted=None):
-        from PIL import Image
+        try:
+            from PIL import Image
+        except ImportError as error:
+            raise ImportError("Reading frame images needs Pillow: pip install pillow") from error
 
         size = None
         for index, file in enumerate(self._files):
@@ -261,10 +262,11 @@ class HolisticExtractor:
         self._used[slot] = True
         return slot
 
-    def extract_video(self, path) -> SignPose:
-        """Pose clip of a video file. Raises `ExtractionError` naming the file when it gives no frames."""
-        with VideoReader(path) as video:
-            ((_, pose),) = self.extract_ranges(video, [(0, None)], source=str(path))
+    def extract_video(self, path, fps=None) -> SignPose:
+        """Pose clip of a video file or a folder of frame images (recorded at `fps`; for a video, `fps` overrides
+        its own). Raises `ExtractionError` naming the file when it gives no frames."""
+        with open_frames(path, fps) as video:
+            ((_, pose),) = self.extract_ranges(video, [(0, None)], source=str(path), fps=fps)
         if isinstance(pose, ExtractionError):
             raise pose
         pose.metadata["header_frame_count"] = video.frame_count
@@ -468,14 +470,15 @@ def _copy_landmarks(results, keypoints, mask):
         mask[_FACE] = True
 
 
-def extract_video(path, **extractor_kwargs) -> SignPose:
-    """Run MediaPipe Holistic over a video file; see `HolisticExtractor` for the keyword arguments.
+def extract_video(path, fps=None, **extractor_kwargs) -> SignPose:
+    """Run MediaPipe Holistic over a video file or a folder of frame images (recorded at `fps`); see
+    `HolisticExtractor` for the keyword arguments.
 
     `pose.metadata["person_detected"]` is False when no landmark was found in any frame (everything masked).
     For many videos, keep one `HolisticExtractor` (graph start-up is paid once) or use `run_extraction`.
     """
     with HolisticExtractor(**extractor_kwargs) as extractor:
-        return extractor.extract_video(path)
+        return extractor.extract_video(path, fps=fps)
 
 
 def extract_frames(frames, fps, *, source="", **extractor_kwargs) -> SignPose:

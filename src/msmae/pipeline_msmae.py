@@ -39,7 +39,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .embeddings import POOLINGS, embed_batch
-from .pose_io import VIDEO_SUFFIXES, SignPose, load_pose
+from .pose_io import SignPose, is_video, load_pose
 from .processing_msmae import MSMAEPoseProcessor
 
 logger = logging.get_logger(__name__)
@@ -58,59 +58,6 @@ _MODEL_INPUTS = ("pose_values", "keypoint_mask", "attention_mask")
 
 
 # ---- clips ----------------------------------------------------------------------------------------------------------
-
-
-def _is_frame_array(value) -> bool:
-    """RGB video frames `(T, H, W, 3)` rather than landmarks `(T, K, C)`."""
-    return getattr(value, "ndim", 0) == 4 and value.shape[-1] == 3
-
-
-def _is_video(clip) -> bool:
-    """A frame array or an existing video file: something MediaPipe must read."""
-    if isinstance(clip, (str, os.PathLike)):
-        path = Path(clip)
-        return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
-    return _is_frame_array(clip)
-
-
-def video_extractor(**extractor_kwargs):
-    """A MediaPipe Holistic extractor (`holistic.HolisticExtractor`); needs msmae's `video` extra."""
-    try:
-        from .holistic import HolisticExtractor
-    except ImportError as error:
-        raise ImportError(
-            f"Reading a video needs MediaPipe and PyAV (msmae's video extra): pip install 'msmae[video]' ({error})."
-        ) from error
-    return HolisticExtractor(**extractor_kwargs)
-
-
-def _checked_person(pose: SignPose, name: str) -> SignPose:
-    if not pose.keypoint_mask.any():
-        raise ValueError(f"MediaPipe found no person in {name}; check that the signer is visible in the video.")
-    return pose
-
-
-def load_clip(clip, extractor=None, fps=30.0, **load_kwargs):
-    """A clip as the pipeline sees it: a `SignPose`, or a dict of model-ready arrays (`pose_values`, ...).
-
-    Videos and frame arrays go through `extractor` (a `HolisticExtractor`; one is made when `None`); `fps` is the
-    frame rate recorded for frame arrays. Other `load_kwargs` go to `pose_io.load_pose` (`width`, `height`, `layout`).
-    """
-    if isinstance(clip, Mapping) and "pose_values" in clip:
-        return clip
-    if isinstance(clip, (str, os.PathLike)):
-        path = Path(clip)
-        if not path.exists():
-            raise FileNotFoundError(f"No such video or pose file: {path}")
-        if not _is_video(path):
-            return load_pose(path, **load_kwargs)
-        extractor = extractor or video_extractor()
-        return _checked_person(extractor.extract_video(path), str(path))
-    if _is_frame_array(clip):
-        frames = clip.detach().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip)
-        extractor = extractor or video_extractor()
-        return _checked_person(extractor.extract_frames(frames, fps), "the frames")
-    return load_pose(clip, **load_kwargs)
 
 
 def _as_tensor(value, dtype):
@@ -231,16 +178,21 @@ class SignPosePipeline(Pipeline):
     def _extractor(self):
         # One MediaPipe graph for all the videos this pipeline reads (start-up costs about a second).
         if getattr(self, "_holistic", None) is None:
-            self._holistic = video_extractor()
+            try:  # relative, so that checkpoints carrying this pipeline carry holistic.py too
+                from .holistic import HolisticExtractor
+            except ImportError as error:
+                raise ImportError(f"Reading a video needs MediaPipe and PyAV (msmae's video extra): pip install "
+                                  f"'msmae[video]' ({error}).") from error
+            self._holistic = HolisticExtractor()
         return self._holistic
 
     def preprocess(self, clip, load_kwargs=None):
         try:
-            extractor = self._extractor() if _is_video(clip) else None
-            loaded = load_clip(clip, extractor=extractor, **(load_kwargs or {}))
             config = self._pose_config(self.model)
-            if isinstance(loaded, Mapping) and "pose_values" in loaded:
-                return _model_ready(loaded, config.num_keypoints)
+            if isinstance(clip, Mapping) and "pose_values" in clip:
+                return _model_ready(clip, config.num_keypoints)
+            extractor = self._extractor() if is_video(clip) else None
+            loaded = load_pose(clip, extractor=extractor, **(load_kwargs or {}))
             inputs = self.pose_processor([loaded], return_tensors="pt")
         except (ValueError, KeyError) as error:
             raise ValueError(f"Cannot use the clip {_describe(clip)}: {error}") from error
@@ -478,7 +430,6 @@ __all__ = [
     "SignLanguageEmbeddingPipeline",
     "add_pipeline_to_checkpoint",
     "register_pipelines",
-    "load_clip",
     "RECOGNITION_TASK",
     "TRANSLATION_TASK",
     "EMBEDDING_TASK",

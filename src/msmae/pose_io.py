@@ -191,6 +191,7 @@ LANDMARK_LAYOUTS = {
     "msl150": f"(frames, {MSL150_VECTOR_SIZE}): MSL-150 vectors (25 pose x 4, left hand 21 x 3, right hand 21 x 3)",
 }
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # a folder of these is a video's frames
 POSE_SUFFIXES = (".pose", ".npy", ".npz", ".json")
 
 
@@ -544,23 +545,80 @@ def read_asl_app_json(path, *, width: int = 0, height: int = 0) -> SignPose:
 # ---- dispatcher ------------------------------------------------------------------------------------------------------
 
 
-def load_pose(source, **kwargs) -> SignPose:
-    """Load a clip from whatever it is given as.
+def is_video(source) -> bool:
+    """Whether `source` is something MediaPipe must read: a video file, a folder of frame images, or RGB uint8
+    frames `(T, H, W, 3)` (numpy or torch)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            return any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()) and not any(path.glob("*.npy"))
+        return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+    return getattr(source, "ndim", 0) == 4 and source.shape[-1] == 3 and str(source.dtype) in ("uint8", "torch.uint8")
 
-    `source` may be a `SignPose` (returned as is), a dataset row (`SignPose.to_example` format), an array (see
-    `read_landmark_array`), or a path: `.pose` (pose-format), `.npy`/`.npz` (landmark arrays), `.json` (ASL-App),
-    a folder of per-frame `.npy` files, or a video (`.mp4`, `.webm`, `.avi`, `.mov`, `.mkv`, run through MediaPipe
-    Holistic by `msmae.holistic.extract_video`, which needs the `video` extra). `kwargs` go to the reader.
+
+def video_extractor(**extractor_kwargs):
+    """A MediaPipe Holistic extractor (`msmae.holistic.HolisticExtractor`); needs msmae's `video` extra."""
+    try:  # absolute and guarded: video extraction is optional (MediaPipe) and not part of exported model code
+        from msmae.holistic import HolisticExtractor
+    except ImportError as error:
+        raise ImportError(
+            f"Reading a video needs MediaPipe and PyAV (msmae's video extra): pip install 'msmae[video]' ({error})."
+        ) from error
+    return HolisticExtractor(**extractor_kwargs)
+
+
+def read_extracted_row(folder, index) -> SignPose:
+    """Row `index` (in `load_extracted` order) of a dataset folder written by `msmae extract`, reading only the
+    part file that holds it."""
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    parts = sorted((folder / "data").glob("*.parquet"))
+    rows = 0
+    for part in parts:
+        count = pq.ParquetFile(part).metadata.num_rows
+        if 0 <= index < rows + count:
+            from datasets import Dataset
+            from datasets.table import InMemoryTable
+
+            table = InMemoryTable(pq.read_table(part))
+            return SignPose.from_example(Dataset(table).with_format("numpy")[index - rows])
+        rows += count
+    raise ValueError(f"{folder} holds {rows} extracted clips; index {index} is out of range (0 to {rows - 1}).")
+
+
+def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> SignPose:
+    """Load one clip from whatever it is given as: the one clip loader of msmae (processor, pipelines, `msmae
+    predict`, `msmae visualize` and the dataset builders all read clips through it).
+
+    `source` may be:
+    - a `SignPose` (returned as is) or a dataset row (`SignPose.to_example` format);
+    - a landmark array (see `read_landmark_array`), or a path: `.pose` (pose-format), `.npy`/`.npz` (landmark
+      arrays), `.json` (ASL-App), a folder of per-frame `.npy` files;
+    - a folder written by `msmae extract`: its row `index`;
+    - a video (`VIDEO_SUFFIXES`), a folder of frame images (`IMAGE_SUFFIXES`, recorded at `fps`) or RGB uint8
+      frames `(T, H, W, 3)` (recorded at `fps`, default 30): MediaPipe Holistic runs on them, with `extractor` (a
+      `HolisticExtractor`, to reuse one graph across clips) or a new one made with `kwargs`; needs msmae's `video`
+      extra. A video without a person raises `ValueError`.
+
+    Other `kwargs` go to the reader (`layout`, `width`, `height`, ...).
     """
     if isinstance(source, SignPose):
         return source
     if isinstance(source, Mapping):
         return SignPose.from_example(source)
-    if not isinstance(source, (str, os.PathLike)):
+    path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    extracted = path is not None and path.is_dir() and any((path / "data").glob("*.parquet"))
+    if index is not None and not extracted:
+        raise ValueError(f"index={index} picks a row of an `msmae extract` folder; {source} is not one.")
+    if is_video(source):
+        return _extract_pose(source, extractor, fps, kwargs)
+    if path is None:
         return read_landmark_array(source, **kwargs)
-    path = Path(source)
     suffix = path.suffix.lower()
     if path.is_dir():
+        if extracted:
+            return read_extracted_row(path, 0 if index is None else index)
         return read_frame_folder(path, **kwargs)
     if not path.exists():
         raise FileNotFoundError(f"No such pose or video file: {path}")
@@ -570,15 +628,26 @@ def load_pose(source, **kwargs) -> SignPose:
         return read_landmark_array(path, **kwargs)
     if suffix == ".json":
         return read_asl_app_json(path, **kwargs)
-    if suffix in VIDEO_SUFFIXES:
-        try:  # absolute and guarded: video extraction is optional (MediaPipe) and not part of exported model code
-            from msmae.holistic import extract_video
-        except ImportError as error:
-            raise ImportError(
-                f"Reading the video {path} needs msmae's video extra (MediaPipe): pip install 'msmae[video]'"
-            ) from error
-        return extract_video(path, **kwargs)
     raise ValueError(
         f"{path}: unsupported file type {suffix or '(no suffix)'!r}. Supported: {', '.join(POSE_SUFFIXES)}, a folder of "
-        f"per-frame .npy files, or a video ({', '.join(VIDEO_SUFFIXES)})."
+        f"per-frame .npy files or frame images, an `msmae extract` folder, or a video ({', '.join(VIDEO_SUFFIXES)})."
     )
+
+
+def _extract_pose(source, extractor, fps, kwargs) -> SignPose:
+    own = extractor is None
+    extractor = video_extractor(**kwargs) if own else extractor
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            name = str(source)
+            pose = extractor.extract_video(source, fps=fps)
+        else:
+            name = "the frames"
+            frames = source.detach().cpu().numpy() if hasattr(source, "detach") else np.asarray(source)
+            pose = extractor.extract_frames(frames, 30.0 if fps is None else fps)
+    finally:
+        if own:
+            extractor.close()
+    if not pose.keypoint_mask.any():
+        raise ValueError(f"MediaPipe found no person in {name}; check that the signer is visible in the video.")
+    return pose

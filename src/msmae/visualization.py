@@ -307,27 +307,3 @@ def render_reconstruction(pose_values, keypoint_mask, token_mask, cubelet_size, 
 
         return Image.fromarray(images[0]) if still else [Image.fromarray(image) for image in images]
     return save_images(images, output, fps=fps)
-
-
-def load_clip(source, index=0) -> SignPose:
-    """A clip to draw: an `msmae extract` output folder (row `index`) or anything `msmae.pose_io.load_pose`
-    reads (.pose, .npy/.npz, ASL-App .json, per-frame .npy folders, videos)."""
-    from .pose_io import load_pose
-
-    path = Path(source)
-    parts = sorted((path / "data").glob("*.parquet")) if path.is_dir() else []
-    if not parts:
-        return load_pose(path)
-    import pyarrow.parquet as pq
-
-    rows = 0
-    for part in parts:  # one video per part file (in `load_extracted` order); read only the one asked for
-        count = pq.ParquetFile(part).metadata.num_rows
-        if 0 <= index < rows + count:
-            from datasets import Dataset
-            from datasets.table import InMemoryTable
-
-            table = InMemoryTable(pq.read_table(part))
-            return SignPose.from_example(Dataset(table).with_format("numpy")[index - rows])
-        rows += count
-    raise ValueError(f"{path} holds {rows} extracted clips; index {index} is out of range.")

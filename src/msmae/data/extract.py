@@ -36,11 +36,12 @@ from ..holistic import (
     holistic_settings,
     open_frames,
 )
-from ..pose_io import ROW_COLUMNS, VIDEO_SUFFIXES, row_features
+from ..pose_io import ROW_COLUMNS, row_features
+from .discovery import find_clips
+from .manifest import RANGE_COLUMNS, plain_value, read_manifest
 
 logger = logging.getLogger(__name__)
 
-LIST_SUFFIXES = (".txt", ".lst", ".list")
 DATA_DIR = "data"
 INFO_FILE = "extraction_info.json"
 
@@ -49,49 +50,33 @@ INFO_FILE = "extraction_info.json"
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def collect_videos(inputs) -> list[str]:
-    """Video paths from `inputs`: video files, folders (searched recursively by video suffix) and text files
-    listing one path per line (relative to the list; `#` starts a comment). Sorted, without duplicates.
-
-    A path listed in a text file need not exist (it is then reported as a failure when extracted); a command-line
-    input that does not exist raises `FileNotFoundError`.
-    """
-    found = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += [str(p) for p in sorted(path.rglob("*")) if p.is_file() and _is_video(p)]
-        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line:
-                    found.append(os.path.normpath(os.path.join(path.parent, line)))
-        elif path.exists():
-            found.append(os.path.normpath(path))
-        else:
-            raise FileNotFoundError(f"Input not found: {item} (give video files, folders or .txt lists of paths).")
-    # One entry per file, even when reached by two spellings (e.g. a folder and a list).
-    unique = {}
-    for source in sorted(set(found)):
-        unique.setdefault(os.path.realpath(source), source)
-    return sorted(unique.values())
-
-
 def clips_from_inputs(inputs=None, manifest=None) -> list:
-    """Whole-video `ClipSource`s of `inputs` (see `collect_videos`; with a `manifest` and no inputs, the
-    manifest's videos), each with its manifest columns."""
-    rows = read_manifest(manifest) if manifest else {}
-    sources = collect_videos(inputs) if inputs else sorted(rows)
-    by_file = {os.path.realpath(source): row for source, row in rows.items()}
-    unlisted = [s for s in sources if rows and os.path.realpath(s) not in by_file]
+    """`ClipSource`s of `inputs` (videos, folders, .txt lists: see `msmae.data.discovery.find_clips`) and/or a
+    `manifest` (see `msmae.data.manifest.read_manifest`): each input video is one clip, with the columns of its
+    manifest row; with no inputs, the manifest's rows are the clips. Manifest columns named as `ClipSource` fields
+    (`clip_id`, `start`, `end`, `start_frame`, `end_frame`, `fps`) place the clip; the others go into its row."""
+    rows = read_manifest(manifest) if manifest else []
+    if not inputs:
+        return [_clip_from_row(row) for row in rows]
+    by_file = {}
+    for row in rows:
+        by_file.setdefault(os.path.realpath(row["path"]), []).append(row)
+    clips, unlisted = [], []
+    for source in find_clips(inputs, kind="videos"):
+        listed = by_file.get(os.path.realpath(source))
+        if rows and not listed:
+            unlisted.append(source)
+        clips += [_clip_from_row({**row, "path": source}) for row in listed] if listed else [ClipSource(source)]
     if unlisted:
         logger.warning("%d videos are not in the manifest (their manifest columns are empty), e.g. %s",
                        len(unlisted), unlisted[0])
-    return [ClipSource(source, columns=dict(by_file.get(os.path.realpath(source), {}))) for source in sources]
+    return clips
+
+
+def _clip_from_row(row):
+    fields = {key: row[key] for key in ("clip_id", *RANGE_COLUMNS) if row.get(key) is not None}
+    columns = {key: value for key, value in row.items() if key not in ("path", "clip_id", *RANGE_COLUMNS)}
+    return ClipSource(row["path"], columns=columns, **fields)
 
 
 def shard_paths(paths, shard_index=0, num_shards=1) -> list:
@@ -100,68 +85,6 @@ def shard_paths(paths, shard_index=0, num_shards=1) -> list:
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index must be in [0, num_shards) and num_shards >= 1, got {shard_index}/{num_shards}.")
     return sorted(paths)[shard_index::num_shards]
-
-
-def read_manifest(path) -> dict[str, dict]:
-    """Per-video columns from a CSV/TSV (header row) or JSON (list of objects, or JSON lines) file with a `path`
-    column; paths are relative to the manifest. Returns {source path: {column: value}}.
-
-    CSV cells are typed per column: all integers -> int, all numbers -> float, otherwise strings; empty -> None.
-    """
-    import csv
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Manifest not found: {path}")
-    suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8-sig")
-    if suffix in (".csv", ".tsv"):
-        rows = list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
-        rows = _type_csv_columns(rows)
-    elif suffix in (".json", ".jsonl"):
-        try:
-            data = json.loads(text) if suffix == ".json" else [json.loads(l) for l in text.splitlines() if l.strip()]
-        except json.JSONDecodeError as error:
-            raise ValueError(f"Manifest {path} is not valid JSON: {error}") from error
-        rows = data.get("data") if isinstance(data, dict) else data
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise ValueError(f"Manifest {path} must hold a list of objects (one per video, with a 'path' key).")
-    else:
-        raise ValueError(f"Manifest {path}: unsupported format {suffix!r}; use .csv, .tsv, .json or .jsonl.")
-    manifest = {}
-    for number, row in enumerate(rows, 1):
-        if not row.get("path"):
-            raise ValueError(f"Manifest {path}, row {number}: no 'path' value (columns: {sorted(row)}).")
-        clash = sorted(set(row) & set(ROW_COLUMNS))
-        if clash:
-            raise ValueError(f"Manifest {path}: columns {clash} clash with extracted columns; rename them.")
-        source = os.path.normpath(os.path.join(path.parent, str(row["path"])))
-        manifest[source] = {key: _plain(value) for key, value in row.items() if key != "path"}
-    return manifest
-
-
-def _type_csv_columns(rows):
-    columns = {key for row in rows for key in row if key is not None}
-    for column in columns - {"path"}:
-        values = [row.get(column) for row in rows]
-        present = [v for v in values if v not in (None, "")]
-        for cast in (int, float):
-            try:
-                typed = [cast(v) if v not in (None, "") else None for v in values]
-            except ValueError:
-                continue
-            if present:
-                break
-        else:
-            typed = [v if v not in (None, "") else None for v in values]
-        for row, value in zip(rows, typed):
-            row[column] = value
-    return rows
-
-
-def _plain(value):
-    """JSON values that Arrow can store in one column type; nested ones become JSON strings."""
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 def _column_features(rows):
@@ -330,7 +253,7 @@ class ClipSource:
                 self.clip_id = f"{self.path}#frames={self.start_frame or 0},{_number(self.end_frame)}"
             else:
                 self.clip_id = self.path  # a whole video: its path, as in datasets written before clips existed
-        self.columns = {key: _plain(value) for key, value in self.columns.items()}
+        self.columns = {key: plain_value(value) for key, value in self.columns.items()}
         bad = sorted(set(self.columns) & set(ROW_COLUMNS))
         if bad:
             raise ValueError(f"Clip {self.clip_id}: columns {bad} clash with the stored pose row; rename them.")
@@ -435,7 +358,7 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     """Extract clips into `output_dir` as a resumable dataset (layout in the module docstring), one row per clip.
 
     The clips are `clips` (`ClipSource`s: whole videos, ranges inside long videos, frame folders), or every video
-    of `inputs` (see `collect_videos`) as a whole, or with a `manifest` and no inputs, the manifest's videos; a
+    of `inputs` (see `msmae.data.discovery.find_clips`) as a whole, or with a `manifest` and no inputs, the manifest's videos; a
     manifest's columns go into its videos' rows. Each source is decoded once for all of its clips, which run with
     fresh MediaPipe tracking each. Shards split the sources (never the clips of one source).
 

@@ -1,27 +1,20 @@
-"""Pose datasets for training: the row schema, builders from the formats people have, loading, and splits.
+"""Pose datasets for training: builders from the formats people have, loading, and splits.
 
-Dataset schema: one row per clip, the row `SignPose.to_example()` returns (what `msmae extract` writes):
+Dataset schema: one row per clip, the stored row of `msmae.pose_io` (`ROW_COLUMNS`, typed by `row_features`: what
+`SignPose.to_example()` returns and `msmae extract` writes), then optional columns:
 
 | column          | feature                               | meaning                                                        |
 | --------------- | ------------------------------------- | -------------------------------------------------------------- |
-| `keypoints`     | `Array3D((None, 160, 4), "float32")`  | x, y normalised to the frame (0-1), z, visibility; the streams |
-|                 |                                       | body, left hand, right hand, face (`pose_io.ALL_STREAMS`)      |
-| `keypoint_mask` | `Array2D((None, 160), "bool")`        | True where MediaPipe detected the keypoint                     |
-| `fps`           | `float32`                             | frames per second (0 if unknown)                               |
-| `width`/`height`| `int32`                               | frame size in pixels, for the aspect correction (0 if unknown) |
-| `num_frames`    | `int32`                               | frames in the clip                                             |
-| `source`        | `string`                              | where the clip came from                                       |
-| `label`         | `ClassLabel` (optional)               | isolated sign (gloss) for recognition                          |
-| `text`          | `string` (optional)                   | spoken-language sentence for translation                       |
-| `signer`        | `string` (optional)                   | signer id: splits keep each signer in one split                |
-| `split`         | `string` (optional)                   | a predefined split (`train`, `validation`, `test`)             |
+| `label`         | `ClassLabel`                          | isolated sign (gloss) for recognition                          |
+| `text`          | `string`                              | spoken-language sentence for translation                       |
+| `signer`        | `string`                              | signer id: splits keep each signer in one split                |
+| `split`         | `string`                              | a predefined split (`train`, `validation`, `test`)             |
 
 Builders write the rows through `Dataset.from_generator`, i.e. to Arrow files in the datasets cache that are
 memory-mapped, never held in RAM; a second build with the same files (same paths, sizes and modification times)
 reuses the cache. Unreadable clips (an empty `.pose` file, a layout that cannot be mapped) are logged and skipped.
 """
 
-import csv
 import logging
 import os
 from collections.abc import Iterable
@@ -29,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 from datasets import (
-    Array2D,
-    Array3D,
     ClassLabel,
     Dataset,
     DatasetDict,
@@ -42,27 +33,19 @@ from datasets import (
     load_from_disk,
 )
 
-from ..pose_io import NUM_STORED_KEYPOINTS, POSE_SUFFIXES, VIDEO_SUFFIXES, load_pose
+from ..pose_io import POSE_SUFFIXES, ROW_COLUMNS, VIDEO_SUFFIXES, load_pose, row_features
+from .discovery import find_clips
+from .manifest import RANGE_COLUMNS, SPLIT_NAMES, read_manifest
 
 logger = logging.getLogger(__name__)
 
-CORE_COLUMNS = ("keypoints", "keypoint_mask", "fps", "width", "height", "num_frames", "source")
-SPLIT_NAMES = ("train", "validation", "test")
 # Errors the readers raise for a bad clip (see msmae.pose_io): a build skips the clip and says why.
 _CLIP_ERRORS = (ValueError, OSError)
 
 
 def pose_features(label_names=None, *, text=False, signer=False, split=False) -> Features:
-    """The `Features` of the schema above, with the optional columns asked for."""
-    features = {
-        "keypoints": Array3D(shape=(None, NUM_STORED_KEYPOINTS, 4), dtype="float32"),
-        "keypoint_mask": Array2D(shape=(None, NUM_STORED_KEYPOINTS), dtype="bool"),
-        "fps": Value("float32"),
-        "width": Value("int32"),
-        "height": Value("int32"),
-        "num_frames": Value("int32"),
-        "source": Value("string"),
-    }
+    """The `Features` of the stored row (`msmae.pose_io.row_features`) with the optional columns asked for."""
+    features = {}
     if label_names is not None:
         features["label"] = ClassLabel(names=list(label_names))
     if text:
@@ -71,7 +54,7 @@ def pose_features(label_names=None, *, text=False, signer=False, split=False) ->
         features["signer"] = Value("string")
     if split:
         features["split"] = Value("string")
-    return Features(features)
+    return row_features(features)
 
 
 def _file_stamp(path) -> tuple:
@@ -153,40 +136,16 @@ def dataset_from_records(
     return dataset
 
 
-def _is_frame_folder(path: Path) -> bool:
-    """A folder holding one clip as per-frame `.npy` vectors (MSL-150's layout): only numbered `.npy` files."""
-    files = [p for p in path.iterdir() if not p.name.startswith(".")]
-    return bool(files) and all(p.is_file() and p.suffix == ".npy" and p.stem.isdigit() for p in files)
-
-
-def find_clips(folder) -> list[Path]:
-    """Every clip under `folder`, sorted: pose files (`.pose`, `.npy`, `.npz`, `.json`), videos, and folders of
-    per-frame `.npy` vectors."""
-    folder = Path(folder)
-    clips = []
-    for root, dirs, files in os.walk(folder):
-        root = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if root != folder and _is_frame_folder(root):
-            clips.append(root)
-            dirs[:] = []
-            continue
-        for name in files:
-            path = root / name
-            if path.suffix.lower() in POSE_SUFFIXES + VIDEO_SUFFIXES and not name.startswith(".") and name != "metadata.json":
-                clips.append(path)
-    return sorted(clips)
-
-
 def dataset_from_folder(folder, *, label_from_parent=False, cache_dir=None, num_proc=None) -> Dataset:
-    """A dataset of every clip under `folder` (see `find_clips`), e.g. SignSuisse's `.pose` files.
+    """A dataset of every clip under `folder` (see `msmae.data.discovery.find_clips`), e.g. SignSuisse's `.pose`
+    files.
 
     `label_from_parent=True` labels each clip with the name of the folder that holds it (`<gloss>/<clip>.pose`).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"No such folder: {folder}")
-    clips = find_clips(folder)
+    clips = [Path(p) for p in find_clips(folder)]
     if not clips:
         raise ValueError(
             f"{folder} holds no clips ({', '.join(POSE_SUFFIXES + VIDEO_SUFFIXES)} files or per-frame .npy folders)."
@@ -222,37 +181,19 @@ def dataset_from_asl_app(root, *, cache_dir=None) -> Dataset:
 
 
 def dataset_from_manifest(manifest, *, cache_dir=None, num_proc=None) -> Dataset:
-    """A dataset from a CSV manifest with a `path` column (videos or pose files; relative paths are relative to the
-    CSV's folder) and optional `label`, `text`, `signer` and `split` columns. Videos run through MediaPipe Holistic
-    (`msmae.holistic.extract_video`); the result is cached, so a second build does not re-extract."""
-    manifest = Path(manifest)
-    with open(manifest, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(
-                f"{manifest} needs a header with a `path` column (and optionally label, text, signer, split); "
-                f"found columns {reader.fieldnames}."
-            )
-        rows = list(reader)
-    records = []
-    for line, row in enumerate(rows, start=2):
-        path = Path((row.get("path") or "").strip())
-        if not str(path) or str(path) == ".":
-            raise ValueError(f"{manifest}, line {line}: empty `path`.")
-        path = path if path.is_absolute() else manifest.parent / path
-        if not path.exists():
-            raise FileNotFoundError(f"{manifest}, line {line}: no such file {path}.")
-        split = (row.get("split") or "").strip() or None
-        if split is not None and split not in SPLIT_NAMES:
-            raise ValueError(f"{manifest}, line {line}: split must be one of {SPLIT_NAMES}, got {split!r}.")
-        records.append(
-            {
-                "path": path,
-                **{key: (row.get(key) or "").strip() or None for key in ("label", "text", "signer")},
-                "split": split,
-            }
-        )
-    return dataset_from_records(records, cache_dir=cache_dir, num_proc=num_proc)
+    """A dataset from a manifest (`msmae.data.manifest.read_manifest`: CSV, TSV, JSON or JSON lines) of whole clips:
+    a `path` column (videos or pose files, relative to the manifest) and optional `label`, `text`, `signer` and
+    `split`. Videos run through MediaPipe Holistic; the result is cached, so a second build does not re-extract.
+    Clips cut from long videos (`start`/`end` columns) are extracted with `msmae extract --manifest` instead."""
+    rows = read_manifest(manifest)
+    ranged = sorted({key for row in rows for key in RANGE_COLUMNS if row.get(key) is not None})
+    if ranged:
+        raise ValueError(f"{manifest} places clips inside videos ({', '.join(ranged)} columns); extract them with "
+                         f"`msmae extract --manifest {manifest} --output_dir OUT`, then load OUT.")
+    for number, row in enumerate(rows, 1):
+        if not os.path.exists(row["path"]):
+            raise FileNotFoundError(f"Manifest {manifest}, row {number}: no such file {row['path']}.")
+    return dataset_from_records(rows, cache_dir=cache_dir, num_proc=num_proc)
 
 
 def _data_files(folder: Path, suffix: str) -> list[str]:
@@ -304,7 +245,7 @@ def load_sign_dataset(
 def _load_local(path: Path, *, cache_dir, num_proc, streaming):
     if path.is_file():
         suffix = path.suffix.lower()
-        if suffix == ".csv":
+        if suffix in (".csv", ".tsv", ".jsonl"):
             return dataset_from_manifest(path, cache_dir=cache_dir, num_proc=num_proc)
         if suffix in (".parquet", ".arrow"):
             kind = suffix.lstrip(".")
@@ -357,7 +298,7 @@ def load_pose_corpus(sources, *, name=None, streaming=False, cache_dir=None, tok
                 f"{source} has no {' or '.join(missing)} column; it is not a pose dataset in msmae's schema "
                 f"(columns: {dataset.column_names}). Build one with `msmae extract` or msmae.data.loading."
             )
-        dataset = dataset.select_columns([c for c in CORE_COLUMNS if c in dataset.column_names])
+        dataset = dataset.select_columns([c for c in ROW_COLUMNS if c in dataset.column_names])
         if dataset.features is not None and dataset.features != pose_features():
             dataset = dataset.cast(Features({c: pose_features()[c] for c in dataset.column_names}))
         parts.append(dataset)

@@ -1,0 +1,65 @@
+"""The one way to find clips on disk, for `msmae extract` inputs and the dataset builders."""
+
+import os
+from pathlib import Path
+
+from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES
+
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+# What `find_clips` looks for: videos only (to run MediaPipe on), or every clip a pose reader takes.
+KINDS = ("videos", "clips")
+
+
+def find_clips(inputs, kind="clips") -> list[str]:
+    """Paths of the clips in `inputs` (a path or a list of paths), sorted, each file once.
+
+    Each input is a file (taken as it is), a folder (searched recursively; hidden files and folders skipped) or a
+    `.txt`/`.lst`/`.list` file listing one path per line (relative to the list; `#` starts a comment). `kind`:
+    `"videos"` finds video files (`VIDEO_SUFFIXES`); `"clips"` also finds pose files (`POSE_SUFFIXES`, except
+    ASL-App's `metadata.json`) and folders of numbered per-frame `.npy` vectors (MSL-150's layout, one clip each).
+
+    A path listed in a text file need not exist (a reader reports it later); an input that does not exist raises
+    `FileNotFoundError`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    suffixes = VIDEO_SUFFIXES if kind == "videos" else POSE_SUFFIXES + VIDEO_SUFFIXES
+    found = []
+    for item in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += _search(path, suffixes, frame_folders=kind == "clips")
+        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    found.append(os.path.normpath(os.path.join(path.parent, line)))
+        elif path.exists():
+            found.append(os.path.normpath(path))
+        else:
+            raise FileNotFoundError(f"Input not found: {item} (give clip files, folders or .txt lists of paths).")
+    # One entry per file, even when reached by two spellings (e.g. a folder and a list).
+    unique = {}
+    for source in sorted(set(found)):
+        unique.setdefault(os.path.realpath(source), source)
+    return sorted(unique.values())
+
+
+def _search(folder, suffixes, frame_folders):
+    found = []
+    for root, dirs, files in os.walk(folder):
+        root = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if frame_folders and root != folder and is_frame_folder(root):
+            found.append(os.path.normpath(root))
+            dirs[:] = []
+            continue
+        found += [os.path.normpath(root / name) for name in files
+                  if Path(name).suffix.lower() in suffixes and not name.startswith(".") and name != "metadata.json"]
+    return found
+
+
+def is_frame_folder(path) -> bool:
+    """A folder holding one clip as per-frame `.npy` vectors (MSL-150's layout): only numbered `.npy` files."""
+    files = [p for p in Path(path).iterdir() if not p.name.startswith(".")]
+    return bool(files) and all(p.is_file() and p.suffix == ".npy" and p.stem.isdigit() for p in files)
