@@ -228,7 +228,8 @@ def test_normalization_is_inherited_and_a_mismatch_is_an_error(tmp_path):
         sign_classification.build_processor(sign_classification.ModelArguments(**mismatch),
                                             sign_classification.DataTrainingArguments(), MSMAEConfig())
     assert recipe.pose_checkpoint(recipe.ModelArguments(pose_encoder_name_or_path="enc")) == "enc"
-    assert recipe.pose_checkpoint(recipe.ModelArguments(model_name_or_path="slt", pose_encoder_name_or_path="e")) == "slt"
+    both = recipe.ModelArguments(model_name_or_path="slt", pose_encoder_name_or_path="enc")
+    assert recipe.pose_checkpoint(both) == "slt"
 
 
 def test_references_are_the_raw_text_not_decoded_labels(shared_data):

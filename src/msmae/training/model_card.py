@@ -269,8 +269,8 @@ def build_model_card(
         if task == "translation":
             lines += [
                 "",
-                "BLEU-n: corpus BLEU with 1..n-grams (signjoey's, no smoothing); ROUGE-L: TwoStreamSLT's sentence-level "
-                "F-measure, averaged; words as tokens, characters for Chinese (`msmae.metrics.sign_translation`). "
+                "BLEU-n: corpus BLEU with 1..n-grams (signjoey's, no smoothing); ROUGE-L: TwoStreamSLT's "
+                "sentence-level F-measure, averaged; words as tokens, characters for Chinese (`msmae.metrics.sign_translation`). "
                 "References are the dataset's text as it is. Scores are after mapping full-width punctuation to "
                 "half-width, as mBART's tokenizer generates it; \"no width correction\" scores the raw text.",
             ]

@@ -49,7 +49,8 @@ to the published tables:
   over the prediction and reference token counts, F = (1 + b^2) P R / (R + b^2 P) with b = P / R (and 1e-12 guards),
   averaged over sentences. For `char`, a space inside the text counts as two empty tokens (TwoStreamSLT joins the
   characters with spaces and splits at single spaces); with several references, the best one counts.
-  `corpus_rouge_l(..., beta=1.2)` gives signjoey's / coco-caption's variant (a fixed b = 1.2).
+  `corpus_rouge_l(..., beta=1.2)` gives signjoey's / coco-caption's variant (a fixed b = 1.2; equal to it for one
+  reference per sentence, which is how signjoey calls it).
 - `sacrebleu`: BLEU-4 with sacrebleu's own tokenizer (`13a`, `zh` for Chinese) and default smoothing, the WMT
   convention for detokenised text; its `sacrebleu_signature` makes it reproducible.
 - Width correction: mBART's SentencePiece normalises text with NFKC, so a model built on mBART generates
