@@ -394,32 +394,32 @@ def test_youtube_asl_ids_and_downloaded_files(tmp_path):
 def test_manifest_rows_ranges_labels_and_errors(tmp_path):
     touch(tmp_path / "corpus" / "session1.mp4")
     manifest = write(tmp_path / "corpus" / "jsl.csv",
-                     "video,start,end,label,signer,split\n"
-                     "session1.mp4,1.5,2.25,ARIGATOU,s1,train\n"
-                     "session1.mp4,3.0,4.0,KONNICHIWA,s1,val\n"
-                     "session2.mp4,0.0,1.0,ARIGATOU,s2,test\n")
+                     "path,start,end,label,signer,split\n"
+                     "session1.mp4,1.5,2.25,ARIGATOU,1,train\n"
+                     "session1.mp4,3.0,4.0,KONNICHIWA,1,validation\n"
+                     "session2.mp4,0.0,1.0,ARIGATOU,2,test\n")
     index = read_corpus("manifest", manifest)
     assert index.label_names == ["ARIGATOU", "KONNICHIWA"]
     first = index.splits["train"][0]
     assert (first.path, first.start, first.end) == (str(tmp_path / "corpus" / "session1.mp4"), 1.5, 2.25)
-    assert first.columns == {"label": "ARIGATOU", "signer": "s1", "split": "train"}
+    assert first.columns == {"label": "ARIGATOU", "signer": "1", "split": "train"}  # signer ids stay text
     assert index.splits["validation"][0].columns["label"] == "KONNICHIWA"
     assert index.missing == [str(tmp_path / "corpus" / "session2.mp4")] and index.splits["test"] == []
     classes = write(tmp_path / "classes.txt", "KONNICHIWA\nARIGATOU\nSAYONARA\n")
     assert read_corpus("manifest", manifest, class_list=classes).label_names == ["KONNICHIWA", "ARIGATOU", "SAYONARA"]
-    write(manifest, "video,start,end,label\nsession1.mp4,2.0,1.0,X\n")
-    with pytest.raises(CorpusError, match=r"jsl.csv, line 2: end 1.0 is not after start 2.0"):
+    write(manifest, "path,start,end,label\nsession1.mp4,2.0,1.0,X\n")
+    with pytest.raises(CorpusError, match=r"jsl.csv: Clip .*session1.mp4.* empty or negative"):
         read_corpus("manifest", manifest)
-    write(manifest, "video,start,end,label\nsession1.mp4,0,1,X\nsession1.mp4,1,2,\n")
-    with pytest.raises(CorpusError, match=r"line 3: no label, while other rows have one"):
+    write(manifest, "path,start,end,label\nsession1.mp4,0,1,X\nsession1.mp4,1,2,\n")
+    with pytest.raises(CorpusError, match=r"jsl.csv, row 2: no label, while other rows have one"):
         read_corpus("manifest", manifest)
-    write(manifest, "video,keypoints\nsession1.mp4,x\n")
-    with pytest.raises(CorpusError, match=r"line 2: .*keypoints.* clash with the stored pose row"):
+    write(manifest, "path,keypoints\nsession1.mp4,x\n")
+    with pytest.raises(CorpusError, match=r"jsl.csv: columns \['keypoints'\] clash"):
         read_corpus("manifest", manifest)
-    write(manifest, "video,start\nsession1.mp4,soon\n")
-    with pytest.raises(CorpusError, match=r"line 2: 'soon' is not a number"):
+    write(manifest, "path,split\nsession1.mp4,dev\n")
+    with pytest.raises(CorpusError, match=r"jsl.csv, row 1: split must be one of"):
         read_corpus("manifest", manifest)
-    jsonl = write(tmp_path / "corpus" / "m.jsonl", '{"video": "session1.mp4", "text": "good morning"}\n')
+    jsonl = write(tmp_path / "corpus" / "m.jsonl", '{"path": "session1.mp4", "text": "good morning"}\n')
     only = read_corpus("manifest", jsonl)
     assert only.label_names is None and only.splits["train"][0].columns == {"text": "good morning", "split": "train"}
 

@@ -20,7 +20,7 @@ corpora (ROOT is the folder the publisher's download unpacks to):
   csl_daily    sentence_label/ (split_1.txt, video_map.txt) and sentence/frames_512x512/ (--fps)
   how2sign     how2sign_realigned_*.csv with the clips or raw videos (--source auto|clips|videos)
   youtube_asl  youtube_asl_video_ids.txt and the downloaded videos (--video_ids, --video_dir)
-  manifest     ROOT is a .csv/.tsv/.jsonl of clips: video, start, end, label, signer[, split, text]
+  manifest     ROOT is a .csv/.tsv/.json(l) of clips: path, start, end, label, signer[, split, text]
 
 examples:
   msmae prepare wlasl WLASL/start_kit --subset 100 --output_dir data/wlasl100 --num_workers 8

@@ -2,9 +2,8 @@
 
 from transformers import PreTrainedConfig
 
-# Keypoints per stream. Which MediaPipe Holistic landmarks fill each stream is defined in
-# `keypoint_layout.py` (body = pose 11-16, hands = 21 each, face = the paper's 112 points).
-STREAM_NUM_KEYPOINTS = {"body": 6, "left_hand": 21, "right_hand": 21, "face": 112}
+# Keypoints per stream, defined with the landmarks that fill each stream in `keypoint_layout.py`.
+from .keypoint_layout import STREAM_NUM_KEYPOINTS  # noqa: E402
 
 # Streams that share one input projection (and one reconstruction head) when
 # `share_hand_projection=True`: the paper uses a single Linear layer for both hands.
@@ -252,3 +251,9 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
 
 
 __all__ = ["MSMAEConfig", "STREAM_NUM_KEYPOINTS", "InstalledPipelinesMixin"]
+
+
+if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
+    from . import register_auto_classes
+
+    register_auto_classes()

@@ -102,3 +102,9 @@ class SignTranslationConfig(InstalledPipelinesMixin, PreTrainedConfig):
 
 
 __all__ = ["SignTranslationConfig", "DEFAULT_TEXT_MODEL", "DEFAULT_LORA_TARGET_MODULES"]
+
+
+if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
+    from . import register_auto_classes
+
+    register_auto_classes()

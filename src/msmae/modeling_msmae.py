@@ -828,3 +828,9 @@ __all__ = [
     "TrainableFromConfigMixin",
     "masked_mean",
 ]
+
+
+if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
+    from . import register_auto_classes
+
+    register_auto_classes()

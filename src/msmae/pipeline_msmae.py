@@ -435,3 +435,9 @@ __all__ = [
     "EMBEDDING_TASK",
     "HUB_PIPELINE_TAGS",
 ]
+
+
+if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
+    from . import register_auto_classes
+
+    register_auto_classes()

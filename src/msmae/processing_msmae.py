@@ -430,3 +430,9 @@ def _describe(item) -> str:
 
 
 __all__ = ["MSMAEPoseProcessor", "normalize_keypoints"]
+
+
+if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
+    from . import register_auto_classes
+
+    register_auto_classes()

@@ -1,78 +1,52 @@
-"""A generic clip manifest: JSL's annotated corpus, or any corpus annotated in ELAN or similar.
+"""A clip manifest as a corpus: JSL's annotated corpus, or any corpus annotated in ELAN or similar.
 
-The paper's JSL word-level clips are cut from an annotated corpus; exported annotation tiers give one row per
-sign. A manifest is a CSV (comma), TSV (tab) or JSON Lines file with a header (or keys) and one row per clip:
+The paper's JSL word-level clips are cut from an annotated corpus; exported annotation tiers give one row per sign.
+The file is read by the one manifest reader, `msmae.data.manifest.read_manifest` (CSV, TSV, JSON or JSON lines),
+and its rows become clips as `msmae extract --manifest` makes them (`msmae.data.extract.clips_from_inputs`):
 
-| column    | required | meaning                                                                           |
-| --------- | -------- | --------------------------------------------------------------------------------- |
-| `video`   | yes      | the source video (or a folder of frames), relative to the manifest                |
-| `start`   | no       | clip start in seconds (empty: the video's start)                                  |
-| `end`     | no       | clip end in seconds, exclusive (empty: the video's end)                           |
-| `label`   | no*      | the sign (class); *a manifest has labels on every row or on none                  |
-| `signer`  | no       | signer id                                                                         |
-| `split`   | no       | train / validation (or val, dev) / test; without the column every clip is `train` |
-| `text`    | no       | a sentence, for translation                                                       |
-| `id`      | no       | a unique clip id (default: the video and the range)                               |
-| `fps`     | no       | frame rate of a frame folder                                                      |
+| column    | required | meaning                                                                              |
+| --------- | -------- | ------------------------------------------------------------------------------------ |
+| `path`    | yes      | the source video (or a folder of frames), relative to the manifest                   |
+| `start`   | no       | clip start in seconds (empty: the video's start); or `start_frame`                   |
+| `end`     | no       | clip end in seconds, exclusive (empty: the video's end); or `end_frame`              |
+| `label`   | no*      | the sign (class); *a manifest has labels on every row or on none                     |
+| `signer`  | no       | signer id                                                                            |
+| `split`   | no       | train / validation / test; without it every clip is `train`                          |
+| `text`    | no       | a sentence, for translation                                                          |
+| `clip_id` | no       | a unique clip id (default: the path and the range)                                   |
+| `fps`     | no       | frame rate of a frame folder                                                         |
 
 ELAN stores times in milliseconds: divide by 1000 when exporting. Other columns are kept as they are. Class order:
-`class_list` (a text file, one class per line) when given, else order of first appearance in the manifest.
+`class_list` (a text file, one class per line) when given, else order of first appearance in the manifest. A row
+whose source is not on disk is missing (listed, not fatal); a malformed manifest raises `CorpusError`.
 """
 
-import json
 from pathlib import Path
 
-from .common import (CorpusError, CorpusIndex, clip_source, ordered_labels, read_table, require_values, split_name,
-                     to_number)
+from ..extract import clips_from_inputs
+from .common import CorpusError, CorpusIndex, ordered_labels
 
-RESERVED = ("video", "start", "end", "id", "fps")
+SPLITS = ("train", "validation", "test")
 
 
 def read_manifest_corpus(root, *, class_list=None) -> CorpusIndex:
-    """Index the clips of the manifest file `root` (.csv, .tsv or .jsonl)."""
+    """Index the clips of the manifest file `root` (.csv, .tsv, .json or .jsonl)."""
     path = Path(root)
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        rows = read_table(path, delimiter="\t" if suffix == ".tsv" else ",", required=("video",), where="manifest")
-    elif suffix == ".jsonl":
-        if not path.is_file():
-            raise CorpusError(f"manifest not found: {path}")
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise CorpusError(f"{path}, line {number}: not JSON ({error}).") from None
-                if not isinstance(row, dict):
-                    raise CorpusError(f"{path}, line {number}: expected an object with a 'video' key.")
-                rows.append((number, {k: "" if v is None else str(v).strip() for k, v in row.items()}))
-    else:
-        raise CorpusError(f"{path}: a manifest must be .csv, .tsv or .jsonl (one row per clip: video, start, end, "
-                          "label, signer[, split, text]).")
-    labelled = [bool(row.get("label")) for _, row in rows]
+    try:
+        clips = clips_from_inputs(manifest=path)
+    except (OSError, ValueError) as error:  # the reader's messages name the manifest and row; ClipSource's the clip
+        message = str(error)
+        raise CorpusError(message if str(path) in message else f"Manifest {path}: {message}") from None
+    labelled = [clip.columns.get("label") is not None for clip in clips]
     if any(labelled) and not all(labelled):
-        line = rows[labelled.index(False)][0]
-        raise CorpusError(f"{path}, line {line}: no label, while other rows have one.")
-    splits = {"train": [], "validation": [], "test": []}
-    index = CorpusIndex("manifest", splits)
-    for line, row in rows:
-        where = f"{path}, line {line}"
-        require_values(row, ("video",), where)
-        start = to_number(row["start"], float, where) if row.get("start") else None
-        end = to_number(row["end"], float, where) if row.get("end") else None
-        if start is not None and end is not None and end <= start:
-            raise CorpusError(f"{where}: end {end} is not after start {start}.")
-        split = split_name(row["split"], where) if row.get("split") else "train"
-        source = path.parent / row["video"]
-        columns = {key: (value or None) for key, value in row.items() if key not in RESERVED}
-        columns["split"] = split
-        if not source.exists():
-            index.missing.append(str(source))
+        raise CorpusError(f"Manifest {path}, row {labelled.index(False) + 1}: no label, while other rows have one.")
+    index = CorpusIndex("manifest", {split: [] for split in SPLITS})
+    for clip in clips:
+        clip.columns["split"] = clip.columns.get("split") or "train"
+        if not Path(clip.path).exists():
+            index.missing.append(clip.path)
             continue
-        fps = to_number(row["fps"], float, where) if row.get("fps") else None
-        splits[split].append(clip_source(where, source, clip_id=row.get("id") or None, start=start, end=end, fps=fps,
-                                         columns=columns))
+        index.splits[clip.columns["split"]].append(clip)
     if any(labelled):
-        index.label_names = ordered_labels([row["label"] for _, row in rows], class_list, str(path))
+        index.label_names = ordered_labels([clip.columns["label"] for clip in clips], class_list, str(path))
     return index
