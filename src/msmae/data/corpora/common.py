@@ -15,10 +15,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...pose_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..extract import ClipSource
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv")
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLIT_ALIASES = {"train": "train", "val": "validation", "dev": "validation", "validation": "validation",
                  "test": "test"}
 
@@ -134,7 +133,7 @@ def files_by_stem(folder, suffixes=VIDEO_SUFFIXES) -> dict[str, Path]:
 
 def has_frames(folder) -> bool:
     folder = Path(folder)
-    return folder.is_dir() and any(p.suffix.lower() in FRAME_SUFFIXES for p in folder.iterdir())
+    return folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
 
 
 def read_class_list(path) -> list[str]:
