@@ -555,3 +555,38 @@ def test_prepare_refuses_before_extracting(tmp_path, capsys):
     with pytest.raises(CorpusError, match=r"No asl_citizen clips found .* name 5 sources and none is on disk"):
         prepare("asl_citizen", root, out)
     assert not (tmp_path / "out" / "extracted").exists()
+
+
+@pytest.mark.slow
+def test_prepare_wlasl_subset_with_a_raw_youtube_video_to_its_end(tmp_path, sample_video):
+    from datasets import load_from_disk
+
+    from msmae.data.prepare import prepare
+
+    root = wlasl_root(tmp_path)  # 69241 is a cut clip in videos/, 70244/70245 are cut from the raw YouTube video
+    glosses = json.loads((root / "WLASL_v0.3.json").read_text())
+    youtube_url = glosses[1]["instances"][0]["url"]
+    glosses[1]["instances"][1]["frame_start"] = 21  # 0.8 s, to the end (-1)
+    glosses[1]["instances"].append(_instance("70246", "test", 3, url=youtube_url, start=101, end=-1))  # after its end
+    write(root / "WLASL_v0.3.json", json.dumps(glosses))
+    for video in (root / "videos" / "69241.mp4", root / "raw_videos_mp4" / "0UsjUE-TXns.mp4"):
+        video.unlink()
+        link(video, sample_video)
+    (root / "videos" / "07069.mp4").unlink()
+    (root / "raw_videos_mp4" / "65540.mp4").unlink()
+    summary = prepare("wlasl", root, tmp_path / "out", subset=100, progress=False)
+    assert summary.rows == {"train": 2, "validation": 0, "test": 1}
+    assert summary.missing == [str(root / "videos" / f"{v}.mp4") for v in ("07069", "07070", "65540")]
+    assert [(f["clip_id"], f["kind"]) for f in summary.failures] == [("70246", "out_of_range")]
+    data = load_from_disk(str(tmp_path / "out"))
+    names = data["train"].features["label"].names
+    assert names[:2] == ["book", "drink"] and len(names) == 100
+    whole, cut = data["train"][0], data["train"][1]  # annotation order: book's 69241, then drink's 70244
+    assert (whole["clip_id"], whole["label"], whole["signer"], whole["num_frames"]) == ("69241", 0, "118", 58)
+    fps = cut["fps"]
+    # frame_start 11 and frame_end 60 are 1-based at 25 fps: seconds 0.4 to 2.4 (this 1.94 s video ends first).
+    assert (cut["clip_id"], cut["label"], cut["start_frame"]) == ("70244", 1, int(np.ceil(0.4 * fps)))
+    assert cut["start_frame"] + cut["num_frames"] == 58
+    to_end = data["test"][0]  # frame_end -1: to the last frame
+    assert (to_end["clip_id"], to_end["start_frame"]) == ("70245", int(np.ceil(0.8 * fps)))
+    assert to_end["start_frame"] + to_end["num_frames"] == 58

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification
-from msmae.onnx_export import add_export_onnx_arguments, example_inputs, export_onnx, run_export_onnx, to_onnx_inputs
+from msmae.cli.export_onnx import add_export_onnx_arguments, run_export_onnx
+from msmae.onnx_export import example_inputs, export_onnx, to_onnx_inputs
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
