@@ -7,8 +7,10 @@ and file-backed pages (memory-mapped Arrow pages the kernel can drop at any time
 The data-loader part builds a pose dataset from real SignSuisse `.pose` files with msmae's dataset builder (Arrow on
 disk), and a copy 10 times larger (the same clips repeated, written as its own Arrow files), then draws the same
 number of random clips from each through the pretraining pipeline: `MSMAEPoseProcessor` ("pretraining" preset),
-`ClipSampler` with masking noise, `PoseCollator` and a `torch.utils.data.DataLoader`. Memory must not grow with the
-dataset, and throughput is compared with what the model consumes (clips/s of the pretraining benchmark).
+`ClipSampler` with masking noise, `PoseCollator` and a `torch.utils.data.DataLoader` (window-level reads: a clip
+reads its window's frames, `msmae.data.windows`). Memory must not grow with the dataset, and throughput is compared
+with what the model consumes (clips/s of the pretraining benchmark). `bench_data.py` compares long and short
+recordings and 1x/100x corpora.
 
     python benchmarks/bench_memory.py                            # both parts
     python benchmarks/bench_memory.py --part loader --num_workers 0,2
@@ -162,8 +164,8 @@ def child_loader(args) -> dict:
     dataset = load_from_disk(args.dataset_dir)
     config = MSMAEConfig()
     processor = MSMAEPoseProcessor.from_preset("pretraining", streams=config.streams)
-    clips = clip_dataset(dataset, ClipSampler(processor, training=True, masking=(config.num_streams, config.cubelet_size)), seed=0)
-    collator = PoseCollator(processor, cubelet_size=config.cubelet_size)
+    clips = clip_dataset(dataset, ClipSampler(processor, training=True, masking=config), seed=0)
+    collator = PoseCollator(processor, masking=config)
     num_clips = args.batches * args.batch_size
     # Random access over the whole dataset, the same number of clips whatever its size.
     random_sampler = torch.utils.data.RandomSampler(clips, replacement=True, num_samples=num_clips,

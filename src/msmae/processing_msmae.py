@@ -11,6 +11,7 @@ sibling modules.
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 from transformers import BatchFeature, FeatureExtractionMixin
@@ -271,11 +272,7 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
         return values, mask
 
     def _stored_keypoints(self):
-        """This processor's streams among the stored keypoints: a slice when they are contiguous (a view)."""
-        keep = np.concatenate([np.arange(NUM_STORED_KEYPOINTS)[_STORED_SLICES[name]] for name in self.streams])
-        if (np.diff(keep) == 1).all():
-            return slice(int(keep[0]), int(keep[-1]) + 1)
-        return keep
+        return _stored_keypoints(tuple(self.streams))
 
     def _frame_indices(self, num_frames, training, rng):
         if self.sampling == "full":
@@ -408,6 +405,15 @@ def _nesting_depth(value) -> int:
         if not isinstance(value, (list, tuple)) or not value:
             return depth + (1 if isinstance(value, (list, tuple)) else 0)
         value, depth = value[0], depth + 1
+
+
+@lru_cache
+def _stored_keypoints(streams):
+    """`streams` among the stored keypoints: a slice when they are contiguous (indexing then gives views)."""
+    keep = np.concatenate([np.arange(NUM_STORED_KEYPOINTS)[_STORED_SLICES[name]] for name in streams])
+    if (np.diff(keep) == 1).all():
+        return slice(int(keep[0]), int(keep[-1]) + 1)
+    return keep
 
 
 def _read_frames(clip, start, stop) -> SignPose:
