@@ -21,6 +21,13 @@ class InstalledPipelinesMixin:
     @property
     def custom_pipelines(self) -> dict:
         saved = self.__dict__.get("custom_pipelines") or {}
+        if saved and __name__.startswith("transformers_modules."):
+            # A checkpoint's code, where msmae may be missing: config.json lists each pipeline once, under its Hub name
+            # (so transformers can infer the task); `pipeline()` reads this before resolving a task name, so
+            # registering the sign-language-* names here lets those resolve too.
+            from .pipeline_msmae import register_pipelines
+
+            register_pipelines()
         try:
             from transformers.pipelines import PIPELINE_REGISTRY
         except ImportError:
@@ -35,6 +42,22 @@ class InstalledPipelinesMixin:
     @custom_pipelines.setter
     def custom_pipelines(self, value):
         self.__dict__["custom_pipelines"] = value
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Saves the config; a model's config (with `architectures` and `auto_map`) also gets its pipelines:
+        `custom_pipelines` and the pipeline code with `handler.py` (see `pipeline_msmae.add_pipeline_to_checkpoint`)."""
+        from .pipeline_msmae import ARCHITECTURE_TASKS, copy_pipeline_code, custom_pipelines_for, merged_custom_pipelines
+
+        serves = any(name in ARCHITECTURE_TASKS for name in self.architectures or [])
+        if serves and getattr(self, "auto_map", None):
+            try:
+                custom = custom_pipelines_for(self.to_dict())
+                self.custom_pipelines = merged_custom_pipelines(self.__dict__.get("custom_pipelines"), custom)
+            except ValueError:  # an auto_map without the pipeline's Auto class: the model loads, no pipeline serves it
+                pass
+        super().save_pretrained(save_directory, **kwargs)
+        if self.__dict__.get("custom_pipelines"):
+            copy_pipeline_code(save_directory)
 
 
 class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):

@@ -14,10 +14,12 @@ of per-frame `.npy`), a `SignPose`, a landmark array `(frames, keypoints, 2-4)` 
 `pose_values (frames, K, 2)` (already normalised) and optional `keypoint_mask (frames, K)`. A list of clips is a
 batch: `pipe(clips, batch_size=8)`.
 
-Checkpoints saved with `add_pipeline_to_checkpoint` carry this file, so they load where msmae is not installed:
+Every checkpoint an msmae model's `save_pretrained` writes carries this file (see `add_pipeline_to_checkpoint`), so
+it loads where msmae is not installed, with the task named (`sign-language-*` or the Hub's name, e.g.
+`video-classification`) or inferred:
 
     >>> from transformers import pipeline
-    >>> recognizer = pipeline("sign-language-recognition", model="path/or/repo", trust_remote_code=True)  # doctest: +SKIP
+    >>> recognizer = pipeline(model="path/or/repo", trust_remote_code=True)  # doctest: +SKIP
     >>> recognizer("hello.mp4", top_k=3)  # doctest: +SKIP
     [{'label': 'HELLO', 'score': 0.91}, ...]
 
@@ -381,12 +383,61 @@ def tasks_for_checkpoint(config: dict) -> list[str]:
     return list(dict.fromkeys(tasks))
 
 
-def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
-    """Makes a saved checkpoint loadable with `pipeline(task, model=output_dir, trust_remote_code=True)`.
+def custom_pipelines_for(config: dict, tasks=None) -> dict:
+    """The `custom_pipelines` entry of a saved config: each task under its Hub name (`HUB_PIPELINE_TAGS`).
 
-    Writes `custom_pipelines` into `output_dir/config.json` and copies this file and the sibling modules it imports
-    (processor, pose readers, video extraction, embeddings) next to it. Call after `model.save_pretrained` (and
-    `processor.save_pretrained`) and before uploading.
+    Listed under the Hub's name, `pipeline("video-classification", model=repo, trust_remote_code=True)` (the snippet
+    the Hub shows for `pipeline_tag: video-classification`) builds this pipeline, and a checkpoint with one task lets
+    transformers infer it (`pipeline(model=repo, trust_remote_code=True)`). The `sign-language-*` names resolve too:
+    the checkpoint's configuration code registers them when it loads (`configuration_msmae.py`).
+    """
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks) if tasks is not None else tasks_for_checkpoint(config)
+    custom = {}
+    for name in tasks:
+        if name not in PIPELINES:
+            raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINES)}.")
+        pipeline_class, auto_class = PIPELINES[name]
+        if auto_class.__name__ not in (config.get("auto_map") or {}):
+            raise ValueError(
+                f"The config has no auto_map entry for {auto_class.__name__}, so {name} could not load the model "
+                "with trust_remote_code; save the model after `import msmae`."
+            )
+        custom[HUB_PIPELINE_TAGS[name]] = {
+            "impl": f"{Path(__file__).stem}.{pipeline_class.__name__}", "pt": [auto_class.__name__]
+        }
+    return custom
+
+
+def merged_custom_pipelines(saved, custom: dict) -> dict:
+    """`custom` over the saved entries, without the saved entries of these pipelines (inherited from the checkpoint a
+    model was fine-tuned from, or under the sign-language-* names by older versions or a pipeline's own
+    `save_pretrained`): a second entry would keep transformers from inferring the task."""
+    ours = f"{Path(__file__).stem}."
+    kept = {
+        name: info
+        for name, info in (saved or {}).items()
+        if name not in PIPELINES and not str(info.get("impl", "")).startswith(ours)
+    }
+    return {**kept, **custom}
+
+
+def copy_pipeline_code(output_dir):
+    """Copies this file, the sibling modules it imports and the endpoint handler (`handler.py`) into `output_dir`."""
+    sources = [Path(__file__), *map(Path, get_relative_import_files(__file__))]
+    handler = Path(__file__).with_name("handler.py")  # absent where this file runs from a checkpoint's code cache
+    for source in sources + ([handler] if handler.is_file() else []):
+        target = Path(output_dir) / source.name
+        if source.resolve() != target.resolve():
+            shutil.copyfile(source, target)
+
+
+def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
+    """Makes a saved checkpoint serve `pipeline(model=output_dir, trust_remote_code=True)` where msmae is missing.
+
+    Writes `custom_pipelines` (see `custom_pipelines_for`) into `output_dir/config.json` and copies this file, the
+    sibling modules it imports (processor, pose readers, video extraction, embeddings) and the Inference Endpoints
+    handler (`handler.py`) next to it. `save_pretrained` of every msmae model does this itself (through its
+    config); call it for folders written otherwise.
 
     Args:
         output_dir: the checkpoint folder (with `config.json`).
@@ -402,23 +453,12 @@ def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
         raise FileNotFoundError(f"{config_path} not found; save the model there (model.save_pretrained) first.")
     config = json.loads(config_path.read_text(encoding="utf-8"))
     tasks = [task] if isinstance(task, str) else list(task) if task is not None else tasks_for_checkpoint(config)
-    custom = dict(config.get("custom_pipelines") or {})
-    for name in tasks:
-        if name not in PIPELINES:
-            raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINES)}.")
-        pipeline_class, auto_class = PIPELINES[name]
-        if auto_class.__name__ not in (config.get("auto_map") or {}):
-            raise ValueError(
-                f"{config_path} has no auto_map entry for {auto_class.__name__}, so {name} could not load the model "
-                "with trust_remote_code; save the model after `import msmae`."
-            )
-        custom[name] = {"impl": f"{Path(__file__).stem}.{pipeline_class.__name__}", "pt": [auto_class.__name__]}
-    config["custom_pipelines"] = custom
+    try:
+        config["custom_pipelines"] = merged_custom_pipelines(config.get("custom_pipelines"), custom_pipelines_for(config, tasks))
+    except ValueError as error:
+        raise ValueError(f"{config_path}: {error}") from None
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    for source in [__file__, *get_relative_import_files(__file__)]:
-        target = output_dir / Path(source).name
-        if Path(source).resolve() != target.resolve():
-            shutil.copyfile(source, target)
+    copy_pipeline_code(output_dir)
     return tasks
 
 
@@ -429,6 +469,8 @@ __all__ = [
     "SignLanguageTranslationPipeline",
     "SignLanguageEmbeddingPipeline",
     "add_pipeline_to_checkpoint",
+    "custom_pipelines_for",
+    "copy_pipeline_code",
     "register_pipelines",
     "RECOGNITION_TASK",
     "TRANSLATION_TASK",

@@ -1,0 +1,87 @@
+"""Inference Endpoints handler: every msmae checkpoint carries this file as `handler.py`.
+
+The endpoint runtime (huggingface-inference-toolkit) imports `handler.py` from the repository folder, builds
+`EndpointHandler(path)` once and calls it with each request's JSON body:
+
+    {"inputs": "<base64 video>", "parameters": {"top_k": 3}}
+
+`inputs` is a video (MP4/MOV, WebM/MKV or AVI) as base64 text (a `data:video/...;base64,` URL works too) or as raw
+bytes (what the runtime passes for a binary request body), or model-ready inputs `{"pose_values": [[[x, y], ...]]}`.
+`parameters` go to the checkpoint's pipeline. The answer is the pipeline's: `[{"label": ..., "score": ...}, ...]` for
+recognition, `[{"translation_text": ...}]` for translation, a list of floats for embeddings.
+
+The pipeline comes from the checkpoint itself (`pipeline(model=path, trust_remote_code=True)`, the task read from
+`config.json`), so msmae need not be installed; videos need MediaPipe and PyAV (`requirements.txt` in the repository
+lists what the endpoint installs). This file is loaded on its own, not as part of a package: no relative imports.
+"""
+
+import base64
+import binascii
+import os
+import tempfile
+
+import torch
+from transformers import pipeline
+
+# Container signatures -> a file suffix the video reader recognises.
+_SIGNATURES = (
+    (4, b"ftyp", ".mp4"),
+    (4, b"moov", ".mov"),
+    (4, b"mdat", ".mov"),
+    (4, b"wide", ".mov"),
+    (0, b"\x1a\x45\xdf\xa3", ".webm"),
+)
+
+
+def video_suffix(data: bytes) -> str:
+    """The file suffix of a video given as bytes, from its container signature."""
+    for offset, signature, suffix in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature:
+            return suffix
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return ".avi"
+    raise ValueError(
+        f"`inputs` is not a video this endpoint reads (it starts with {data[:12]!r}); send an MP4/MOV, WebM/MKV or "
+        "AVI file as base64 text or as the raw request body."
+    )
+
+
+def decode_video(inputs) -> bytes:
+    """The video bytes of a request's `inputs`: raw bytes, base64 text or a base64 `data:` URL."""
+    if isinstance(inputs, (bytes, bytearray)):
+        return bytes(inputs)
+    if not isinstance(inputs, str):
+        raise ValueError(
+            f"`inputs` must be a video as base64 text or raw bytes, or a dict with `pose_values`; got "
+            f"{type(inputs).__name__}."
+        )
+    text = inputs.split(",", 1)[1] if inputs.startswith("data:") else inputs
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError(f"`inputs` is text but not base64 ({error}); encode the video file with base64.") from None
+
+
+class EndpointHandler:
+    """Serves the checkpoint in `path` (the repository folder the endpoint runtime downloaded)."""
+
+    def __init__(self, path: str = ""):
+        device = 0 if torch.cuda.is_available() else -1
+        self.pipeline = pipeline(model=path or ".", trust_remote_code=True, device=device)
+
+    def __call__(self, data):
+        if not isinstance(data, dict) or "inputs" not in data:
+            raise ValueError('The request must be JSON with "inputs" (and optional "parameters"), or a raw video.')
+        inputs, parameters = data["inputs"], data.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ValueError(f'"parameters" must be a JSON object, got {type(parameters).__name__}.')
+        if isinstance(inputs, dict):  # model-ready inputs
+            return self.pipeline(inputs, **parameters)
+        video = decode_video(inputs)
+        handle, path = tempfile.mkstemp(suffix=video_suffix(video))
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(video)
+            return self.pipeline(path, **parameters)
+        finally:
+            os.remove(path)
