@@ -206,7 +206,8 @@ def test_slovo_tab_separated_flags_trimming_and_class_order(tmp_path):
     original = by_id(read_corpus("slovo", root, trimmed=False))["3c0cec5a-bbbb"]
     assert (original.start_frame, original.end_frame) == (43, 66)
 
-    constants = write(tmp_path / "constants.py", 'classes = {\n    0: "утро",\n    1: "привет",\n    2: "no_event",\n}\n')
+    constants = write(tmp_path / "constants.py",
+                      'classes = {\n    0: "утро",\n    1: "привет",\n    2: "no_event",\n}\n')
     assert publisher_classes(constants) == ["утро", "привет", "no_event"]
     assert read_corpus("slovo", root, class_list=constants).label_names == ["утро", "привет", "no_event"]
     write(constants, 'import os\nclasses = {0: os.getcwd()}\n')
@@ -300,7 +301,8 @@ def test_csl_daily_video_map_split_and_signers(tmp_path):
 
 def test_csl_daily_pickle_is_read_without_running_code(tmp_path):
     root, base = csl_daily_root(tmp_path, video_map=False)
-    info = [{"name": "S000007_P0003_T00", "length": 55, "label_gloss": ["他", "谁"], "label_char": ["他", "是", "谁", "？"],
+    info = [{"name": "S000007_P0003_T00", "length": 55, "label_gloss": ["他", "谁"],
+             "label_char": ["他", "是", "谁", "？"],
              "label_word": ["他", "是", "谁", "？"], "label_postag": ["r", "v", "r", "w"], "signer": 3, "time": 0},
             {"name": "S000008_P0010_T01", "length": 60, "label_gloss": ["你", "好"], "label_char": ["你", "好"],
              "label_word": ["你好"], "label_postag": ["r"], "signer": 10, "time": 1},
@@ -493,7 +495,8 @@ def test_prepare_time_ranges_cut_from_one_decode_of_a_long_video(tmp_path, sampl
     link(raw, sample_video)
     clip = base / "sentence_level" / "train" / "rgb_front" / "raw_videos" / "--7E2sU6zP4_10-5-rgb_front.mp4"
     clip.unlink()  # so both sentences are cut from the raw video
-    train = base / "sentence_level" / "train" / "text" / "en" / "raw_text" / "re_aligned" / "how2sign_realigned_train.csv"
+    train = base / "sentence_level" / "train" / "text" / "en" / "raw_text" / "re_aligned"
+    train = train / "how2sign_realigned_train.csv"
     write(train, H2S_HEADER +
           "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t10\t--7E2sU6zP4_10-5-rgb_front\t0.0\t0.5\tFirst part.\n"
           "--7E2sU6zP4\t--7E2sU6zP4-5-rgb_front\t11\t--7E2sU6zP4_11-5-rgb_front\t0.5\t1.5\tSecond part.\n")
@@ -523,7 +526,8 @@ def test_prepare_frame_folders_with_text(tmp_path, sample_video):
     with av.open(str(sample_video)) as container:
         frames = [frame.to_image() for _, frame in zip(range(6), container.decode(video=0))]
     root, folders = phoenix_root(tmp_path, count=0)
-    for split, name in (("train", "01April_2010_Thursday_heute-6694"), ("dev", "11August_2010_Wednesday_tagesschau-2/1")):
+    for split, name in (("train", "01April_2010_Thursday_heute-6694"),
+                        ("dev", "11August_2010_Wednesday_tagesschau-2/1")):
         for i, image in enumerate(frames):
             image.save(folders / split / name / f"images{i + 1:04d}.png")
     summary = prepare("phoenix14t", root, tmp_path / "out", progress=False)

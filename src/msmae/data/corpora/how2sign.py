@@ -1,8 +1,9 @@
 """How2Sign (Duarte et al., CVPR 2021): instructional ASL videos with English sentences, ~35k sentence clips.
 
 Verified against the publishers' gdown download script (as copied in public repositories; its header names the
-contact amanda.duarte@upc.edu) and the files as read by public users: the re-aligned English translation is `how2sign_realigned_{train,val,test}.csv`
-(placed by the script in `How2Sign/sentence_level/<split>/text/en/raw_text/re_aligned/`), tab-separated with the
+contact amanda.duarte@upc.edu) and the files as read by public users: the re-aligned English translation is
+`how2sign_realigned_{train,val,test}.csv` (placed by the script in
+`How2Sign/sentence_level/<split>/text/en/raw_text/re_aligned/`), tab-separated with the
 columns `VIDEO_ID, VIDEO_NAME, SENTENCE_ID, SENTENCE_NAME, START_REALIGNED, END_REALIGNED, SENTENCE` (times in
 seconds within the raw video). Front-view raw videos unpack into `How2Sign/video_level/<split>/rgb_front/`
 (`<VIDEO_NAME>.mp4`), pre-cut sentence clips into `How2Sign/sentence_level/<split>/rgb_front/`
