@@ -1,9 +1,10 @@
 """YouTube-ASL (Uthus et al., NeurIPS 2023): 11,093 ASL videos, 984 hours, the paper's pretraining corpus.
 
 Verified against the publishers' page google-research/google-research `youtube_asl/README.md`: only the video ids
-are released ("As with the similar YouTube-8M dataset, we are releasing the video Ids", a text file in the
+are released ("As with the similar YouTube-8M dataset, we are releasing the video Ids", in the
 `gresearch/youtube-asl` bucket); users download the videos themselves. So this reader takes the id list (one id per
-line; blank lines and `#` comments skipped) and the folder of downloaded videos, matched by file name: `<id>.<ext>`
+line; blank lines and `#` comments skipped; the default name `youtube_asl_video_ids.txt` is not confirmed by the
+README, so `video_ids` names the file) and the folder of downloaded videos, matched by file name: `<id>.<ext>`
 or yt-dlp's default `<title> [<id>].<ext>`. Ids without a file are missing; files not in the list are ignored.
 Pretraining uses video only: one `train` split, no labels, no text (captions are not read). Column: `video_id`.
 """
