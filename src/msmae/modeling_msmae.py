@@ -25,8 +25,8 @@ except ImportError:  # pragma: no cover
     register_checkpoint_conversion_mapping = None
 
 if register_checkpoint_conversion_mapping is not None:
-    # The decoder's layer stack was `decoder.encoder.layers`; it is `decoder.layers` now. Checkpoints keep the
-    # original names on disk (transformers reverses the rename on save), so old and new checkpoints load everywhere.
+    # The decoder's layer stack was `decoder.encoder.layers`; it is `decoder.layers` now. Old checkpoints load
+    # through this renaming; new ones are saved with the new names (see `save_pretrained`).
     register_checkpoint_conversion_mapping(
         "msmae", [WeightRenaming(r"^decoder\.encoder\.layers\.", "decoder.layers.")], overwrite=True
     )
@@ -364,6 +364,9 @@ class AllHeadsAutoMapMixin:
     auto_map_entries: dict = {}
 
     def save_pretrained(self, save_directory, *args, **kwargs):
+        # Write the current parameter names, not the renaming's original ones: the Trainer resumes from a
+        # checkpoint with a plain `load_state_dict`, which knows nothing of conversion mappings.
+        kwargs.setdefault("save_original_format", False)
         if self._auto_class is not None:
             self.config.auto_map = {**self.auto_map_entries, **(getattr(self.config, "auto_map", None) or {})}
         return super().save_pretrained(save_directory, *args, **kwargs)
