@@ -1,0 +1,128 @@
+"""`handler.py` (the Inference Endpoints convention) in every checkpoint, called as the endpoint runtime calls it: loaded
+from the checkpoint folder in a fresh process where msmae cannot be imported, `EndpointHandler(path)`, then one call
+per request body."""
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_without_msmae
+from demo_checkpoints import demo_checkpoints
+from test_pipelines import save_tiny_translator, synthetic_clip
+from transformers import pipeline
+
+from msmae.handler import decode_video, video_suffix
+from msmae.pipeline_msmae import EMBEDDING_TASK, RECOGNITION_TASK, TRANSLATION_TASK
+
+# As huggingface-inference-toolkit's check_and_register_custom_pipeline_from_directory: the folder on sys.path, the
+# file imported by location, EndpointHandler built with the folder. Each request is a JSON body (or raw bytes).
+ENDPOINT = """
+import importlib.util, json, sys
+model_dir, requests = sys.argv[1], json.loads(open(sys.argv[2]).read())
+sys.path.insert(0, model_dir)
+spec = importlib.util.spec_from_file_location("handler.EndpointHandler", model_dir + "/handler.py")
+module = importlib.util.module_from_spec(spec)
+sys.modules["handler.EndpointHandler"] = module
+spec.loader.exec_module(module)
+endpoint = module.EndpointHandler(model_dir)
+answers = []
+for request in requests:
+    if "raw_file" in request:  # a binary request body: the runtime passes the bytes as inputs
+        request = {"inputs": open(request.pop("raw_file"), "rb").read(), **request}
+    try:
+        answers.append({"ok": endpoint(request)})
+    except ValueError as error:
+        answers.append({"error": str(error)})
+imported = [name for name, m in sys.modules.items() if m is not None and name.split(".")[0] == "msmae"]
+print("ANSWERS" + json.dumps({"answers": answers, "msmae_imported": imported}))
+"""
+
+
+def call_endpoint(checkpoint, requests, tmp_path):
+    request_file = tmp_path / "requests.json"
+    request_file.write_text(json.dumps(requests))
+    result = run_without_msmae(ENDPOINT, checkpoint, request_file, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("ANSWERS"))
+    answers = json.loads(line.removeprefix("ANSWERS"))
+    assert answers["msmae_imported"] == []
+    return answers["answers"]
+
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory):
+    return demo_checkpoints(tmp_path_factory)
+
+
+def test_video_suffix_and_decoding(shared_data):
+    video = (shared_data / "pose-format-samples" / "test_video.mp4").read_bytes()
+    assert video_suffix(video) == ".mp4"
+    assert video_suffix(b"\x1a\x45\xdf\xa3" + bytes(20)) == ".webm"
+    assert video_suffix(b"RIFF\0\0\0\0AVI LIST") == ".avi"
+    with pytest.raises(ValueError, match="not a video"):
+        video_suffix(b"%PDF-1.7 hello")
+    text = base64.b64encode(video).decode()
+    assert decode_video(text) == video == decode_video(f"data:video/mp4;base64,{text}") == decode_video(video)
+    with pytest.raises(ValueError, match="not base64"):
+        decode_video("hello.mp4")
+    with pytest.raises(ValueError, match="base64 text or raw bytes"):
+        decode_video(12)
+
+
+def test_every_demo_checkpoint_carries_the_handler(demo_output):
+    import msmae.handler
+
+    for name in ("pretraining", "sign-classification"):
+        assert (demo_output / name / "handler.py").read_bytes() == Path(msmae.handler.__file__).read_bytes(), name
+        # and serves one task, under the Hub's name, so that transformers infers it
+        assert len(json.loads((demo_output / name / "config.json").read_text())["custom_pipelines"]) == 1
+
+
+@pytest.mark.slow
+def test_endpoint_recognises_a_video_sent_as_base64_or_raw_bytes(demo_output, shared_data, tmp_path):
+    pytest.importorskip("mediapipe")
+    checkpoint = demo_output / "sign-classification"
+    video = shared_data / "pose-format-samples" / "test_video.mp4"
+    encoded = base64.b64encode(video.read_bytes()).decode()
+    answers = call_endpoint(
+        checkpoint,
+        [
+            {"inputs": encoded, "parameters": {"top_k": 3}},
+            {"raw_file": str(video)},
+            {"inputs": "not a video"},
+            {"inputs": encoded, "parameters": {"top_k": 0}},
+        ],
+        tmp_path,
+    )
+    expected = pipeline(RECOGNITION_TASK, model=str(checkpoint))(str(video), top_k=5)
+    by_base64, by_bytes = answers[0]["ok"], answers[1]["ok"]
+    assert [r["label"] for r in by_base64] == [r["label"] for r in expected[:3]]
+    assert [r["label"] for r in by_bytes] == [r["label"] for r in expected]  # the pipeline's default top 5
+    np.testing.assert_allclose([r["score"] for r in by_bytes], [r["score"] for r in expected], atol=1e-5)
+    assert "not base64" in answers[2]["error"]
+    assert "top_k must be at least 1" in answers[3]["error"]
+
+
+def test_endpoint_embeds_and_translates_model_ready_inputs(demo_output, tmp_path):
+    from msmae.modeling_sign_translation import SignTranslationModel
+
+    translator_dir = save_tiny_translator(tmp_path / "translator")
+    encoder_dir = demo_output / "pretraining"
+    clip = synthetic_clip(40, seed=3)
+    embedder = pipeline(EMBEDDING_TASK, model=str(encoder_dir))
+    inputs = embedder.feature_extractor(clip, return_tensors="np")
+    request = {"inputs": {"pose_values": inputs["pose_values"][0].tolist(), "keypoint_mask": inputs["keypoint_mask"][0].tolist()}}
+    [embedding] = call_endpoint(encoder_dir, [request], tmp_path)
+    np.testing.assert_allclose(embedding["ok"], embedder(clip), atol=1e-5)
+
+    translator = pipeline(TRANSLATION_TASK, model=SignTranslationModel.from_pretrained(translator_dir))
+    inputs = translator.feature_extractor(clip, return_tensors="np")
+    request = {
+        "inputs": {"pose_values": inputs["pose_values"][0].tolist(), "keypoint_mask": inputs["keypoint_mask"][0].tolist()},
+        "parameters": {"max_new_tokens": 6, "min_new_tokens": 2},
+    }
+    [translation] = call_endpoint(translator_dir, [request], tmp_path)
+    assert translation["ok"] == translator(clip, max_new_tokens=6, min_new_tokens=2)
+    assert translation["ok"][0]["translation_text"]
