@@ -261,6 +261,10 @@ def test_stream_for_node_covers_the_corpus_once(compacted, num_shards):
         seen.append([row["source"] for row in stream.select_columns(["source"])])
     assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])
     assert sorted(seen[0] + seen[1]) == sorted(dataset["source"])
+    # What a node's training reads: its rows as clips (window reads from the streamed Arrow rows).
+    processor = MSMAEPoseProcessor.from_preset("pretraining", window_size=200, num_frames=100)
+    clips = list(clip_dataset(stream_for_node(dataset, 1, 2, num_shards=num_shards), ClipSampler(processor, training=True)))
+    assert len(clips) == len(seen[1]) and all(len(c["pose_values"]) <= 100 for c in clips)
     with pytest.raises(ValueError, match="rank must be"):
         stream_for_node(dataset, 2, 2)
 
