@@ -13,7 +13,8 @@ alike; each timed step records the other processes' CPU use, and contaminated st
     python benchmarks/bench_pretraining.py                      # fp32, paper size, batch 8
     python benchmarks/bench_pretraining.py --dtype bfloat16     # bf16 autocast
     python benchmarks/bench_pretraining.py --attn_implementation eager,sdpa --no_baseline
-    python benchmarks/bench_pretraining.py --compile            # adds torch.compile variants
+    python benchmarks/bench_pretraining.py --compile            # adds torch.compile(fullgraph=True) variants
+    python benchmarks/bench_pretraining.py --threads 1 --compile --no_baseline   # CPU MFU, compiled vs eager
     python benchmarks/bench_pretraining.py --profile            # torch.profiler summary of one step
     python benchmarks/bench_pretraining.py --quick              # tiny smoke run
 """
@@ -84,10 +85,8 @@ def step_flops(forward: dict) -> float:
 
 
 def visible_per_stream(config: MSMAEConfig, frames: int) -> int:
-    """Cubelets per stream the encoder sees for a full clip of `frames` frames (see MSMAEForPreTraining.random_masking)."""
-    cubelets = math.ceil(frames / config.cubelet_size)
-    masked = min(max(round(cubelets * config.mask_ratio), 1), max(cubelets - 1, 0))
-    return cubelets - masked
+    """Cubelets per stream the encoder sees for a batch of `frames` frames (the model's own static count)."""
+    return config.num_visible_cubelets(config.num_cubelets(frames))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,17 +108,17 @@ class NaiveMaskTokenPretraining(nn.Module):
 
     def forward(self, pose_values, keypoint_mask=None, attention_mask=None):
         config, model = self.config, self.model
-        values, kp_mask, frame_mask = prepare_inputs(config, pose_values, keypoint_mask, attention_mask)
-        cubelet_mask = frame_mask.unflatten(1, (-1, config.cubelet_size)).amax(-1)
-        bool_masked_pos, _ = model.random_masking(cubelet_mask)
-        tokens, _ = model.msmae.embeddings(values, kp_mask, frame_mask)
+        values, kp_mask, frame_mask, cubelet_mask = prepare_inputs(config, pose_values, keypoint_mask, attention_mask)
+        bool_masked_pos, _ = model.msmae.random_masking(cubelet_mask)
+        tokens = model.msmae.embeddings(values, kp_mask, frame_mask)
         tokens = torch.where(bool_masked_pos.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
         batch, streams, cubelets, _ = tokens.shape
         token_mask = cubelet_mask.unsqueeze(1).expand(-1, streams, -1)
         hidden, _, _ = model.msmae.encoder(tokens.flatten(1, 2), token_mask.flatten(1, 2))
         hidden = model.msmae.layernorm(hidden)
+        # Every real cubelet reaches the decoder as "visible" (the masked ones as encoded mask tokens).
         indices = torch.arange(cubelets, device=hidden.device).expand(batch, streams, cubelets)
-        logits = model.decoder(hidden, indices, token_mask, cubelet_mask)
+        logits = model.decoder(hidden, indices, token_mask, bool_masked_pos)
         return model.forward_loss(values, kp_mask, logits, bool_masked_pos)
 
 
@@ -161,7 +160,8 @@ class Variant:
         model = MSMAEForPreTraining(config).to(device)
         self.module = NaiveMaskTokenPretraining(model).to(device) if naive else model
         self.module.train()
-        self.forward = torch.compile(self.module) if compile_model else self.module
+        # fullgraph=True: the step is one graph (tests/test_compile.py); a graph break would be an error here.
+        self.forward = torch.compile(self.module, fullgraph=True) if compile_model else self.module
         self.optimizer, self.optimizer_kind = make_optimizer(self.module.parameters(), fused, device)
         self.name, self.naive, self.attn, self.compiled = name, naive, attn, compile_model
         self.device, self.dtype = device, args.dtype_value
@@ -333,12 +333,12 @@ def embedding_share(variant: Variant, batch, sampler, repeats: int = 3) -> dict:
     """CPU time of the per-stream embeddings (Linear + Conv1D per stream, a Python loop over streams), forward and
     backward, against a whole step: what that loop costs."""
     model = variant.module.model if variant.naive else variant.module
-    values, kp_mask, frame_mask = prepare_inputs(model.config, batch["pose_values"], batch["keypoint_mask"], batch["attention_mask"])
+    values, kp_mask, frame_mask, _ = prepare_inputs(model.config, batch["pose_values"], batch["keypoint_mask"], batch["attention_mask"])
     samples = []
     for _ in range(repeats + 1):
         with sampler.measure() as sample:
             with torch.autocast(variant.device.type, dtype=variant.dtype, enabled=variant.dtype != torch.float32):
-                tokens, _ = model.msmae.embeddings(values, kp_mask, frame_mask)
+                tokens = model.msmae.embeddings(values, kp_mask, frame_mask)
             tokens.float().sum().backward()
             common.synchronize(variant.device)
         samples.append(sample)

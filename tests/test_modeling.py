@@ -490,3 +490,121 @@ def test_optimiser_steps_on_real_poses_lower_the_loss(tester, shared_data):
     with torch.no_grad():
         after = model(**inputs, noise=noise).loss.item()
     assert after < 0.5 * before, (before, after)
+
+
+def test_nan_at_missing_keypoints_and_padded_frames_never_reaches_outputs(tester):
+    """NaN/inf where the mask says "missing" or "padding" must not poison anything (NaN x 0 is NaN)."""
+    config = tester.get_config()
+    inputs = tester.prepare_inputs(config)
+    poisoned = {k: v.clone() for k, v in inputs.items()}
+    poisoned["pose_values"][~poisoned["keypoint_mask"]] = float("nan")
+    poisoned["pose_values"][1, tester.num_frames - 4 :] = float("inf")
+    noise = noise_for(config, tester)
+
+    torch.manual_seed(0)
+    pretraining = MSMAEForPreTraining(config)
+    clean = pretraining(**inputs, noise=noise)
+    dirty = pretraining(**poisoned, noise=noise)
+    torch.testing.assert_close(dirty.loss, clean.loss)
+    real_frames = inputs["attention_mask"].bool()
+    torch.testing.assert_close(dirty.logits[:, : tester.num_frames][real_frames], clean.logits[:, : tester.num_frames][real_frames])
+    dirty.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in pretraining.parameters() if p.grad is not None)
+
+    torch.manual_seed(0)
+    encoder = MSMAEModel(config).eval()
+    clean, dirty = encoder(**inputs), encoder(**poisoned)
+    real_tokens = clean.attention_mask.bool()
+    torch.testing.assert_close(dirty.last_hidden_state[real_tokens], clean.last_hidden_state[real_tokens])
+    torch.testing.assert_close(dirty.pooler_output, clean.pooler_output)
+
+    for linear_probe in (False, True):
+        classifier = MSMAEForSignClassification(tester.get_config(linear_probe=linear_probe)).eval()
+        torch.testing.assert_close(classifier(**poisoned).logits, classifier(**inputs).logits)
+
+
+def test_token_mean_loss_averages_each_masked_token_then_the_tokens(tester):
+    config = tester.get_config(loss_normalization="token")
+    torch.manual_seed(0)
+    model = MSMAEForPreTraining(config).eval()
+    inputs = tester.prepare_inputs(config)
+    bool_masked_pos = torch.zeros(tester.batch_size, 3, tester.num_cubelets(config), dtype=torch.bool)
+    for stream, cubelets in enumerate(([0, 4], [2, 3], [1, 3])):  # two per stream, inside the padded clip's 5
+        bool_masked_pos[:, stream, cubelets] = True
+    out = model(**inputs, bool_masked_pos=bool_masked_pos)
+
+    # By hand: each masked (stream, cubelet) token's mean squared error over its detected keypoints of real frames.
+    S, sizes, frames = config.cubelet_size, config.stream_num_keypoints, tester.num_frames
+    valid = inputs["keypoint_mask"] & inputs["attention_mask"].bool().unsqueeze(-1)
+    token_losses = []
+    for b, stream, cubelet in out.mask.nonzero().tolist():
+        first = sum(sizes[:stream])
+        keypoints = slice(first, first + sizes[stream])
+        time = slice(cubelet * S, min((cubelet + 1) * S, frames))
+        detected = valid[b, time, keypoints]
+        if detected.any():
+            error = ((out.logits[b, time, keypoints] - inputs["pose_values"][b, time, keypoints]) ** 2).mean(-1)
+            token_losses.append(error[detected].mean())
+    torch.testing.assert_close(out.loss, torch.stack(token_losses).mean())
+
+    # The per-coordinate default weighs hand tokens (21 keypoints) more than body ones (6): a different number.
+    model.config.loss_normalization = "coordinate"
+    assert not torch.allclose(model(**inputs, bool_masked_pos=bool_masked_pos).loss, out.loss)
+
+
+@pytest.mark.parametrize("stream_type_embedding", [False, True])
+def test_swapping_hands_changes_the_encoder_only_with_stream_type_embeddings(tester, stream_type_embedding):
+    config = tester.get_config(stream_type_embedding=stream_type_embedding)
+    torch.manual_seed(0)
+    model = MSMAEModel(config).eval()
+    assert (model.embeddings.stream_type_embeddings is not None) == stream_type_embedding
+    inputs = tester.prepare_inputs(config)
+    left, right = slice(6, 27), slice(27, 48)  # body (6), left hand (21), right hand (21)
+    swapped = {k: v.clone() for k, v in inputs.items()}
+    for key in ("pose_values", "keypoint_mask"):
+        swapped[key][:, :, left], swapped[key][:, :, right] = inputs[key][:, :, right], inputs[key][:, :, left]
+    original, mirrored = model(**inputs), model(**swapped)
+    a, b = model.stream_tokens(original.last_hidden_state), model.stream_tokens(mirrored.last_hidden_state)
+    if stream_type_embedding:
+        assert not torch.allclose(a["left_hand"], b["right_hand"], atol=1e-3)
+        assert not torch.allclose(original.pooler_output, mirrored.pooler_output, atol=1e-3)
+    else:  # the paper's model: both hands share a projection and positions, so a swap only permutes tokens
+        torch.testing.assert_close(a["left_hand"], b["right_hand"])
+        torch.testing.assert_close(a["body"], b["body"])
+        torch.testing.assert_close(original.pooler_output, mirrored.pooler_output)
+
+
+def test_checkpoints_with_the_old_decoder_layer_names_load(tester, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = MSMAEForPreTraining(tester.get_config())
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    old = {k.replace("decoder.layers.", "decoder.encoder.layers."): v for k, v in weights.items()}
+    save_file(old, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded, info = MSMAEForPreTraining.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    torch.testing.assert_close(loaded.decoder.layers[0].fc1.weight, model.decoder.layers[0].fc1.weight)
+
+
+def test_an_edited_config_is_validated_where_it_is_used(tester, tmp_path):
+    config = tester.get_config()
+    config.mask_ratio = 1.5
+    with pytest.raises(ValueError, match="mask_ratio"):
+        config.validate()
+    with pytest.raises(ValueError, match="mask_ratio"):
+        MSMAEForPreTraining(config)
+    with pytest.raises(ValueError, match="mask_ratio"):
+        config.save_pretrained(tmp_path)
+
+
+def test_masking_geometry_is_the_configs(tester):
+    config = tester.get_config()
+    assert config.num_cubelets(13) == 7 and config.noise_shape(13) == (3, 7)
+    # round(0.5 * 7) = 4 masked, 3 visible; a 1-cubelet clip masks nothing; the static slot count is the max.
+    assert [config.num_masked_cubelets(n) for n in (0, 1, 2, 7)] == [0, 0, 1, 4]
+    assert config.num_visible_cubelets(7) == 3
+    model = MSMAEModel(config).eval()
+    out = model(**tester.prepare_inputs(config), noise=noise_for(config, tester))
+    assert out.visible_indices.shape == (tester.batch_size, 3, config.num_visible_cubelets(7))
+    assert out.mask.sum(-1)[:, 0].tolist() == [4, 2, 4]  # the padded clip has 5 real cubelets: round(2.5) = 2
