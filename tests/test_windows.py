@@ -273,3 +273,23 @@ def test_pose_row_from_streamed_table(stored):
     table = next(iter(stored.to_iterable_dataset().with_format("arrow")))
     row = PoseRow.from_table(table)
     np.testing.assert_array_equal(row.read_frames(3, 9).keypoints, stored.with_format("numpy")[0]["keypoints"][3:9])
+
+
+def test_other_list_layouts(poses):
+    """Large and fixed-size lists (what other writers produce) read the same frames."""
+    import pyarrow as pa
+
+    pose = poses[1]
+    frames = pose.num_frames
+    points = pa.FixedSizeListArray.from_arrays(pa.array(pose.keypoints.ravel()), 4)
+    keypoints = pa.LargeListArray.from_arrays(pa.array([0, frames], pa.int64()),
+                                              pa.FixedSizeListArray.from_arrays(points, NUM_STORED_KEYPOINTS))
+    mask = pa.LargeListArray.from_arrays(pa.array([0, frames], pa.int64()),
+                                         pa.FixedSizeListArray.from_arrays(pa.array(pose.keypoint_mask.ravel()), NUM_STORED_KEYPOINTS))
+    table = pa.table({"keypoints": keypoints, "keypoint_mask": mask, "fps": pa.array([25.0]), "source": ["x"]})
+    read = PoseRow.from_table(table).read_frames(7, 30)
+    np.testing.assert_array_equal(read.keypoints, pose.keypoints[7:30])
+    np.testing.assert_array_equal(read.keypoint_mask, pose.keypoint_mask[7:30])
+    flat = pa.table({"keypoints": pa.array([b"x"]), "keypoint_mask": pa.array([b"x"])})
+    with pytest.raises(ValueError, match="not as nested lists"):
+        PoseRow.from_table(flat).num_frames

@@ -33,8 +33,6 @@ from ..pose_io import NUM_STORED_KEYPOINTS, SignPose
 
 logger = logging.getLogger(__name__)
 
-_VALUES_PER_FRAME = NUM_STORED_KEYPOINTS * 4
-
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Reading rows and frame ranges
@@ -56,7 +54,10 @@ def _child_range(array, start, stop):
     if isinstance(array, (pa.ListArray, pa.LargeListArray)):
         offsets = array.offsets  # accounts for the array's own offset; values index `array.values`
         return array.values, offsets[start].as_py(), offsets[stop].as_py()
-    raise TypeError(f"expected nested lists, got Arrow type {array.type}")
+    raise ValueError(
+        f"keypoints or their mask are stored as Arrow type {array.type}, not as nested lists; rebuild the dataset in "
+        "msmae's schema (msmae.pose_io.row_features)."
+    )
 
 
 def _bools(array, start, stop) -> np.ndarray:
