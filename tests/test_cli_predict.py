@@ -1,4 +1,4 @@
-"""`msmae predict` (`msmae.cli_predict`): recognition and translation output, exit codes, bad inputs named."""
+"""`msmae predict` (`msmae.cli.predict`): recognition and translation output, exit codes, bad inputs named."""
 
 import argparse
 import json
@@ -10,7 +10,7 @@ import pytest
 from transformers import pipeline
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification
-from msmae.cli_predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK, add_predict_arguments, run_predict
+from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK, add_predict_arguments, run_predict
 from msmae.pipeline_msmae import RECOGNITION_TASK, TRANSLATION_TASK
 from test_pipelines import TINY, save_tiny_classifier, save_tiny_translator, synthetic_clip
 
@@ -134,7 +134,7 @@ def test_command_line_on_a_real_video(classifier_dir, shared_data, tmp_path):
     pytest.importorskip("mediapipe")
     video = shared_data / "pose-format-samples" / "test_video.mp4"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "msmae.cli_predict", str(video), "--model", str(classifier_dir), "--format", "json"]
+    command = [sys.executable, "-m", "msmae.cli", "predict", str(video), "--model", str(classifier_dir), "--format", "json"]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (prediction,) = json.loads(result.stdout)

@@ -1,91 +1,147 @@
 """MS-MAE: Multi-Stream Masked Autoencoders for sign language, as Hugging Face Transformers models.
 
-Importing `msmae` registers the models with transformers' Auto classes and marks them for
-`trust_remote_code` export: `save_pretrained` writes `auto_map` and copies the code files, so the
-saved folder loads with `AutoModel.from_pretrained(path, trust_remote_code=True)` where msmae is not installed.
+`import msmae` is cheap: the names below are imported when first used (PEP 562), so data-only work (`msmae.pose_io`,
+`msmae.data`, `msmae --help`) never loads torch. Using any model, config, processor or pipeline name, or importing
+one of their modules from this package, registers msmae with transformers' Auto classes and pipeline registry
+(`register_auto_classes`) and marks the classes for `trust_remote_code` export: `save_pretrained` writes `auto_map`
+and copies the code files, so the saved folder loads with `AutoModel.from_pretrained(path, trust_remote_code=True)`
+where msmae is not installed.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSeq2SeqLM,
-    AutoModelForVideoClassification,
-)
-
-from .configuration_msmae import MSMAEConfig
-from .modeling_msmae import (
-    MSMAEForPreTraining,
-    MSMAEForPreTrainingOutput,
-    MSMAEForSignClassification,
-    MSMAEModel,
-    MSMAEModelOutput,
-    MSMAEPreTrainedModel,
-)
-from .pose_io import (
-    SignPose,
-    load_pose,
-    read_asl_app_json,
-    read_frame_folder,
-    read_landmark_array,
-    read_msl150_sample,
-    read_pose_file,
-)
-from .processing_msmae import MSMAEPoseProcessor, normalize_keypoints
-from .configuration_sign_translation import SignTranslationConfig
-from .modeling_sign_translation import SignTranslationModel
-from .embeddings import embed_clips
-from .pipeline_msmae import (  # importing registers the three pipeline tasks
-    SignLanguageEmbeddingPipeline,
-    SignLanguageRecognitionPipeline,
-    SignLanguageTranslationPipeline,
-    add_pipeline_to_checkpoint,
-)
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-AutoConfig.register("msmae", MSMAEConfig, exist_ok=True)
-AutoModel.register(MSMAEConfig, MSMAEModel, exist_ok=True)
-AutoModelForPreTraining.register(MSMAEConfig, MSMAEForPreTraining, exist_ok=True)
-# Isolated sign recognition is classification of a (pose) video: the Hub's video-classification task.
-AutoModelForVideoClassification.register(MSMAEConfig, MSMAEForSignClassification, exist_ok=True)
-AutoFeatureExtractor.register(MSMAEConfig, MSMAEPoseProcessor, exist_ok=True)
-# Translation is pose in, text out through generate(), as SpeechEncoderDecoderModel is for speech.
-AutoConfig.register("msmae_translation", SignTranslationConfig, exist_ok=True)
-AutoModel.register(SignTranslationConfig, SignTranslationModel, exist_ok=True)
-AutoModelForSeq2SeqLM.register(SignTranslationConfig, SignTranslationModel, exist_ok=True)
+# name -> flat module that defines it
+_LAZY_NAMES = {
+    "MSMAEConfig": "configuration_msmae",
+    "MSMAEModel": "modeling_msmae",
+    "MSMAEForPreTraining": "modeling_msmae",
+    "MSMAEForSignClassification": "modeling_msmae",
+    "MSMAEPreTrainedModel": "modeling_msmae",
+    "MSMAEModelOutput": "modeling_msmae",
+    "MSMAEForPreTrainingOutput": "modeling_msmae",
+    "SignTranslationConfig": "configuration_sign_translation",
+    "SignTranslationModel": "modeling_sign_translation",
+    "SignLanguageRecognitionPipeline": "pipeline_msmae",
+    "SignLanguageTranslationPipeline": "pipeline_msmae",
+    "SignLanguageEmbeddingPipeline": "pipeline_msmae",
+    "add_pipeline_to_checkpoint": "pipeline_msmae",
+    "embed_clips": "embeddings",
+    "MSMAEPoseProcessor": "processing_msmae",
+    "normalize_keypoints": "processing_msmae",
+    "SignPose": "pose_io",
+    "load_pose": "pose_io",
+    "read_pose_file": "pose_io",
+    "read_landmark_array": "pose_io",
+    "read_msl150_sample": "pose_io",
+    "read_asl_app_json": "pose_io",
+    "read_frame_folder": "pose_io",
+}
 
-MSMAEConfig.register_for_auto_class()
-MSMAEPoseProcessor.register_for_auto_class("AutoFeatureExtractor")
-SignTranslationConfig.register_for_auto_class()
-SignTranslationModel.register_for_auto_class("AutoModelForSeq2SeqLM")
-MSMAEModel.register_for_auto_class("AutoModel")
-MSMAEForPreTraining.register_for_auto_class("AutoModelForPreTraining")
-MSMAEForSignClassification.register_for_auto_class("AutoModelForVideoClassification")
+__all__ = [*_LAZY_NAMES, "register_auto_classes"]
 
-__all__ = [
-    "MSMAEConfig",
-    "MSMAEModel",
-    "MSMAEForPreTraining",
-    "MSMAEForSignClassification",
-    "MSMAEPreTrainedModel",
-    "MSMAEModelOutput",
-    "MSMAEForPreTrainingOutput",
-    "SignTranslationConfig",
-    "SignTranslationModel",
-    "SignLanguageRecognitionPipeline",
-    "SignLanguageTranslationPipeline",
-    "SignLanguageEmbeddingPipeline",
-    "add_pipeline_to_checkpoint",
-    "embed_clips",
-    "MSMAEPoseProcessor",
-    "normalize_keypoints",
-    "SignPose",
-    "load_pose",
-    "read_pose_file",
-    "read_landmark_array",
-    "read_msl150_sample",
-    "read_asl_app_json",
-    "read_frame_folder",
-]
+
+def __getattr__(name):
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: msmae.data, msmae.cli, ...
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+_registration = None  # None, "running" or "done"
+
+
+def register_auto_classes():
+    """Register msmae's configs, models and processor with transformers' Auto classes and its pipelines with the
+    pipeline registry, once.
+
+    Called by `configuration_*`, `modeling_*`, `processing_msmae` and `pipeline_msmae` at the end of their import from
+    this package (never in a `trust_remote_code` copy). While one of them is still being imported by another, the
+    call returns and the outer module's own call registers.
+    """
+    global _registration
+    if _registration is not None:
+        return
+    _registration = "running"
+    try:
+        from transformers import (
+            AutoConfig,
+            AutoFeatureExtractor,
+            AutoModel,
+            AutoModelForPreTraining,
+            AutoModelForSeq2SeqLM,
+            AutoModelForVideoClassification,
+        )
+
+        from .configuration_msmae import MSMAEConfig
+        from .configuration_sign_translation import SignTranslationConfig
+        from .modeling_msmae import MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
+        from .modeling_sign_translation import SignTranslationModel
+        from .pipeline_msmae import register_pipelines
+        from .processing_msmae import MSMAEPoseProcessor
+    except ImportError as error:
+        _registration = None
+        if "partially initialized" in str(error):  # an msmae module is mid-import; it registers when it ends
+            return
+        raise
+    AutoConfig.register("msmae", MSMAEConfig, exist_ok=True)
+    AutoModel.register(MSMAEConfig, MSMAEModel, exist_ok=True)
+    AutoModelForPreTraining.register(MSMAEConfig, MSMAEForPreTraining, exist_ok=True)
+    # Isolated sign recognition is classification of a (pose) video: the Hub's video-classification task.
+    AutoModelForVideoClassification.register(MSMAEConfig, MSMAEForSignClassification, exist_ok=True)
+    AutoFeatureExtractor.register(MSMAEConfig, MSMAEPoseProcessor, exist_ok=True)
+    # Translation is pose in, text out through generate(), as SpeechEncoderDecoderModel is for speech.
+    AutoConfig.register("msmae_translation", SignTranslationConfig, exist_ok=True)
+    AutoModel.register(SignTranslationConfig, SignTranslationModel, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(SignTranslationConfig, SignTranslationModel, exist_ok=True)
+
+    MSMAEConfig.register_for_auto_class()
+    MSMAEPoseProcessor.register_for_auto_class("AutoFeatureExtractor")
+    SignTranslationConfig.register_for_auto_class()
+    SignTranslationModel.register_for_auto_class("AutoModelForSeq2SeqLM")
+    MSMAEModel.register_for_auto_class("AutoModel")
+    MSMAEForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+    MSMAEForSignClassification.register_for_auto_class("AutoModelForVideoClassification")
+    register_pipelines()
+    _registration = "done"
+
+
+if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
+    from .configuration_msmae import MSMAEConfig
+    from .configuration_sign_translation import SignTranslationConfig
+    from .embeddings import embed_clips
+    from .modeling_msmae import (
+        MSMAEForPreTraining,
+        MSMAEForPreTrainingOutput,
+        MSMAEForSignClassification,
+        MSMAEModel,
+        MSMAEModelOutput,
+        MSMAEPreTrainedModel,
+    )
+    from .modeling_sign_translation import SignTranslationModel
+    from .pipeline_msmae import (
+        SignLanguageEmbeddingPipeline,
+        SignLanguageRecognitionPipeline,
+        SignLanguageTranslationPipeline,
+        add_pipeline_to_checkpoint,
+    )
+    from .pose_io import (
+        SignPose,
+        load_pose,
+        read_asl_app_json,
+        read_frame_folder,
+        read_landmark_array,
+        read_msl150_sample,
+        read_pose_file,
+    )
+    from .processing_msmae import MSMAEPoseProcessor, normalize_keypoints

@@ -1,14 +1,16 @@
 """Which MediaPipe Holistic landmarks make up each MS-MAE stream.
 
 Model inputs (`pose_values`) hold the keypoints of the configured streams concatenated in the config's
-`streams` order; this module is the single place that maps MediaPipe Holistic landmarks to those keypoints.
+`streams` order; this module is the single place that says how many keypoints each stream has and maps MediaPipe
+Holistic landmarks to them. It imports nothing, so the data-only modules (`pose_io`) stay free of torch.
 
 Handedness: `left_hand` is the signer's own left hand. MediaPipe Holistic's `left_hand_landmarks` already
 follow that convention on an unmirrored video (its wrist sits at pose landmark 15, LEFT_WRIST), so no
 swap is made. Mirrored (selfie) videos swap both the hands and the pose's left/right.
 """
 
-from .configuration_msmae import STREAM_NUM_KEYPOINTS
+# Keypoints per stream (the one definition: configuration, processor and pose readers import it from here).
+STREAM_NUM_KEYPOINTS = {"body": 6, "left_hand": 21, "right_hand": 21, "face": 112}
 
 # MediaPipe Holistic component sizes.
 NUM_POSE_LANDMARKS = 33

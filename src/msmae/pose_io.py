@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .configuration_msmae import STREAM_NUM_KEYPOINTS
 from .keypoint_layout import (
     BODY_POSE_INDICES,
     BODY_POSE_NAMES,
@@ -23,6 +22,7 @@ from .keypoint_layout import (
     NUM_FACE_LANDMARKS,
     NUM_HAND_LANDMARKS,
     NUM_POSE_LANDMARKS,
+    STREAM_NUM_KEYPOINTS,
 )
 
 # Every stored clip keeps all four streams in this order, whatever a model uses: a model's `streams`

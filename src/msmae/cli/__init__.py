@@ -1,0 +1,57 @@
+"""The `msmae` command line: one module per command (see `COMMANDS`).
+
+A command `NAME` is a module with `NAME_HELP` (one line), `add_NAME_arguments(parser)` and
+`run_NAME(args, parser) -> int` (the exit code), `-` in NAME written `_`. Add a command by writing its module (here,
+e.g. `msmae/cli/prepare.py`) and one line in `COMMANDS`. Keep heavy imports (torch, MediaPipe, datasets,
+matplotlib) inside `add_`/`run_` functions: `msmae --help` imports only the command modules, and only the chosen
+command's arguments are built.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+logger = logging.getLogger("msmae")
+
+# command -> its module
+COMMANDS = {
+    "demo": "msmae.cli.demo",
+    "extract": "msmae.cli.extract",
+    "prepare": "msmae.cli_prepare",
+    "compact": "msmae.cli_compact",
+    "visualize": "msmae.cli.visualize",
+    "predict": "msmae.cli.predict",
+    "export-onnx": "msmae.cli.export_onnx",
+}
+
+
+def _command(name):
+    """(help, add_arguments, run) of a command, from its module."""
+    module, attr = importlib.import_module(COMMANDS[name]), name.replace("-", "_")
+    return getattr(module, f"{attr.upper()}_HELP"), getattr(module, f"add_{attr}_arguments"), getattr(module, f"run_{attr}")
+
+
+def build_parser(command=None) -> argparse.ArgumentParser:
+    """The `msmae` parser; only `command`'s own arguments are declared (the others' help lines are listed)."""
+    parser = argparse.ArgumentParser(prog="msmae", description="Multi-Stream Masked Autoencoders for sign language.")
+    parser.add_argument("--log_level", default="info", choices=("debug", "info", "warning", "error"))
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        help_text, add_arguments, run = _command(name)
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            add_arguments(subparser)
+            subparser.set_defaults(run=run, subparser=subparser)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if arg in COMMANDS), None)
+    args = build_parser(command).parse_args(argv)
+    # Our messages at --log_level; other libraries' only from warnings up.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        level=logging.WARNING, stream=sys.stderr)
+    logger.setLevel(getattr(logging, args.log_level.upper()))
+    return args.run(args, args.subparser)

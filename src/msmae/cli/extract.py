@@ -1,0 +1,72 @@
+"""`msmae extract`: MediaPipe Holistic poses of videos (whole, or clips given by a manifest) into a resumable
+`datasets` dataset (`msmae.data.extract.run_extraction`)."""
+
+import logging
+from pathlib import Path
+
+logger = logging.getLogger("msmae")
+
+EXTRACT_HELP = "extract MediaPipe Holistic poses from videos into a datasets dataset"
+
+
+def add_extract_arguments(parser):
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="video files, folders (searched recursively for videos) or .txt files listing video "
+                             "paths; may be omitted when --manifest lists the videos")
+    parser.add_argument("--output_dir", required=True, help="dataset folder (created; re-running resumes in it)")
+    parser.add_argument("--manifest", help="CSV/TSV/JSON/JSONL with a 'path' column (relative to the manifest) and "
+                                           "per-clip columns (label, text, signer, ...) copied into the dataset; "
+                                           "start/end (seconds) or start_frame/end_frame cut clips from long videos")
+    parser.add_argument("--num_workers", type=int, default=1, help="processes, one MediaPipe graph each")
+    parser.add_argument("--shard_index", type=int, default=0, help="this machine's shard (0-based)")
+    parser.add_argument("--num_shards", type=int, default=1,
+                        help="split the sorted video list into this many disjoint shards (run one per machine, "
+                             "from the same folder with the same inputs)")
+    parser.add_argument("--overwrite", action="store_true", help="re-extract videos that are already done")
+    parser.add_argument("--retry_failed", action="store_true",
+                        help="retry videos in the failure log (by default they are skipped on re-runs)")
+    parser.add_argument("--model_complexity", type=int, default=1, choices=(0, 1, 2),
+                        help="MediaPipe pose model (only 1 ships with MediaPipe; 0 and 2 download on first use)")
+    parser.add_argument("--min_detection_confidence", type=float, default=0.5)
+    parser.add_argument("--min_tracking_confidence", type=float, default=0.5)
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+
+
+def run_extract(args, parser) -> int:
+    if not args.inputs and not args.manifest:
+        parser.error("give videos, folders or list files to extract, or a --manifest listing them")
+    if args.num_workers < 1:
+        parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
+    if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
+        parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
+    from ..data.extract import clips_from_inputs, run_extraction
+    from ..holistic import filter_native_stderr, holistic_settings
+
+    extractor_kwargs = {"model_complexity": args.model_complexity,
+                        "min_detection_confidence": args.min_detection_confidence,
+                        "min_tracking_confidence": args.min_tracking_confidence}
+    try:  # argument errors (missing input, bad manifest or settings) exit with 2 before any work starts
+        clips = clips_from_inputs(args.inputs, args.manifest)
+        holistic_settings(**extractor_kwargs)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    filter_native_stderr()
+    summary = run_extraction(
+        clips=clips, output_dir=args.output_dir, num_workers=args.num_workers,
+        shard_index=args.shard_index, num_shards=args.num_shards, overwrite=args.overwrite,
+        retry_failed=args.retry_failed, progress=not args.no_progress, quiet=True, extractor_kwargs=extractor_kwargs,
+    )
+    shard = f" (shard {args.shard_index} of {args.num_shards})" if args.num_shards > 1 else ""
+    if summary.num_videos == 0:
+        logger.error("No videos found in %s%s.", " ".join(args.inputs) or args.manifest, shard)
+        return 1
+    logger.info(
+        "%d videos, %d clips%s: %d extracted (%d frames, %.1f frames/s), %d already done, %d without a person, "
+        "%d failed.", summary.num_videos, summary.num_clips, shard, summary.num_extracted, summary.num_frames, summary.frames_per_second,
+        summary.num_already_done, summary.num_no_person, summary.num_failed,
+    )
+    if summary.failures:
+        logger.info("Failures are listed in %s.", Path(args.output_dir) / "failures*.jsonl")
+    logger.info("Load the dataset with msmae.data.extract.load_extracted(%r) or "
+                "datasets.load_dataset(%r, split='train').", args.output_dir, args.output_dir)
+    return 0 if summary.num_extracted + summary.num_already_extracted > 0 else 1

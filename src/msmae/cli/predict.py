@@ -1,0 +1,186 @@
+"""`msmae predict`: sign recognition or translation of videos and pose files with a saved checkpoint.
+
+The task follows the checkpoint: an `MSMAEForSignClassification` gives the top-k signs with scores, a
+`SignTranslationModel` gives text. Exit codes: 0 every input was predicted; 1 the model could not be loaded;
+2 bad arguments (checked before the model loads: a missing input, an unsupported file type), or an input whose
+content cannot be read (empty, corrupt, no person found: the other inputs are still predicted and printed).
+"""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("msmae")
+
+PREDICT_HELP = "recognise or translate signing in videos and pose files with a trained checkpoint"
+EXIT_OK, EXIT_MODEL, EXIT_INPUT = 0, 1, 2
+
+PREDICT_EPILOG = """\
+inputs:
+  videos (.mp4 .webm .avi .mov .mkv; MediaPipe Holistic runs on them, needs the video extra),
+  folders of frame images (.png .jpg, read at --fps), pose files (.pose .npy .npz, ASL-App .json) or folders of
+  per-frame .npy landmark files.
+
+examples:
+  msmae predict hello.mp4 --model ./my-sign-classifier
+  msmae predict clips/*.pose --model ./my-sign-classifier --top_k 3 --format json
+  msmae predict sentence.mp4 --model ./my-translation-model --num_beams 4 --device cuda
+
+exit codes: 0 all inputs predicted, 1 the model could not be loaded, 2 bad arguments or an unreadable input.
+"""
+
+
+def add_predict_arguments(parser):
+    parser.description = __doc__.splitlines()[0].removeprefix("`msmae predict`: ").capitalize()
+    parser.epilog = PREDICT_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, pose files or per-frame .npy folders")
+    parser.add_argument("--model", required=True, help="checkpoint folder (or Hub repo id) of a trained model")
+    parser.add_argument("--top_k", type=int, default=5, help="labels shown per input for recognition (default: 5)")
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    parser.add_argument("--batch_size", type=int, default=8, help="clips per forward pass (default: 8)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="frame rate of folders of frame images, which do not record one (e.g. 25)")
+    parser.add_argument("--num_beams", type=int, default=None, help="beam size for translation (default: the model's)")
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help="longest translation in tokens (default: the model's generation config)")
+
+
+def run_predict(args, parser) -> int:
+    if args.top_k < 1:
+        parser.error(f"--top_k must be at least 1, got {args.top_k}")
+    if args.batch_size < 1:
+        parser.error(f"--batch_size must be at least 1, got {args.batch_size}")
+    problems = [problem for problem in map(check_input, args.inputs) if problem]
+    if problems:
+        for problem in problems:
+            logger.error("%s", problem)
+        return EXIT_INPUT
+    device = _resolve_device(args.device, parser)
+
+    try:
+        pipe, task = load_predictor(args.model, device)
+    except Exception as error:  # noqa: BLE001 - any load failure is reported with the path and exit code 1
+        missing = not Path(args.model).exists() and args.model.startswith(("/", ".", "~"))
+        logger.error("Could not load a model from %s: %s", args.model, "no such checkpoint folder" if missing else error)
+        return EXIT_MODEL
+
+    from ..pipeline_msmae import RECOGNITION_TASK
+
+    call_kwargs = {"top_k": args.top_k} if task == RECOGNITION_TASK else {
+        key: value for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+        if value is not None
+    }
+    results, failed = [], 0
+    clips, positions = [], []
+    for index, path in enumerate(args.inputs):
+        try:
+            clips.append(read_clip(pipe, path, fps=args.fps))
+            positions.append(index)
+            results.append({"input": path})
+        except (OSError, ValueError, ImportError) as error:
+            failed += 1
+            logger.error("Cannot read %s: %s", path, error)
+            results.append({"input": path, "error": str(error)})
+    if clips:
+        outputs = pipe(clips, batch_size=args.batch_size, **call_kwargs)
+        for index, output in zip(positions, outputs):
+            if task == RECOGNITION_TASK:
+                results[index]["predictions"] = output
+            else:
+                results[index]["translation"] = output[0]["translation_text"]
+    print(format_results(results, args.format, task))
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def check_input(path) -> str | None:
+    """A message naming what is wrong with an input path (missing, unsupported type), or None."""
+    from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES, is_video
+
+    candidate = Path(path)
+    if not candidate.exists():
+        return f"Input not found: {path}"
+    if candidate.is_dir():
+        if not any(candidate.glob("*.npy")) and not is_video(candidate):
+            return (f"{path} is a folder without per-frame .npy files or frame images; give video or pose files, or "
+                    "such a folder.")
+        return None
+    if candidate.suffix.lower() not in VIDEO_SUFFIXES + POSE_SUFFIXES:
+        supported = " ".join(VIDEO_SUFFIXES + POSE_SUFFIXES)
+        return f"{path}: unsupported file type {candidate.suffix or '(none)'!r}; use one of {supported}."
+    return None
+
+
+def _resolve_device(device, parser):
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parser.error(f"--device {device!r} is not a device; use cpu, cuda or cuda:N")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def load_predictor(model, device):
+    """The pipeline for a checkpoint and its task (recognition or translation), from its saved architecture."""
+    from transformers import PreTrainedConfig, pipeline
+    from transformers.utils import logging as hf_logging
+
+    from .. import pipeline_msmae as pipelines
+
+    hf_logging.disable_progress_bar()
+    config, _ = PreTrainedConfig.get_config_dict(model)
+    task = pipelines.tasks_for_checkpoint(config)[0]
+    if task == pipelines.RECOGNITION_TASK:
+        from ..modeling_msmae import MSMAEForSignClassification as model_class
+    elif task == pipelines.TRANSLATION_TASK:
+        from ..modeling_sign_translation import SignTranslationModel as model_class
+    else:
+        raise ValueError(
+            f"it holds {', '.join(config.get('architectures') or [])}, a pretrained encoder without a task head; "
+            "predict needs a fine-tuned sign classifier or translation model."
+        )
+    loaded = model_class.from_pretrained(model)
+    return pipeline(task, model=loaded, pipeline_class=pipelines.PIPELINES[task][0], device=device), task
+
+
+def read_clip(pipe, path, fps=None):
+    """Loads one input (running MediaPipe on videos, with the pipeline's extractor) and checks it processes."""
+    from ..pose_io import is_video, load_pose
+
+    if is_video(path):
+        from ..holistic import filter_native_stderr
+
+        filter_native_stderr()
+    clip = load_pose(path, extractor=pipe._extractor() if is_video(path) else None, fps=fps)
+    pipe.preprocess(clip)  # raises here, naming the input, if the clip cannot be processed
+    return clip
+
+
+def format_results(results, output_format, task) -> str:
+    from ..pipeline_msmae import RECOGNITION_TASK
+
+    if output_format == "json":
+        return json.dumps(results, indent=2, ensure_ascii=False)
+    if task == RECOGNITION_TASK:
+        rows = [("input", "rank", "label", "score")]
+        for result in results:
+            if "error" in result:
+                rows.append((result["input"], "-", "error", "-"))
+                continue
+            for rank, prediction in enumerate(result["predictions"], start=1):
+                rows.append((result["input"] if rank == 1 else "", str(rank), prediction["label"], f"{prediction['score']:.4f}"))
+    else:
+        rows = [("input", "translation")]
+        rows += [(result["input"], result.get("translation", "error")) for result in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
