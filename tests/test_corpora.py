@@ -541,7 +541,7 @@ def test_prepare_frame_folders_with_text(tmp_path, sample_video):
 
 def test_prepare_refuses_before_extracting(tmp_path, capsys):
     from msmae.cli import main
-    from msmae.cli_prepare import PREPARE_EPILOG
+    from msmae.cli.prepare import PREPARE_EPILOG
     from msmae.data.corpora import READERS
     from msmae.data.prepare import prepare
 

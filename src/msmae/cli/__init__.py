@@ -18,7 +18,7 @@ logger = logging.getLogger("msmae")
 COMMANDS = {
     "demo": "msmae.cli.demo",
     "extract": "msmae.cli.extract",
-    "prepare": "msmae.cli_prepare",
+    "prepare": "msmae.cli.prepare",
     "compact": "msmae.cli_compact",
     "visualize": "msmae.cli.visualize",
     "predict": "msmae.cli.predict",

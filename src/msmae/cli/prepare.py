@@ -55,8 +55,8 @@ def add_prepare_arguments(parser):
 
 
 def run_prepare(args, parser) -> int:
-    from .data.corpora import CorpusError, read_corpus
-    from .data.prepare import prepare, reader_options
+    from ..data.corpora import CorpusError, read_corpus
+    from ..data.prepare import prepare, reader_options
 
     if args.num_workers < 1:
         parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
@@ -75,7 +75,7 @@ def run_prepare(args, parser) -> int:
         index = read_corpus(args.dataset, args.root, **options)
     except (CorpusError, OSError) as error:
         parser.error(str(error))
-    from .holistic import filter_native_stderr
+    from ..holistic import filter_native_stderr
 
     filter_native_stderr()
     try:
