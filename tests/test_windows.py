@@ -15,7 +15,7 @@ from msmae.data.extract import part_path, write_part
 from msmae.data.loading import load_sign_dataset
 from msmae.data.windows import PoseRow, PoseRows, compact, hub_folder, push_compacted, stream_for_node
 from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, row_features
-from msmae.processing_msmae import MSMAEPoseProcessor
+from msmae.processing_msmae import MSMAEPoseProcessor, normalize_keypoints
 from msmae.training.collator import ClipSampler, PoseClipDataset, PoseCollator, clip_dataset
 
 LENGTHS = (700, 45, 1300, 90, 610, 30)
@@ -111,6 +111,13 @@ def test_long_clip_normalised_over_its_window(poses):
         x, y = picked[..., axis][mask], values[..., axis][mask]
         slope, intercept = np.polyfit(x, y, 1)
         np.testing.assert_allclose(slope * x + intercept, y, atol=1e-4)
+    # A clip no longer than the window is read whole and normalised over all its frames, as before.
+    short = poses[1]
+    values, mask = processor.process_clip(short)
+    index = processor._frame_indices(short.num_frames, False, None)
+    whole_clip = normalize_keypoints(short.keypoints, short.keypoint_mask, width=1280, height=720)
+    np.testing.assert_array_equal(values, whole_clip[index, :48])
+    np.testing.assert_array_equal(mask, short.keypoint_mask[index, :48])
 
 
 def test_clips_are_seeded_and_resumable(stored):
