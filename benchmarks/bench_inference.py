@@ -11,6 +11,10 @@
     python benchmarks/bench_inference.py
     python benchmarks/bench_inference.py --no_extraction --batch_size 32
     python benchmarks/bench_inference.py --quick
+    python benchmarks/bench_inference.py --no_extraction --compile --threads 1   # torch.compile vs eager
+
+With `--compile` the model is also timed through `torch.compile(model, fullgraph=True, dynamic=False)` (one graph
+per batch size); the first call's time, compilation included, is reported as `compile_s`.
 """
 
 import argparse
@@ -67,6 +71,7 @@ def main(argv=None):
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="Video for extraction timing.")
     parser.add_argument("--pose", type=Path, default=DEFAULT_POSE, help="Pose file for processor timing.")
     parser.add_argument("--no_extraction", action="store_true", help="Skip MediaPipe (model and processor only).")
+    parser.add_argument("--compile", action="store_true", help="Also time the torch.compile'd model.")
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -84,7 +89,7 @@ def main(argv=None):
     sampler = common.LoadSampler()
     rows = []
 
-    def model_call(batch_size):
+    def model_call(batch_size, forward=model):
         generator = torch.Generator().manual_seed(args.seed)
         shape = (batch_size, args.frames, config.num_keypoints, config.num_coordinates)
         inputs = {
@@ -95,21 +100,29 @@ def main(argv=None):
 
         def call():
             with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                logits = model(**inputs).logits
+                logits = forward(**inputs).logits
             common.synchronize(device)
             return logits
 
         return call
 
-    for batch_size in dict.fromkeys([1, args.batch_size]):
-        summary = time_calls(model_call(batch_size), args.steps, args.warmup + 1, sampler, args.max_background)
-        flops = encoder_forward_flops(config, batch_size, args.frames)
-        rows.append({"stage": f"model, batch {batch_size}", "batch": batch_size, "latency_ms": summary["median_s"] * 1e3,
-                     "cpu_ms": summary["median_cpu_s"] * 1e3, "clips_per_s": batch_size / summary["median_s"],
-                     "gflop_s": flops / summary["median_s"] / 1e9,
-                     "clean": f"{summary['clean_samples']}/{summary['samples']}", "bg_cores": summary["background_cores_mean"],
-                     "summary": summary})
-        print(f"{rows[-1]['stage']}: {rows[-1]['latency_ms']:.1f} ms", flush=True)
+    forwards = {"model": model}
+    if args.compile:
+        forwards["model+compile"] = torch.compile(model, fullgraph=True, dynamic=False)
+    for name, forward in forwards.items():
+        for batch_size in dict.fromkeys([1, args.batch_size]):
+            call = model_call(batch_size, forward)
+            start = time.perf_counter()
+            call()  # compiles a compiled model for this shape
+            first_call_s = time.perf_counter() - start
+            summary = time_calls(call, args.steps, args.warmup, sampler, args.max_background)
+            flops = encoder_forward_flops(config, batch_size, args.frames)
+            rows.append({"stage": f"{name}, batch {batch_size}", "batch": batch_size, "latency_ms": summary["median_s"] * 1e3,
+                         "cpu_ms": summary["median_cpu_s"] * 1e3, "clips_per_s": batch_size / summary["median_s"],
+                         "gflop_s": flops / summary["median_s"] / 1e9, "first_call_s": first_call_s,
+                         "clean": f"{summary['clean_samples']}/{summary['samples']}", "bg_cores": summary["background_cores_mean"],
+                         "summary": summary})
+            print(f"{rows[-1]['stage']}: {rows[-1]['latency_ms']:.1f} ms (first call {first_call_s:.1f} s)", flush=True)
 
     processor = MSMAEPoseProcessor.from_preset("recognition", streams=config.streams, num_frames=args.frames)
     processor_ms = None
@@ -133,7 +146,8 @@ def main(argv=None):
         else:
             extraction = time_extraction(args, config, model, processor, dtype, device, sampler, rows, processor_ms)
 
-    common.print_table(rows, ["stage", "batch", "latency_ms", "cpu_ms", "clips_per_s", "gflop_s", "frames_per_s", "clean", "bg_cores"],
+    common.print_table(rows, ["stage", "batch", "latency_ms", "cpu_ms", "clips_per_s", "gflop_s", "first_call_s", "frames_per_s",
+                              "clean", "bg_cores"],
                        title=f"Inference ({args.dtype}, {args.frames}-frame clips, device {device}, threads {torch.get_num_threads()})")
     result = {"benchmark": "inference", "environment": common.environment(device),
               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -177,8 +191,8 @@ def time_extraction(args, config, model, processor, dtype, device, sampler, rows
                  "bg_cores": e2e["background_cores_mean"], "summary": e2e})
     extractor.close()
 
-    model_1 = next(r for r in rows if r["batch"] == 1 and r["stage"].startswith("model"))
-    model_b = next((r for r in rows if r["batch"] == args.batch_size and r["stage"].startswith("model")), model_1)
+    model_1 = next(r for r in rows if r["batch"] == 1 and r["stage"].startswith("model,"))
+    model_b = next((r for r in rows if r["batch"] == args.batch_size and r["stage"].startswith("model,")), model_1)
     processor_row = next((r for r in rows if r["stage"].startswith("processor")), None)
     processor_cpu_ms = processor_row["cpu_ms"] if processor_row else 0.0
     # Wall-clock sums, and CPU-time sums (what the stages cost on an otherwise idle core).

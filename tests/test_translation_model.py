@@ -416,3 +416,22 @@ def test_fresh_process_loads_with_trust_remote_code(registered, tmp_path):
     assert result.stdout.split() == ["transformers_modules", "SignTranslationModel"]
     with torch.no_grad():
         assert torch.equal(torch.load(tmp_path / "out.pt"), model.generate(**inputs, num_beams=2, max_length=8))
+
+
+def test_an_edited_config_is_validated_where_it_is_used():
+    config = SignTranslationConfig(encoder=pose_config(), text_config=text_config(), lora_r=0)
+    config.fusion = "sum"
+    with pytest.raises(ValueError, match="fusion"):
+        SignTranslationModel(config)
+    config.fusion = "mean"
+    config.encoder.mask_ratio = 0.0  # the nested pose config is checked too
+    with pytest.raises(ValueError, match="mask_ratio"):
+        config.validate()
+
+
+def test_frozen_pose_encoder_stays_frozen_after_loading(tmp_path):
+    make_model(freeze_pose_encoder=True).save_pretrained(tmp_path)
+    loaded = SignTranslationModel.from_pretrained(tmp_path)
+    assert not any(p.requires_grad for p in loaded.pose_encoder.parameters())
+    loaded.train()
+    assert not loaded.pose_encoder.training and loaded.projection.training

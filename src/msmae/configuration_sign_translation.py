@@ -88,6 +88,14 @@ class SignTranslationConfig(InstalledPipelinesMixin, PreTrainedConfig):
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         self.lora_target_modules = list(self.lora_target_modules)
+        self.validate()
+
+    def validate(self):
+        """Checks the fields (and the pose encoder's config); raises `ValueError` naming the field. Runs at
+        construction, at `save_pretrained` and when a model is built, so edits are checked where they are used."""
+        super().validate()
+        if isinstance(self.encoder, MSMAEConfig):
+            self.encoder.validate()
         if self.fusion not in FUSIONS:
             raise ValueError(f"`fusion` must be one of {FUSIONS}, got {self.fusion!r}.")
         if self.lora_r < 0:

@@ -124,6 +124,7 @@ class SignTranslationModel(TrainableFromConfigMixin, SignTranslationPreTrainedMo
     """
 
     def __init__(self, config: SignTranslationConfig, pose_encoder: MSMAEModel | None = None, text_model=None):
+        config.validate()  # a config edited after construction is checked where it is used
         super().__init__(config)
         self.pose_encoder = pose_encoder if pose_encoder is not None else MSMAEModel(config.encoder)
         if self.pose_encoder.cls_token is not None:
