@@ -127,8 +127,10 @@ ROW_COLUMNS = POSE_COLUMNS + CLIP_COLUMNS
 
 def row_features(extra_columns=None):
     """`datasets.Features` of the stored row (`ROW_COLUMNS`) followed by `extra_columns` ({name: feature})."""
-    from datasets import Array2D, Array3D, Features, Value
-
+    try:  # in a try: checkpoints carry this module, and transformers' check of their imports skips try blocks
+        from datasets import Array2D, Array3D, Features, Value
+    except ImportError as error:
+        raise ImportError("Pose datasets need the datasets package: pip install datasets") from error
     clash = sorted(set(extra_columns or {}) & set(ROW_COLUMNS))
     if clash:
         raise ValueError(f"Columns {clash} are part of the stored pose row ({', '.join(ROW_COLUMNS)}); rename them.")
@@ -570,17 +572,18 @@ def video_extractor(**extractor_kwargs):
 def read_extracted_row(folder, index) -> SignPose:
     """Row `index` (in `load_extracted` order) of a dataset folder written by `msmae extract`, reading only the
     part file that holds it."""
-    import pyarrow.parquet as pq
-
+    try:  # in a try: checkpoints carry this module, and transformers' check of their imports skips try blocks
+        import pyarrow.parquet as pq
+        from datasets import Dataset
+        from datasets.table import InMemoryTable
+    except ImportError as error:
+        raise ImportError(f"Reading {folder} needs the datasets package: pip install datasets") from error
     folder = Path(folder)
     parts = sorted((folder / "data").glob("*.parquet"))
     rows = 0
     for part in parts:
         count = pq.ParquetFile(part).metadata.num_rows
         if 0 <= index < rows + count:
-            from datasets import Dataset
-            from datasets.table import InMemoryTable
-
             table = InMemoryTable(pq.read_table(part))
             return SignPose.from_example(Dataset(table).with_format("numpy")[index - rows])
         rows += count
