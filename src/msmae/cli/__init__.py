@@ -19,7 +19,7 @@ COMMANDS = {
     "demo": "msmae.cli.demo",
     "extract": "msmae.cli.extract",
     "prepare": "msmae.cli.prepare",
-    "compact": "msmae.cli_compact",
+    "compact": "msmae.cli.compact",
     "visualize": "msmae.cli.visualize",
     "predict": "msmae.cli.predict",
     "export-onnx": "msmae.cli.export_onnx",

@@ -34,12 +34,12 @@ from transformers import Trainer, TrainingArguments, set_seed
 from msmae import MSMAEConfig, MSMAEForPreTraining
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import (
-    find_last_checkpoint,
     given,
     inherited_normalization,
     parse_arguments,
     setup_logging,
 )
+from msmae.training.resume import find_last_checkpoint, run_training
 from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_pose_corpus
@@ -275,7 +275,7 @@ def main(args: list[str] | None = None):
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        train_result = run_training(trainer, checkpoint)  # says what to fix on a full disk
         trainer.save_model()  # model, config with auto_map and code files, preprocessor_config.json
         metrics = train_result.metrics
         trainer.log_metrics("train", metrics)

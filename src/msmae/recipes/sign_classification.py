@@ -36,12 +36,12 @@ from transformers import Trainer, TrainingArguments, set_seed
 from msmae import MSMAEConfig, MSMAEForSignClassification
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import (
-    find_last_checkpoint,
     given,
     inherited_normalization,
     parse_arguments,
     setup_logging,
 )
+from msmae.training.resume import find_last_checkpoint, run_training
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_sign_dataset, split_dataset
@@ -306,7 +306,7 @@ def main(args: list[str] | None = None):
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        train_result = run_training(trainer, checkpoint)  # says what to fix on a full disk
         trainer.save_model()  # the best checkpoint (load_best_model_at_end), its config with id2label, the processor
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)

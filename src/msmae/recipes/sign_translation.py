@@ -61,12 +61,12 @@ from msmae.metrics import load_translation_metric
 from msmae.modeling_sign_translation import SignTranslationModel
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import (
-    find_last_checkpoint,
     given,
     inherited_normalization,
     parse_arguments,
     setup_logging,
 )
+from msmae.training.resume import find_last_checkpoint, run_training
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, clip_dataset
 from msmae.data.loading import load_sign_dataset, split_dataset
@@ -456,7 +456,7 @@ def main(args: list[str] | None = None):
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        train_result = run_training(trainer, checkpoint)  # says what to fix on a full disk
         trainer.save_model()  # model with adapters, config with auto_map and code files, tokenizer
         if trainer.is_world_process_zero():
             processor.save_pretrained(training_args.output_dir)

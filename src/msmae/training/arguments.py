@@ -9,12 +9,24 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import transformers
 from transformers import HfArgumentParser, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+
+
+@dataclass
+class RunArguments:
+    """Options every training script has besides transformers' `TrainingArguments` (set on that object)."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train from the start even if --output_dir holds a run: removes that run's checkpoint-N "
+                  "folders and trainer_state.json (nothing else). Without it a run resumes from its newest "
+                  "complete checkpoint, and a finished run is reported, not trained again."},
+    )
 
 
 def parse_arguments(dataclass_types, defaults=None, args=None):
@@ -23,7 +35,7 @@ def parse_arguments(dataclass_types, defaults=None, args=None):
     A single argument ending in `.json`, `.yaml` or `.yml` is read as a file of `{argument: value}`. `defaults`
     (`{argument: value}`) override the dataclasses' own defaults.
     """
-    parser = HfArgumentParser(dataclass_types)
+    parser = HfArgumentParser((*dataclass_types, RunArguments))
     args = sys.argv[1:] if args is None else [str(a) for a in args]
     defaults = dict(defaults or {})
     if len(args) == 1 and args[0].endswith((".json", ".yaml", ".yml")):
@@ -42,6 +54,7 @@ def parse_arguments(dataclass_types, defaults=None, args=None):
     else:
         parser.set_defaults(**defaults)
         outputs = parser.parse_args_into_dataclasses(args=args)
+    *outputs, run = outputs
     for output in outputs:
         if isinstance(output, TrainingArguments) and not output.use_cpu:
             for name, value in loader_defaults().items():
@@ -49,7 +62,10 @@ def parse_arguments(dataclass_types, defaults=None, args=None):
                     setattr(output, name, value)
             if output.dataloader_num_workers == 0 and not given("dataloader_persistent_workers", args):
                 output.dataloader_persistent_workers = False  # torch refuses persistent workers without workers
-    return outputs
+    for output in outputs:
+        if isinstance(output, TrainingArguments):
+            output.overwrite_output_dir = run.overwrite_output_dir  # read by msmae.training.resume
+    return tuple(outputs)
 
 
 def loader_defaults() -> dict:
@@ -98,16 +114,6 @@ def setup_logging(training_args, logger: logging.Logger) -> None:
         f"distributed: {training_args.parallel_mode.value == 'distributed'}, bf16: {training_args.bf16}"
     )
     logger.info(f"Training/evaluation parameters {training_args}")
-
-
-def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
-    """The checkpoint to resume from when `output_dir` already holds one (None otherwise)."""
-    if not (training_args.do_train and os.path.isdir(training_args.output_dir)):
-        return None
-    last_checkpoint = get_last_checkpoint(training_args.output_dir)
-    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-        logger.info(f"Checkpoint found: resuming from {last_checkpoint}. Use another --output_dir to start afresh.")
-    return last_checkpoint
 
 
 def inherited_normalization(requested: str | None, checkpoint: str | None, **load_kwargs) -> str:

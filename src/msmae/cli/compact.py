@@ -23,7 +23,7 @@ def add_compact_arguments(parser):
 
 
 def run_compact(args, parser) -> int:
-    from .data.windows import compact, push_compacted
+    from ..data.windows import compact, push_compacted
 
     try:
         dataset = compact(args.source, args.output_dir, max_shard_size=args.max_shard_size)
