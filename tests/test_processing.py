@@ -303,8 +303,18 @@ def test_video_suffix_goes_to_extraction(tmp_path, monkeypatch):
     import types
 
     clip = _clip(frames=9)
+    class FakeExtractor:  # msmae.holistic.HolisticExtractor without MediaPipe
+        def __init__(self, **kwargs):
+            pass
+
+        def extract_video(self, path, fps=None):
+            return clip
+
+        def close(self):
+            pass
+
     fake = types.ModuleType("msmae.holistic")
-    fake.extract_video = lambda path, **kwargs: clip
+    fake.HolisticExtractor = FakeExtractor
     monkeypatch.setitem(sys.modules, "msmae.holistic", fake)
     video = tmp_path / "sign.webm"
     video.write_bytes(b"\0")
