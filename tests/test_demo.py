@@ -81,3 +81,64 @@ def test_quick_demo_on_real_data(shared_data, tmp_path, capsys):
                       "--output_dir", str(tmp_path / "out")]) == 0
     summary = check_outputs(tmp_path / "out", capsys, num_signs=5)
     assert summary["data_source"] == "shared" and summary["data"].startswith("real") and all("msl150" in p["source"] for p in summary["predictions"])
+
+
+def user_files(output):
+    """Files a user keeps in the demo's folders: a run of their own (with a checkpoint) and notes."""
+    files = {
+        output / "pretraining" / "checkpoint-100" / "trainer_state.json": '{"global_step": 100}',
+        output / "pretraining" / "my-notes.txt": "my own notes",
+        output / "sign-classification" / "checkpoint-7" / "model.safetensors": "not the demo's",
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return files
+
+
+def test_a_non_empty_output_dir_is_refused_and_nothing_is_deleted(tmp_path, capsys):
+    files = user_files(tmp_path / "out")
+    assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(tmp_path / "out")]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    # --overwrite_output_dir removes only what an earlier demo recorded writing; here it wrote nothing.
+    assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(tmp_path / "out"),
+                      "--overwrite_output_dir"]) == 2
+    assert "no earlier msmae demo output" in capsys.readouterr().err
+    assert all(path.read_text() == text for path, text in files.items())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pretraining", "sign-classification"]
+
+
+def test_output_file_is_refused(tmp_path, capsys):
+    (tmp_path / "out").write_text("a file")
+    assert demo.main(["--quick", "--output_dir", str(tmp_path / "out")]) == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "out").read_text() == "a file"
+
+
+def test_overwrite_replaces_the_earlier_demo_and_keeps_the_users_files(tmp_path, capsys):
+    output = tmp_path / "out"
+    assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(output)]) == 0
+    capsys.readouterr()
+    written = json.loads((output / demo.WRITTEN).read_text())["files"]
+    assert "pretraining/model.safetensors" in written and "summary.json" in written
+    files = user_files(output)
+    stale = output / "sign-classification" / "predictions_test.csv"
+    stale.write_text("stale")
+    # A plain re-run is refused (the folder is not empty); so is an overwrite while checkpoints of another run
+    # lie in the demo's folders (the recipes would resume from them). Nothing changes.
+    assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(output)]) == 2
+    assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(output), "--overwrite_output_dir"]) == 2
+    assert "checkpoint-100" in capsys.readouterr().err
+    assert stale.read_text() == "stale" and (output / "summary.json").is_file()
+    assert all(path.read_text() == text for path, text in files.items())
+    for path in list(files):
+        if "checkpoint-" in str(path):
+            path.unlink()
+            path.parent.rmdir()
+            del files[path]
+    first_model = (output / "pretraining" / "model.safetensors").stat().st_mtime_ns
+    assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(output), "--overwrite_output_dir"]) == 0
+    check_outputs(output, capsys, num_signs=8)
+    assert all(path.read_text() == text for path, text in files.items())  # the user's notes are kept
+    # The demo's own files were replaced: pretraining trained again (a finished run is not resumed) ...
+    assert (output / "pretraining" / "model.safetensors").stat().st_mtime_ns > first_model
+    assert stale.read_text() != "stale"

@@ -16,6 +16,9 @@ Data (`--data`):
 - `synthetic`: clips the package generates (`msmae.training.synthetic`), stick figures whose hands move along
   class-specific paths. They are not sign language; they show that the pipeline trains and predicts, and their
   accuracy says nothing about real signing.
+
+`--output_dir` must be new or empty: the demo deletes nothing it did not write. It records the files it writes
+(`msmae-demo-files.json`); `--overwrite_output_dir` replaces an earlier demo's output by removing those files only.
 """
 
 import argparse
@@ -57,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--cache_dir", default=None,
                         help="datasets cache for the clips read from files (default: OUTPUT_DIR/cache)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="replace an earlier demo's output in --output_dir: removes only the files that demo "
+                             "wrote (listed in its msmae-demo-files.json); without it, a non-empty --output_dir is "
+                             "refused")
     return parser
 
 
@@ -127,16 +134,13 @@ def prepare_data(args, output_dir: Path):
 
 def packaged_data(args, data: Path):
     """The real signing shipped with msmae, saved as datasets the recipes read: (description, pretraining sources,
-    recognition source). Rebuilt on every run (a second), so a newer msmae's data is never shadowed."""
-    import shutil
-
+    recognition source). Rebuilt on every run (a second), so a newer msmae's data is never shadowed (an earlier
+    demo's copy was removed with its output, see `claim_output_dir`)."""
     from .. import sample_data
 
     folders = {}
     for name in sample_data.DATASETS:
         folder = data / f"packaged-{name}"
-        if folder.exists():
-            shutil.rmtree(folder)
         sample_data.sample_dataset(name, cache_dir=str(cache_dir(args, data.parent))).save_to_disk(str(folder))
         folders[name] = str(folder)
     return (
@@ -242,26 +246,34 @@ def run(args) -> int:
 
 def _run(args) -> int:
     output_dir = Path(args.output_dir).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("pretraining", "sign-classification"):
-        if (output_dir / name).exists() and any((output_dir / name).glob("checkpoint-*")):
-            # The scripts would resume a finished run and train no further: start the demo clean instead.
-            import shutil
+    problem = claim_output_dir(output_dir, args.overwrite_output_dir)
+    if problem:
+        print(f"msmae demo: {problem}", file=sys.stderr, flush=True)
+        return 2
 
-            shutil.rmtree(output_dir / name)
+    started = time.time()
+    started_ns = time.time_ns() - 50_000_000  # file times come from a coarser clock, up to a tick behind
+    try:
+        return _run_steps(args, output_dir, started, started_ns)
+    finally:  # an error or Ctrl-C part way: what was written is recorded all the same (kill -9 escapes this)
+        record_written(output_dir, started_ns)
+
+
+def _run_steps(args, output_dir: Path, started: float, started_ns: int) -> int:
     from ..recipes import pretraining as pretraining_recipe
     from ..recipes import sign_classification as classification_recipe
 
-    started = time.time()
-
     kind, description, pretraining_sources, recognition_source = prepare_data(args, output_dir)
+    record_written(output_dir, started_ns)
     print(f"[msmae demo] data: {description}", flush=True)
 
     print("[msmae demo] 1/3 pretraining (msmae.recipes.pretraining = examples/run_pretraining.py) ...", flush=True)
     pretraining = pretraining_recipe.main(pretraining_arguments(args, pretraining_sources, output_dir))
+    record_written(output_dir, started_ns)
     print("[msmae demo] 2/3 fine-tuning and evaluation (msmae.recipes.sign_classification = "
           "examples/run_sign_classification.py) ...", flush=True)
     finetuning = classification_recipe.main(finetuning_arguments(args, recognition_source, output_dir))
+    record_written(output_dir, started_ns)
     print("[msmae demo] 3/3 prediction with the saved model ...", flush=True)
     predictions = predict_test_clips(
         output_dir / "sign-classification", recognition_source, cache_dir(args, output_dir), args.seed
@@ -269,8 +281,77 @@ def _run(args) -> int:
 
     summary = summarize(kind, description, pretraining, finetuning, predictions, output_dir, time.time() - started)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    record_written(output_dir, started_ns)
     print(format_summary(summary), flush=True)
     return 0
+
+
+# The demo's list of the files it wrote in --output_dir: --overwrite_output_dir removes these and nothing else.
+WRITTEN = "msmae-demo-files.json"
+
+
+def claim_output_dir(output_dir: Path, overwrite: bool) -> str | None:
+    """Make `output_dir` ready for the demo: new or empty, or (with `overwrite`) an earlier demo's output with the
+    files that demo wrote removed. Returns why it cannot be used (nothing is removed then), or None."""
+    if output_dir.exists() and not output_dir.is_dir():
+        return f"--output_dir {output_dir} is a file, not a folder: give a new or empty folder."
+    if not output_dir.exists() or not any(output_dir.iterdir()):
+        output_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    if not overwrite:
+        return (f"--output_dir {output_dir} is not empty. The demo writes into a new or empty folder and deletes "
+                "nothing it did not write: give another --output_dir, or add --overwrite_output_dir to replace an "
+                "earlier demo's output there (only the files that demo wrote are removed).")
+    listed = read_written(output_dir)
+    if listed is None:
+        return (f"--output_dir {output_dir} holds no earlier msmae demo output (no readable {WRITTEN}), so "
+                "--overwrite_output_dir removes nothing there: give a new or empty --output_dir.")
+    # A checkpoint the record does not cover would be resumed by the recipes: refuse before removing anything.
+    kept = set(listed)
+    foreign = [folder for stage in ("pretraining", "sign-classification") if (output_dir / stage).is_dir()
+               for folder in sorted((output_dir / stage).glob("checkpoint-*"))
+               if any(p.is_file() and str(p.relative_to(output_dir)) not in kept for p in folder.rglob("*"))]
+    if foreign:
+        return (f"{', '.join(map(str, foreign))} holds files the earlier demo did not record writing (a checkpoint of "
+                "another run, or of a demo killed part way), and the training recipes would resume from it. Nothing "
+                "was removed: move it away (or delete it if it is the demo's), or give another --output_dir.")
+    for relative in listed:
+        path = output_dir / relative
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    # Folders the removals emptied, deepest first; folders that still hold anything stay.
+    for folder in sorted((p for p in output_dir.rglob("*") if p.is_dir() and not p.is_symlink()),
+                         key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    (output_dir / WRITTEN).unlink(missing_ok=True)
+    return None
+
+
+def read_written(output_dir: Path) -> list[str] | None:
+    """The files (relative to `output_dir`) an earlier demo recorded as written there, or None without a record."""
+    try:
+        listed = json.loads((output_dir / WRITTEN).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    root = output_dir.resolve()
+    # Only plain relative paths inside the folder: a hand-edited record can not reach elsewhere.
+    return [p for p in listed if isinstance(p, str) and not Path(p).is_absolute()
+            and ".." not in Path(p).parts and (root / p).resolve().is_relative_to(root)]
+
+
+def record_written(output_dir: Path, since_ns: int) -> None:
+    """Add to the record the files under `output_dir` written since `since_ns` (this run's), after each step, so
+    that a run stopped part way still has a record of what it completed."""
+    listed = set(read_written(output_dir) or [])
+    for path in output_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mtime_ns >= since_ns:
+            listed.add(str(path.relative_to(output_dir)))
+    listed.add(WRITTEN)
+    record = output_dir / WRITTEN
+    temporary = record.with_name(WRITTEN + ".tmp")
+    temporary.write_text(json.dumps({"written_by": "msmae demo", "files": sorted(listed)}, indent=0))
+    os.replace(temporary, record)  # a kill leaves the old record or the new one, never half of one
 
 
 def summarize(kind, description, pretraining, finetuning, predictions, output_dir: Path, seconds: float) -> dict:
