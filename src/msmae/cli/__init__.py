@@ -23,6 +23,8 @@ COMMANDS = {
     "visualize": "msmae.cli.visualize",
     "predict": "msmae.cli.predict",
     "export-onnx": "msmae.cli.export_onnx",
+    "app": "msmae.cli.app",
+    "space": "msmae.cli.space",
 }
 
 
