@@ -3,8 +3,6 @@
 from dataclasses import dataclass
 
 import torch
-from peft import LoraConfig, inject_adapter_in_model
-from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig, GenerationMixin, PreTrainedModel
@@ -205,6 +203,9 @@ class SignTranslationModel(TrainableFromConfigMixin, SignTranslationPreTrainedMo
         self.generation_config.forced_bos_token_id = token_id
 
     def _add_decoder_adapters(self) -> None:
+        from peft import LoraConfig, inject_adapter_in_model  # here: peft is needed only where adapters are built
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
         lora_config = LoraConfig(
             r=self.config.lora_r,
             lora_alpha=self.config.lora_alpha,
@@ -254,6 +255,8 @@ class SignTranslationModel(TrainableFromConfigMixin, SignTranslationPreTrainedMo
         outputs). The config's `lora_r` becomes 0, so the saved model reloads without adapters."""
         if self.config.lora_r == 0:
             raise ValueError("This model has no LoRA adapters to merge (`config.lora_r` is 0).")
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
         decoder = self.text_model.get_decoder()
         layers = [(name, module) for name, module in decoder.named_modules() if isinstance(module, BaseTunerLayer)]
         for name, module in layers:
