@@ -101,3 +101,9 @@ print(json.dumps([len(names), failures]))
 def test_every_module_imports_first_without_a_cycle():
     count, failures = _run(NO_CYCLES)
     assert count > 30 and failures == {}
+
+
+def test_peft_is_imported_only_where_adapters_are_built():
+    loaded = _loaded_after("import msmae\nmsmae.SignTranslationModel\nmsmae.MSMAEForSignClassification(msmae.MSMAEConfig("
+                           "hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))")
+    assert "torch" in loaded and "peft" not in loaded
