@@ -25,6 +25,7 @@ COMMANDS = {
     "export-onnx": "msmae.cli.export_onnx",
     "app": "msmae.cli.app",
     "space": "msmae.cli.space",
+    "live": "msmae.cli.live",
 }
 
 
