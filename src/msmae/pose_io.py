@@ -371,7 +371,11 @@ def _load_array_file(path: Path):
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:
-        arrays = {key: loaded[key] for key in loaded.files}
+        try:  # an .npz reads its arrays lazily: name the file when one holds objects
+            arrays = {key: loaded[key] for key in loaded.files}
+        except ValueError as error:
+            raise ValueError(f"{path} cannot be read as numeric arrays without unpickling ({error}). Save landmarks "
+                             "as plain float arrays (np.save / np.savez).") from error
     if "keypoints" in arrays:
         return arrays
     if len(arrays) == 1:

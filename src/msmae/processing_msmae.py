@@ -9,6 +9,7 @@ This module is exported with the model for `trust_remote_code`, so it imports on
 sibling modules.
 """
 
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
@@ -20,6 +21,8 @@ from .augmentation import build_augmentations, recognition_augmentations, transl
 from .configuration_msmae import STREAM_NUM_KEYPOINTS
 from .keypoint_layout import BODY_POSE_NAMES
 from .pose_io import ALL_STREAMS, NUM_STORED_KEYPOINTS, SignPose, load_pose, stream_slices
+
+logger = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("shoulder", "none")
 SAMPLINGS = ("uniform", "random", "window", "full")
@@ -247,6 +250,9 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
         name = pose.source or "clip"
         if pose.num_frames == 0:
             raise ValueError(f"{name} has zero frames; there is nothing to process. Check the extraction of this clip.")
+        if not pose.keypoint_mask.any():
+            logger.warning("%s: no keypoint is detected in frames %d-%d (no person in view?); its features are all "
+                           "zero.", name, start, stop - 1)
         keep = self._stored_keypoints()
         # Statistics from the stored keypoints (the shoulders are there whatever the streams), applied to kept ones.
         multiplier, offset = _normalization(

@@ -39,7 +39,7 @@ def run_extract(args, parser) -> int:
         parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
         parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
-    from ..data.extract import clips_from_inputs, run_extraction
+    from ..data.extract import ExtractionBusy, OutputError, clips_from_inputs, printable, run_extraction
     from ..holistic import filter_native_stderr, holistic_settings
 
     extractor_kwargs = {"model_complexity": args.model_complexity,
@@ -49,22 +49,33 @@ def run_extract(args, parser) -> int:
         clips = clips_from_inputs(args.inputs, args.manifest)
         holistic_settings(**extractor_kwargs)
     except (OSError, ValueError) as error:
-        parser.error(str(error))
+        parser.error(printable(error))
     filter_native_stderr()
-    summary = run_extraction(
-        clips=clips, output_dir=args.output_dir, num_workers=args.num_workers,
-        shard_index=args.shard_index, num_shards=args.num_shards, overwrite=args.overwrite,
-        retry_failed=args.retry_failed, progress=not args.no_progress, quiet=True, extractor_kwargs=extractor_kwargs,
-    )
+    try:
+        summary = run_extraction(
+            clips=clips, output_dir=args.output_dir, num_workers=args.num_workers,
+            shard_index=args.shard_index, num_shards=args.num_shards, overwrite=args.overwrite,
+            retry_failed=args.retry_failed, progress=not args.no_progress, quiet=True,
+            extractor_kwargs=extractor_kwargs,
+        )
+    except (OutputError, ExtractionBusy) as error:  # the machine's fault: say what to fix; the next run resumes
+        logger.error("%s", error)
+        return 1
+    except ValueError as error:  # the folder does not fit these inputs or settings: say how to proceed
+        logger.error("%s", printable(error))
+        return 2
     shard = f" (shard {args.shard_index} of {args.num_shards})" if args.num_shards > 1 else ""
     if summary.num_videos == 0:
-        logger.error("No videos found in %s%s.", " ".join(args.inputs) or args.manifest, shard)
+        logger.error("No videos found in %s%s.", printable(" ".join(args.inputs) or args.manifest), shard)
         return 1
     logger.info(
         "%d videos, %d clips%s: %d extracted (%d frames, %.1f frames/s), %d already done, %d without a person, "
-        "%d failed.", summary.num_videos, summary.num_clips, shard, summary.num_extracted, summary.num_frames, summary.frames_per_second,
-        summary.num_already_done, summary.num_no_person, summary.num_failed,
+        "%d failed.", summary.num_videos, summary.num_clips, shard, summary.num_extracted, summary.num_frames,
+        summary.frames_per_second, summary.num_already_done, summary.num_no_person, summary.num_failed,
     )
+    if summary.num_damaged or summary.num_updated:
+        logger.info("%d damaged or outdated parts were extracted again; %d rows got their changed columns.",
+                    summary.num_damaged, summary.num_updated)
     if summary.failures:
         logger.info("Failures are listed in %s.", Path(args.output_dir) / "failures*.jsonl")
     logger.info("Load the dataset with msmae.data.extract.load_extracted(%r) or "

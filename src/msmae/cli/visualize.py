@@ -23,17 +23,38 @@ def add_visualize_arguments(parser):
 
 
 def run_visualize(args, parser) -> int:
-    from ..pose_io import load_pose
+    from ..pose_io import is_video, load_pose
     from ..visualization import render
 
     output = Path(args.output)
     if output.suffix.lower() not in (".png", ".gif", ".mp4"):
         parser.error(f"--output must end in .png, .gif or .mp4, got {output.name}")
+    if args.size < 16:
+        parser.error(f"--size is the image height in pixels: at least 16, got {args.size}")
+    if args.fps is not None and not args.fps > 0:
+        parser.error(f"--fps must be positive, got {args.fps}")
+    if is_video(args.input):
+        from ..holistic import filter_native_stderr
+
+        filter_native_stderr()  # MediaPipe's native start-up lines are noise here
     try:
         pose = load_pose(args.input, index=args.index)
     except (OSError, ValueError) as error:
         logger.error("%s", error)
         return 1
-    render(pose, output, streams=args.streams, frame=args.frame, fps=args.fps, height=args.size)
+    if not pose.keypoint_mask.any():
+        logger.warning("%s: no keypoint is detected in any of its %d frames (no person in view?); the picture will "
+                       "be empty.", args.input, pose.num_frames)
+    elif output.suffix.lower() == ".png" and args.frame is not None and -pose.num_frames <= args.frame < pose.num_frames \
+            and not pose.keypoint_mask[args.frame].any():
+        logger.warning("%s: nothing is detected in frame %d; the picture will be empty.", args.input, args.frame)
+    try:
+        render(pose, output, streams=args.streams, frame=args.frame, fps=args.fps, height=args.size)
+    except ValueError as error:  # a frame or stream that the clip does not have
+        logger.error("%s: %s", args.input, error)
+        return 2
+    except OSError as error:
+        logger.error("Cannot write %s: %s", output, error.strerror or error)
+        return 1
     logger.info("Wrote %s (%d frames of %s).", output, pose.num_frames, args.input)
     return 0

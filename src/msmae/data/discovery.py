@@ -1,9 +1,12 @@
 """The one way to find clips on disk, for `msmae extract` inputs and the dataset builders."""
 
+import logging
 import os
 from pathlib import Path
 
 from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES
+
+logger = logging.getLogger(__name__)
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 # What `find_clips` looks for: videos only (to run MediaPipe on), or every clip a pose reader takes.
@@ -13,7 +16,8 @@ KINDS = ("videos", "clips")
 def find_clips(inputs, kind="clips") -> list[str]:
     """Paths of the clips in `inputs` (a path or a list of paths), sorted, each file once.
 
-    Each input is a file (taken as it is), a folder (searched recursively; hidden files and folders skipped) or a
+    Each input is a file (taken as it is), a folder (searched recursively, following links to folders once each;
+    hidden files and folders skipped; links to nothing skipped with a warning naming them) or a
     `.txt`/`.lst`/`.list` file listing one path per line (relative to the list; `#` starts a comment). `kind`:
     `"videos"` finds video files (`VIDEO_SUFFIXES`); `"clips"` also finds pose files (`POSE_SUFFIXES`, except
     ASL-App's `metadata.json`) and folders of numbered per-frame `.npy` vectors (MSL-150's layout, one clip each).
@@ -30,7 +34,12 @@ def find_clips(inputs, kind="clips") -> list[str]:
         if path.is_dir():
             found += _search(path, suffixes, frame_folders=kind == "clips")
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"List file {path} is not UTF-8 text (byte {error.start}: {error.reason}); save "
+                                 "it as UTF-8.") from None
+            for line in text.splitlines():
                 line = line.split("#", 1)[0].strip()
                 if line:
                     found.append(os.path.normpath(os.path.join(path.parent, line)))
@@ -46,16 +55,26 @@ def find_clips(inputs, kind="clips") -> list[str]:
 
 
 def _search(folder, suffixes, frame_folders):
-    found = []
-    for root, dirs, files in os.walk(folder):
+    found, seen, dangling = [], set(), []
+    for root, dirs, files in os.walk(folder, followlinks=True):
         root = Path(root)
+        if os.path.realpath(root) in seen:  # a link back to a folder already searched (a loop, or two links)
+            dirs[:] = []
+            continue
+        seen.add(os.path.realpath(root))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dangling += [root / name for name in files if not name.startswith(".") and not (root / name).exists()]
+        files = [name for name in files if (root / name).exists()]
         if frame_folders and root != folder and is_frame_folder(root):
             found.append(os.path.normpath(root))
             dirs[:] = []
             continue
         found += [os.path.normpath(root / name) for name in files
                   if Path(name).suffix.lower() in suffixes and not name.startswith(".") and name != "metadata.json"]
+    for link in dangling:
+        target = os.readlink(link) if link.is_symlink() else "?"
+        logger.warning("Skipping %s: a link to %s, which does not exist.", *(
+            os.fsencode(name).decode("utf-8", "backslashreplace") for name in (link, target)))
     return found
 
 

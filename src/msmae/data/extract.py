@@ -15,12 +15,16 @@ or `datasets.load_dataset("parquet", data_files=f"{OUTPUT_DIR}/data/*.parquet", 
 """
 
 import concurrent.futures
+import errno
 import hashlib
 import json
 import logging
 import math
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -57,7 +61,7 @@ def clips_from_inputs(inputs=None, manifest=None) -> list:
     (`clip_id`, `start`, `end`, `start_frame`, `end_frame`, `fps`) place the clip; the others go into its row."""
     rows = read_manifest(manifest) if manifest else []
     if not inputs:
-        return [_clip_from_row(row) for row in rows]
+        return _merge_repeated([_clip_from_row(row) for row in rows], manifest)
     by_file = {}
     for row in rows:
         by_file.setdefault(os.path.realpath(row["path"]), []).append(row)
@@ -69,8 +73,28 @@ def clips_from_inputs(inputs=None, manifest=None) -> list:
         clips += [_clip_from_row({**row, "path": source}) for row in listed] if listed else [ClipSource(source)]
     if unlisted:
         logger.warning("%d videos are not in the manifest (their manifest columns are empty), e.g. %s",
-                       len(unlisted), unlisted[0])
-    return clips
+                       len(unlisted), printable(unlisted[0]))
+    return _merge_repeated(clips, manifest)
+
+
+def _merge_repeated(clips, manifest):
+    """One clip per clip_id: rows repeated with the same values count once; repeated with other values (e.g. three
+    labels for one video) is an error naming them, never a silent choice."""
+    by_id = {}
+    for clip in clips:
+        first = by_id.setdefault(clip.clip_id, clip)
+        if first is not clip and first != clip:
+            differ = {key: (first.columns.get(key), clip.columns.get(key))
+                      for key in sorted(set(first.columns) | set(clip.columns))
+                      if first.columns.get(key) != clip.columns.get(key)}
+            raise ValueError(
+                f"Manifest {manifest} lists clip {printable(clip.clip_id)} more than once with different values "
+                f"{differ or '(range or fps)'}: keep one row per clip, or give the rows distinct clip_id (or "
+                "start/end) values.")
+    if len(by_id) < len(clips):
+        logger.warning("Manifest %s repeats %d rows with the same values; each clip is extracted once.", manifest,
+                       len(clips) - len(by_id))
+    return list(by_id.values())
 
 
 def _clip_from_row(row):
@@ -119,17 +143,27 @@ def part_path(output_dir, clip_id) -> Path:
     """Where the row of the clip `clip_id` (a whole video's is its path) is written: a stable name, so re-runs find
     what is already done. Hex only: split keywords such as 'test' in a video's name must not look like a dataset
     split to `datasets`."""
-    digest = hashlib.sha1(str(clip_id).encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha1(os.fsencode(str(clip_id))).hexdigest()[:16]  # file names need not be valid UTF-8
     return Path(output_dir) / DATA_DIR / f"train-{digest}.parquet"
 
 
-def write_part(path, example, features):
+def printable(text) -> str:
+    """`text` with the bytes of a file name that is not valid UTF-8 written as `\\xNN` (as `ls -b` does): Arrow,
+    JSON readers and terminals need real UTF-8."""
+    return os.fsencode(str(text)).decode("utf-8", "backslashreplace")
+
+
+def write_part(path, example, features, settings=None, table=None):
     """Write one dataset row to `path` atomically (temporary file, fsync, rename): a killed run leaves either the
-    whole file or none."""
+    whole file or none. The file's metadata records the clip, a digest of its poses and the extractor `settings`,
+    so that a re-run can check it (`check_part`). `table`: the row as a one-row Arrow table instead of `example`."""
     import pyarrow.parquet as pq
 
     path = Path(path)
-    table = _row_table(example, features)
+    table = _row_table(example, features) if table is None else table
+    record = {"clip_id": printable(table["clip_id"][0].as_py()), "poses_sha1": _poses_digest(table),
+              "extractor": settings}
+    table = table.replace_schema_metadata({**table.schema.metadata, PART_METADATA: json.dumps(record).encode()})
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # never matches *.parquet or *.json
     try:
         with open(temporary, "wb") as handle:
@@ -142,17 +176,68 @@ def write_part(path, example, features):
             temporary.unlink()
 
 
-def _row_table(example, features):
+PART_METADATA = b"msmae_part"
+
+
+def _poses_digest(table) -> str:
+    """SHA-1 of a row's keypoints and mask values (a part damaged from outside no longer matches it)."""
+    digest = hashlib.sha1()
+    for name in ("keypoints", "keypoint_mask"):
+        values = table[name].combine_chunks()
+        values = values.storage if hasattr(values, "storage") else values
+        while hasattr(values, "flatten"):
+            values = values.flatten()
+        digest.update(values.to_numpy(zero_copy_only=False).tobytes())
+    return digest.hexdigest()
+
+
+def check_part(path, clip, features, settings) -> tuple[str, object]:
+    """What a re-run does with the existing part of `clip` at `path`: ("ok", None) keep it; ("columns", table)
+    rewrite its clip columns (the manifest or the column types changed; `table` holds the new row, poses kept);
+    ("extract", reason) extract the clip again (unreadable, damaged, another clip's, other extractor settings)."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        if table.num_rows != 1:
+            return "extract", f"it holds {table.num_rows} rows"
+        record = json.loads((table.schema.metadata or {}).get(PART_METADATA, b"{}"))
+        if table["clip_id"][0].as_py() != printable(clip.clip_id):
+            return "extract", f"it holds clip {table['clip_id'][0].as_py()!r}"
+        if record and record.get("poses_sha1") != _poses_digest(table):
+            return "extract", "its poses do not match their checksum"
+    except Exception as error:  # any damage: a torn footer, bad pages, garbage bytes
+        return "extract", f"it cannot be read ({type(error).__name__}: {error})"
+    if record and record.get("extractor") not in (None, settings):
+        return "extract", f"it was extracted with other settings {record['extractor']}"
+    example = {key: clip.columns.get(key) for key in features if key not in ROW_COLUMNS}
+    try:
+        new = _row_table(example, features, poses=table)
+    except Exception as error:  # e.g. a label that is not a class of the new ClassLabel
+        raise ValueError(f"Clip {printable(clip.clip_id)}: its columns {example} do not fit {features}: {error}")
+    metadata = dict(table.schema.metadata or {})
+    metadata.pop(PART_METADATA, None)
+    if new.equals(table, check_metadata=False) and new.schema.metadata == metadata:
+        return "ok", None
+    return "columns", new
+
+
+def _row_table(example, features, poses=None):
     """A one-row Arrow table of `features` (with the schema metadata `datasets` reads back).
 
     Built from the arrays' buffers: `datasets.Dataset.from_list` goes through Python lists and costs more than the
-    Parquet write itself."""
+    Parquet write itself. `poses`: a stored row (Arrow table) whose pose columns (`ROW_COLUMNS`) are taken as they
+    are, so a row's own columns can be rewritten without running MediaPipe again."""
     import pyarrow as pa
     from datasets import ClassLabel
 
     schema = features.arrow_schema
     columns = []
     for field_ in schema:
+        if poses is not None and field_.name in ROW_COLUMNS:
+            column = poses[field_.name].combine_chunks()
+            columns.append(column if column.type == field_.type else column.cast(field_.type))
+            continue
         value = example.get(field_.name)
         if isinstance(features[field_.name], ClassLabel) and isinstance(value, str):
             value = features[field_.name].str2int(value)  # raises naming the label when it is not a class
@@ -175,7 +260,8 @@ def failures_path(output_dir, shard_index=0, num_shards=1) -> Path:
 
 
 def read_failures(output_dir) -> dict[str, dict]:
-    """{clip_id: last failure record} from every shard's failure log; a line cut off by a kill is skipped."""
+    """{clip_id: last failure record} from every shard's failure log; a line cut off by a kill is skipped, and so
+    are records of a full disk or a permission error that older versions logged as a video's fault."""
     failures = {}
     for log in sorted(Path(output_dir).glob("failures*.jsonl")):
         for line in log.read_text(encoding="utf-8").splitlines():
@@ -183,7 +269,7 @@ def read_failures(output_dir) -> dict[str, dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(record, dict) and "path" in record:
+            if isinstance(record, dict) and "path" in record and not _environment_record(record):
                 failures[record.get("clip_id", record["path"])] = record
     return failures
 
@@ -283,6 +369,8 @@ class ExtractionSummary:
     num_clips: int = 0  # their clips (one per whole video)
     num_already_extracted: int = 0
     num_already_failed: int = 0
+    num_damaged: int = 0  # parts that failed `check_part` and were extracted again
+    num_updated: int = 0  # parts whose columns were rewritten (manifest changed)
     num_extracted: int = 0
     num_no_person: int = 0
     num_failed: int = 0
@@ -305,12 +393,41 @@ _worker_extractor = None
 _worker_state = {}
 
 
-def _init_worker(extractor_kwargs, features, quiet):
+def _init_worker(extractor_kwargs, features, quiet, settings=None, main_pid=None):
     global _worker_extractor
+    if main_pid is not None:
+        _end_with_parent(main_pid)
     if quiet:
         filter_native_stderr()
     _worker_extractor = HolisticExtractor(**extractor_kwargs)
-    _worker_state["features"] = features
+    _worker_state.update(features=features, settings=settings)
+
+
+def _end_with_parent(main_pid):
+    """Make this worker end when `msmae extract` dies (even by kill -9), not minutes later holding its memory: the
+    kernel kills it when its parent (the fork server) exits (Linux), and a thread checks the main process too."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(main_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="msmae-parent-watch", daemon=True).start()
 
 
 def _extract_source(path, fps, jobs):
@@ -325,9 +442,9 @@ def _extract_source(path, fps, jobs):
             for i, pose in _worker_extractor.extract_ranges(reader, ranges, source=path, fps=rate):
                 results[i] = _write_clip(*jobs[i], pose)
     except ExtractionError as error:
-        failure = {"kind": "unreadable", "error": str(error)}
+        failure = {"kind": "unreadable", "error": printable(error)}
     except Exception as error:  # one bad video (e.g. a MediaPipe RuntimeError) must not stop the run
-        failure = {"kind": "error", "error": f"{type(error).__name__}: {error}"}
+        failure = {"kind": "error", "error": printable(f"{type(error).__name__}: {error}")}
     else:
         failure = None
     clips = [results.get(i) or _clip_result(clip, 0, **failure) for i, (clip, _) in enumerate(jobs)]
@@ -341,15 +458,52 @@ def _write_clip(clip, destination, pose):
     if not pose.metadata["person_detected"]:
         return _clip_result(clip, pose.num_frames, "no_person",
                             f"no person detected in any of the {pose.num_frames} frames")
-    pose.metadata["clip_id"] = clip.clip_id
+    pose.metadata["clip_id"] = printable(clip.clip_id)
     example = pose.to_example()
+    example["source"] = printable(example["source"])
     example.update({key: clip.columns.get(key) for key in _worker_state["features"] if key not in example})
-    write_part(destination, example, _worker_state["features"])
+    try:
+        write_part(destination, example, _worker_state["features"], _worker_state["settings"])
+    except OSError as error:  # the output folder's fault (full, read-only), not the video's: the run stops
+        return _clip_result(clip, pose.num_frames, WRITE_ERROR, output_error_message(error, destination))
     return _clip_result(clip, pose.num_frames, "ok")
 
 
+WRITE_ERROR = "write_error"
+# errno values that are the machine's fault, never the input's: full disk, quota, file size limit, permissions,
+# read-only file system.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class OutputError(OSError):
+    """The output folder could not be written (full disk, permissions, read-only): the run stopped; nothing that
+    was written is lost and the same command continues where it stopped."""
+
+
+def output_error_message(error, path) -> str:
+    """What to fix, for an OSError met while writing `path`."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free disk space (or raise the quota / file size limit)"
+    elif error.errno in (errno.EACCES, errno.EPERM):
+        fix = f"make {Path(path).parent} writable for this user"
+    elif error.errno == errno.EROFS:
+        fix = "the file system is read-only: give an --output_dir on a writable one"
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST):
+        fix = f"{Path(path).parent} or a folder above it is a file: give another --output_dir"
+    else:
+        fix = "check the output folder"
+    return f"could not write {printable(path)} ({printable(error.strerror or error)}): {fix}"
+
+
+def _environment_record(record) -> bool:
+    error = str(record.get("error") or "")
+    return record.get("kind") == WRITE_ERROR or (
+        record.get("kind") == "error" and any(f"[Errno {code}]" in error for code in _ENVIRONMENT_ERRNOS))
+
+
 def _clip_result(clip, frames, kind, error=None):
-    return {"path": clip.path, "clip_id": clip.clip_id, "frames": frames, "kind": kind, "error": error}
+    return {"path": clip.path, "clip_id": clip.clip_id, "frames": frames, "kind": kind,
+            "error": None if error is None else printable(error)}
 
 
 def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, num_workers=1, shard_index=0,
@@ -362,10 +516,15 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     manifest's columns go into its videos' rows. Each source is decoded once for all of its clips, which run with
     fresh MediaPipe tracking each. Shards split the sources (never the clips of one source).
 
-    Clips whose part file exists are skipped, as are ones in the failure log unless `retry_failed`; `overwrite`
+    Clips whose part file exists and checks out (`check_part`: readable, its poses whole, the same extractor
+    settings) are skipped; a damaged part is extracted again; a part whose columns changed (manifest edited) gets
+    them rewritten without MediaPipe. Clips in the failure log are skipped unless `retry_failed`; `overwrite`
     re-extracts everything (replacing each part atomically). `num_workers` processes each run one Holistic graph.
     Missing or unreadable sources, ranges outside their video and clips without a person are logged to the failure
-    log, never written, never fatal. `column_features` ({column: datasets feature}, e.g. a `ClassLabel`) types the
+    log, never written, never fatal. A failed write (full disk, permissions) stops the run with `OutputError`
+    naming what to fix; what was not written is extracted by the next run. Other extractor settings than the
+    folder's, or parts of unlisted clips with other columns, raise ValueError before any work. A second run on the
+    same folder and shard while one runs raises `ExtractionBusy`. `column_features` ({column: datasets feature}, e.g. a `ClassLabel`) types the
     clips' columns; the others are typed from their values. `quiet` filters MediaPipe's native start-up messages
     from stderr (see `filter_native_stderr`).
     """
@@ -386,7 +545,98 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     settings = holistic_settings(**extractor_kwargs)  # bad settings fail here, not in every worker
 
     output_dir = Path(output_dir)
-    (output_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        (output_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        lock = _lock(output_dir, shard_index, num_shards)
+    except OSError as error:
+        raise OutputError(f"Cannot extract into {printable(output_dir)}: "
+                          f"{output_error_message(error, error.filename or output_dir)}.") from error
+    with lock:
+        return _run_locked(clips, output_dir, features, settings, extractor_kwargs, num_workers=num_workers,
+                           shard_index=shard_index, num_shards=num_shards, overwrite=overwrite,
+                           retry_failed=retry_failed, progress=progress, quiet=quiet)
+
+
+class ExtractionBusy(RuntimeError):
+    """Another `msmae extract` is writing the same folder (and shard)."""
+
+
+class _lock:
+    """An exclusive lock on OUTPUT_DIR for one shard, held while a run writes there: a second run on the same
+    folder and shard refuses instead of doing the same work (an advisory flock; shards lock separately)."""
+
+    def __init__(self, output_dir, shard_index, num_shards):
+        name = ".msmae-extract.lock" if num_shards == 1 else f".msmae-extract-{shard_index}-of-{num_shards}.lock"
+        self.path = Path(output_dir) / name
+        self.handle = open(self.path, "a+")
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock
+            return
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            owner = self.handle.read().strip() or "?"
+            self.handle.close()
+            shard = f" (shard {shard_index} of {num_shards})" if num_shards > 1 else ""
+            raise ExtractionBusy(
+                f"Another msmae extract (pid {owner}) is extracting into {printable(output_dir)}{shard}; wait for it "
+                "to finish (or stop it), then run this command again to do what is left.") from None
+        self.handle.truncate(0)
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def _read_info(output_dir) -> dict:
+    try:
+        info = json.loads((Path(output_dir) / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _check_unlisted_parts(output_dir, clips, features):
+    """Parts in the folder of clips this run does not list must have this run's columns, or the dataset would no
+    longer load as one table (`CastError`): refuse, saying how to proceed."""
+    import pyarrow.parquet as pq
+
+    listed = {part_path(output_dir, clip.clip_id).name for clip in clips}
+    wanted = features.arrow_schema
+    for part in sorted((Path(output_dir) / DATA_DIR).glob("*.parquet")):
+        if part.name in listed:
+            continue
+        try:
+            schema = pq.read_schema(part)
+            problem = None if (schema.remove_metadata().equals(wanted.remove_metadata())
+                               and (schema.metadata or {}).get(b"huggingface")
+                               == (wanted.metadata or {}).get(b"huggingface")) else (
+                f"columns {sorted(schema.names)} instead of {sorted(wanted.names)} (or other types)")
+        except Exception as error:
+            problem = f"it cannot be read ({type(error).__name__}: {error})"
+        if problem:
+            raise ValueError(
+                f"{printable(part)} holds a clip that this run does not list, and {problem}: the dataset would not "
+                "load as one table. Give the inputs/manifest that list every clip of the folder (edit its rows "
+                "rather than dropping them), or move the parts of clips you no longer want out of "
+                f"{printable(Path(output_dir) / DATA_DIR)}, then run again.")
+
+
+def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_workers, shard_index, num_shards,
+                overwrite, retry_failed, progress, quiet):
+    info = _read_info(output_dir)
+    if not overwrite and info.get("extractor") not in (None, settings):
+        raise ValueError(
+            f"{printable(output_dir)} was extracted with the settings {info['extractor']}, not {settings}: run "
+            "with the same settings, or add --overwrite to extract every clip again with the new ones, or give "
+            "another --output_dir.")
+    _check_unlisted_parts(output_dir, clips, features)
     by_source = {}
     for clip in clips:
         by_source.setdefault(clip.path, []).append(clip)
@@ -394,33 +644,55 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     summary = ExtractionSummary(output_dir=str(output_dir), num_videos=len(shard),
                                 num_clips=sum(len(by_source[path]) for path in shard))
     failed_before = {} if (overwrite or retry_failed) else read_failures(output_dir)
-    tasks = []
+    tasks, rewrites = [], []
     for path in shard:
         jobs = []
         for clip in sorted(by_source[path], key=lambda c: c.clip_id):
-            if not overwrite and part_path(output_dir, clip.clip_id).exists():
-                summary.num_already_extracted += 1
+            part = part_path(output_dir, clip.clip_id)
+            if not overwrite and part.exists():
+                state, detail = check_part(part, clip, features, settings)
+                if state != "extract":
+                    summary.num_already_extracted += 1
+                    if state == "columns":
+                        rewrites.append((part, detail))
+                    continue
+                logger.warning("%s: its part %s is not used (%s); extracting it again.", printable(clip.clip_id),
+                               part.name, detail)
+                summary.num_damaged += 1
             elif clip.clip_id in failed_before:
                 summary.num_already_failed += 1
-            else:
-                jobs.append((clip, part_path(output_dir, clip.clip_id)))
+                continue
+            jobs.append((clip, part))
         if jobs:
             fps = {clip.fps for clip, _ in jobs}
             if len(fps) > 1:
-                raise ValueError(f"Clips of {path} give different fps values {sorted(fps)}; give one per source.")
+                raise ValueError(f"Clips of {printable(path)} give different fps values {sorted(fps)}; give one "
+                                 "per source.")
             tasks.append((path, fps.pop(), jobs))
     if summary.num_already_done:
         logger.info("%d of %d clips already done (extracted or logged as failed); skipping them.",
                     summary.num_already_done, summary.num_clips)
-    if not tasks:
+    if not tasks and not rewrites:
         return summary
 
-    _write_info(output_dir, features, settings)
+    previous = (info.get("rows_with_previous_settings") or {}).get("extractor") or info.get("extractor")
+    try:
+        _write_info(output_dir, features, settings, previous=previous)
+        for part, table in rewrites:
+            write_part(part, None, features, settings, table=table)
+    except OSError as error:
+        raise OutputError(f"Extraction stopped: {output_error_message(error, error.filename or output_dir)}. "
+                          "Nothing is lost; run the same command again once fixed.") from error
+    summary.num_updated = len(rewrites)
+    if rewrites:
+        logger.info("Rewrote the columns of %d rows whose manifest values or column types changed.", len(rewrites))
     log = failures_path(output_dir, shard_index, num_shards)
     bar = _progress_bar(sum(len(jobs) for *_, jobs in tasks), progress)
     started, first_start, last_finish = time.perf_counter(), float("inf"), float("-inf")
+    stopped = None
+    results = _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet, settings)
     try:
-        for done in _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
+        for done in results:
             if "started" in done:
                 first_start, last_finish = min(first_start, done["started"]), max(last_finish, done["finished"])
                 summary.processing_seconds = last_finish - first_start
@@ -429,27 +701,44 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
                 summary.num_frames += result["frames"]
                 if result["kind"] == "ok":
                     summary.num_extracted += 1
-                else:
+                elif result["kind"] == WRITE_ERROR:
+                    stopped = stopped or result["error"]
+                elif not stopped:
+                    try:
+                        _append_failure(log, result)
+                    except OSError as error:  # not logged: the next run tries the clip again
+                        stopped = output_error_message(error, log)
+                        continue
                     summary.num_no_person += result["kind"] == "no_person"
                     summary.num_failed += result["kind"] != "no_person"
                     summary.failures.append(result)
-                    _append_failure(log, result)
-                    logger.warning("%s: %s", result["clip_id"], result["error"])
+                    logger.warning("%s: %s", printable(result["clip_id"]), result["error"])
             summary.seconds = time.perf_counter() - started
             if bar is not None:
                 bar.set_postfix_str(f"{summary.frames_per_second:.1f} frames/s", refresh=False)
                 bar.update(len(done["clips"]))
+            if stopped:
+                break
     finally:
+        results.close()  # stops the workers
         if bar is not None:
             bar.close()
+    if stopped:
+        error = OutputError(
+            f"Extraction stopped: {stopped}. The {summary.num_extracted} clips written before are kept; the "
+            "others are extracted when you run the same command again.")
+        error.summary = summary
+        raise error
+    if previous not in (None, settings) and num_shards == 1:
+        _write_info(output_dir, features, settings)  # every row now has the new settings
     return summary
 
 
-def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
+def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet, settings=None):
     """Yield `_extract_source` results as sources finish: in this process for one worker, else in a process pool.
     A task is (path, fps, jobs)."""
     if num_workers <= 1:
-        _init_worker(extractor_kwargs, features, quiet)
+        _init_worker(extractor_kwargs, features, quiet, settings)
         try:
             for task in tasks:
                 yield _extract_source(*task)
@@ -460,7 +749,7 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet):
     pending, suspects = list(reversed(tasks)), {}  # pop() from the end keeps the sorted order
     while pending:
         pool = concurrent.futures.ProcessPoolExecutor(
-            num_workers, mp_context=context, initializer=_init_worker, initargs=(extractor_kwargs, features, quiet)
+            num_workers, mp_context=context, initializer=_init_worker, initargs=(extractor_kwargs, features, quiet, settings, os.getpid())
         )
         in_flight, broken = {}, False
         try:
@@ -512,16 +801,24 @@ def _worker_context():
 
 def _append_failure(log, result):
     record = {"path": result["path"], "clip_id": result["clip_id"], "kind": result["kind"], "error": result["error"]}
-    with open(log, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    line = (json.dumps(record) + "\n").encode("utf-8")  # ASCII: file names that are not UTF-8 as \udcNN escapes
+    with open(log, "ab+") as handle:
+        if handle.seek(0, os.SEEK_END) and (handle.seek(-1, os.SEEK_END), handle.read(1))[1] != b"\n":
+            line = b"\n" + line  # a line torn by a kill must not swallow this record
+        handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def _write_info(output_dir, features, settings):
+def _write_info(output_dir, features, settings, previous=None):
     info = {
         "features": features.to_dict(),
         "extractor": settings,
+        **({"rows_with_previous_settings": {
+            "extractor": previous,
+            "note": "an --overwrite with new settings has not finished: rows not yet extracted again still hold "
+                    "these settings (each part records its own); run the same command again to finish"}}
+           if previous not in (None, settings) else {}),
         "layout": f"one row per clip in {DATA_DIR}/train-<sha1(clip_id)[:16]>.parquet; failures in failures*.jsonl",
     }
     _write_text(Path(output_dir) / INFO_FILE, json.dumps(info, indent=2) + "\n")

@@ -37,7 +37,11 @@ def read_manifest(path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Manifest {path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as "
+                         "UTF-8 (e.g. `iconv -f latin1 -t utf-8`).") from None
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
         if not reader.fieldnames or "path" not in reader.fieldnames:
