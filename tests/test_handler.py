@@ -126,3 +126,59 @@ def test_endpoint_embeds_and_translates_model_ready_inputs(demo_output, tmp_path
     [translation] = call_endpoint(translator_dir, [request], tmp_path)
     assert translation["ok"] == translator(clip, max_new_tokens=6, min_new_tokens=2)
     assert translation["ok"][0]["translation_text"]
+
+
+# ---- point 1: any folder an msmae script or save_pretrained writes serves pipeline(model=path, trust_remote_code=True)
+
+ANY_TASK_NAME = """
+import json, sys
+from transformers import pipeline
+jobs, clip = json.loads(sys.argv[1]), sys.argv[2]
+results = {}
+for folder, tasks, kwargs in jobs:
+    for task in tasks:  # None: inferred from config.json
+        pipe = pipeline(task, model=folder, trust_remote_code=True, device="cpu")
+        results[f"{folder}|{task}"] = {"class": type(pipe).__name__, "module": type(pipe).__module__,
+                                       "output": pipe(clip, **kwargs)}
+imported = [name for name, m in sys.modules.items() if m is not None and name.split(".")[0] == "msmae"]
+print("RESULTS" + json.dumps({"results": results, "msmae_imported": imported}))
+"""
+
+
+def test_checkpoints_serve_with_the_task_inferred_or_named_without_msmae(demo_output, tmp_path):
+    translator_dir = save_tiny_translator(tmp_path / "translator")
+    clip = synthetic_clip(45, seed=7)
+    clip_file = tmp_path / "clip.npz"
+    np.savez(clip_file, **{k: v for k, v in clip.to_example().items() if k != "source"})
+    classifier = demo_output / "sign-classification"
+    trainer_checkpoint = next(classifier.glob("checkpoint-*"))  # the Trainer's own save, mid-training
+    jobs = [
+        [str(classifier), [None, "video-classification", RECOGNITION_TASK], {"top_k": 3}],
+        [str(trainer_checkpoint), [None], {"top_k": 3}],
+        [str(demo_output / "pretraining"), [None, "feature-extraction", EMBEDDING_TASK], {}],
+        [str(translator_dir), [None, "translation", TRANSLATION_TASK], {"max_new_tokens": 5, "min_new_tokens": 2}],
+    ]
+    result = run_without_msmae(ANY_TASK_NAME, json.dumps(jobs), clip_file, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    answers = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULTS"))[7:])
+    assert answers["msmae_imported"] == []
+    expected_class = {str(classifier): "SignLanguageRecognitionPipeline", str(trainer_checkpoint): "SignLanguageRecognitionPipeline",
+                      str(demo_output / "pretraining"): "SignLanguageEmbeddingPipeline",
+                      str(translator_dir): "SignLanguageTranslationPipeline"}
+    for folder, tasks, _ in jobs:
+        outputs = []
+        for task in tasks:
+            answer = answers["results"][f"{folder}|{task}"]
+            assert answer["class"] == expected_class[folder] and answer["module"].startswith("transformers_modules.")
+            outputs.append(answer["output"])
+        assert all(output == outputs[0] for output in outputs), folder  # every name, one pipeline
+
+    from msmae.modeling_sign_translation import SignTranslationModel
+
+    recognizer = pipeline(RECOGNITION_TASK, model=str(classifier))
+    got = answers["results"][f"{classifier}|None"]["output"]
+    assert [r["label"] for r in got] == [r["label"] for r in recognizer(clip, top_k=3)]
+    embedder = pipeline(EMBEDDING_TASK, model=str(demo_output / "pretraining"))
+    np.testing.assert_allclose(answers["results"][f"{demo_output / 'pretraining'}|None"]["output"], embedder(clip), atol=1e-5)
+    translator = pipeline(TRANSLATION_TASK, model=SignTranslationModel.from_pretrained(translator_dir))
+    assert answers["results"][f"{translator_dir}|None"]["output"] == translator(clip, max_new_tokens=5, min_new_tokens=2)
