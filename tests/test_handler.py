@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_without_msmae
+from huggingface_hub import ModelCard
 from demo_checkpoints import demo_checkpoints
 from test_pipelines import save_tiny_translator, synthetic_clip
 from transformers import pipeline
@@ -76,8 +77,11 @@ def test_every_demo_checkpoint_carries_the_handler(demo_output):
 
     for name in ("pretraining", "sign-classification"):
         assert (demo_output / name / "handler.py").read_bytes() == Path(msmae.handler.__file__).read_bytes(), name
-        # and serves one task, under the Hub's name, so that transformers infers it
-        assert len(json.loads((demo_output / name / "config.json").read_text())["custom_pipelines"]) == 1
+        # and serves one task, under the Hub's name, so that transformers infers it; the card's pipeline_tag is that
+        # name, so the snippet the Hub shows for it, pipeline(pipeline_tag, model=repo, trust_remote_code=True), works
+        custom = json.loads((demo_output / name / "config.json").read_text())["custom_pipelines"]
+        card = ModelCard.load(demo_output / name / "README.md")
+        assert list(custom) == [card.data.pipeline_tag], name
 
 
 @pytest.mark.slow
