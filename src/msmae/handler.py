@@ -11,8 +11,9 @@ bytes (what the runtime passes for a binary request body), or model-ready inputs
 recognition, `[{"translation_text": ...}]` for translation, a list of floats for embeddings.
 
 The pipeline comes from the checkpoint itself (`pipeline(model=path, trust_remote_code=True)`, the task read from
-`config.json`), so msmae need not be installed; videos need MediaPipe and PyAV (`requirements.txt` in the repository
-lists what the endpoint installs). This file is loaded on its own, not as part of a package: no relative imports.
+`config.json`), so msmae need not be installed; videos need MediaPipe 0.10.21 and PyAV (list them in the repository's
+`requirements.txt`, which the endpoint installs). This file is loaded on its own, not as part of a package: no
+relative imports.
 """
 
 import base64
