@@ -80,6 +80,8 @@ def prepare(workdir: Path) -> Path:
 
 
 def chown_tree(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
     for root, dirs, files in os.walk(path):
         for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
             os.chown(name, NOBODY, NOBODY)
@@ -172,7 +174,8 @@ def run(argv: list[str], workdir: Path, log: Path, fault: dict | None = None, ki
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
-            if not as_root:
+            to_log()
+            if not as_root and os.geteuid() == 0:
                 os.setgid(NOBODY)
                 os.setuid(NOBODY)
             os.environ.update(HOME=str(workdir / "home"), MPLCONFIGDIR=str(workdir / "home"))
@@ -209,6 +212,20 @@ def run(argv: list[str], workdir: Path, log: Path, fault: dict | None = None, ki
     return os.waitstatus_to_exitcode(status), time.time() - started
 
 
+def to_log() -> None:
+    """Send the run's prints and log records to its file descriptors 1 and 2 (its log), also where the parent had
+    them captured (pytest)."""
+    import logging
+
+    import transformers
+
+    sys.stdout, sys.stderr = os.fdopen(1, "w", buffering=1), os.fdopen(2, "w", buffering=1)
+    logging.root.handlers = [logging.StreamHandler(sys.stdout)]
+    for handler in transformers.utils.logging._get_library_root_logger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+
+
 # --- results -------------------------------------------------------------------------------------------------------
 
 def result(output: Path) -> dict:
@@ -234,9 +251,31 @@ def same(a: dict, b: dict) -> str | None:
     return f"weights differ: {differ[:3]}" if differ else None
 
 
-def trial(number: int, kind: str, rng: random.Random, workdir: Path, data: Path, reference: dict,
-          reference_seconds: float) -> dict:
-    """One faulted run and its plain re-run; the record of what happened."""
+def pick_fault(kind: str, rng: random.Random, reference_seconds: float) -> dict:
+    """A random fault of `kind`: {"kind", "text"} and kill_after (s) | point, nth | file_size_limit (bytes) |
+    flip_after (s), flip_target ("output" | "old_checkpoint")."""
+    if kind == "kill_random":
+        kill_after = round(rng.uniform(0.0, 1.1 * reference_seconds), 2)
+        return {"kind": kind, "kill_after": kill_after, "text": f"SIGKILL after {kill_after} s"}
+    if kind == "kill_in_checkpoint":
+        point = rng.choice(CHECKPOINT_POINTS)
+        checkpoints = MAX_STEPS // SAVE_STEPS - (point == "rotation")  # rotation starts at the third checkpoint
+        nth = 1 if "final" in point else rng.randint(1, checkpoints)
+        return {"kind": kind, "point": point, "nth": nth,
+                "text": f"SIGKILL at {point}" + ("" if "final" in point else f" of checkpoint {nth}")}
+    if kind == "disk_full":
+        limit = rng.randint(1, 400) * 1024  # the optimizer state is 340 KiB, the weights 150 KiB
+        return {"kind": kind, "file_size_limit": limit, "text": f"files limited to {limit // 1024} KiB (ulimit -f)"}
+    if kind == "permission":
+        target, after = rng.choice(["output", "old_checkpoint"]), round(rng.uniform(0.0, reference_seconds), 2)
+        return {"kind": kind, "flip_target": target, "flip_after": after,
+                "text": f"{target} made read-only after {after} s"}
+    return {"kind": kind, "text": "none, then the same command again"}
+
+
+def trial(number: int, fault: dict, workdir: Path, data: Path, reference: dict) -> dict:
+    """One run with `fault` (from `pick_fault`) and its plain re-run; the record of what happened."""
+    kind = fault["kind"]
     folder = workdir / f"trial-{number:03d}"
     shutil.rmtree(folder, ignore_errors=True)
     output = folder / "output"
@@ -245,28 +284,13 @@ def trial(number: int, kind: str, rng: random.Random, workdir: Path, data: Path,
     chown_tree(folder)
     argv = recipe_arguments(data, output, workdir / "cache")
     log = folder / "log.txt"
-    record = {"trial": number, "kind": kind}
-    fault, kill_after, flip = {}, None, None
-    if kind == "kill_random":
-        kill_after = round(rng.uniform(0.0, 1.1 * reference_seconds), 2)
-        record["fault"] = f"SIGKILL after {kill_after} s"
-    elif kind == "kill_in_checkpoint":
-        point = rng.choice(CHECKPOINT_POINTS)
-        nth = 1 if point.endswith(("final_model", "final_state")) else rng.randint(1, MAX_STEPS // SAVE_STEPS - (point == "rotation"))
-        fault = {"point": point, "nth": nth}
-        record["fault"] = f"SIGKILL at {point}" + ("" if "final" in point else f" of checkpoint {nth}")
-    elif kind == "disk_full":
-        fault = {"file_size_limit": rng.randint(1, 400) * 1024}  # the optimizer state is 340 KiB
-        record["fault"] = f"files limited to {fault['file_size_limit'] // 1024} KiB (ulimit -f)"
-    elif kind == "permission":
-        target = rng.choice(["output", "old_checkpoint"])
-        fault = {"flip_after": round(rng.uniform(0.0, reference_seconds), 2)}
-
-        def flip(target=target):
+    record = {"trial": number, "kind": kind, "fault": fault["text"]}
+    flip = None
+    if kind == "permission":
+        def flip(target=fault["flip_target"]):
             path = output if target == "output" else next(iter(sorted(output.glob("checkpoint-*"))), output)
             os.chmod(path, 0o555)
-        record["fault"] = f"{target} made read-only after {fault['flip_after']} s"
-    first, seconds = run(argv, workdir, log, fault, kill_after, flip)
+    first, _ = run(argv, workdir, log, fault, fault.get("kill_after"), flip)
     record["faulted_exit"] = first
     # Restore the machine: permissions back (a user would fix them), no size limit for the re-run.
     for path in [output, *output.glob("checkpoint-*")]:
@@ -302,7 +326,9 @@ def trial(number: int, kind: str, rng: random.Random, workdir: Path, data: Path,
     return record
 
 
-def run_trials(trials: int, seed: int, workdir: Path, kinds=KINDS) -> dict:
+def setup(workdir: Path) -> tuple[Path, dict, float]:
+    """The data, and an uninterrupted reference run: (data, its result, its seconds). Also checks that a resumed
+    run equals it."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = prepare(workdir)
     reference_output = workdir / "reference"
@@ -332,11 +358,16 @@ def run_trials(trials: int, seed: int, workdir: Path, kinds=KINDS) -> dict:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 (modules that only import in their own context)
                 pass
+    return data, reference, reference_seconds
+
+
+def run_trials(trials: int, seed: int, workdir: Path, kinds=KINDS) -> dict:
+    data, reference, reference_seconds = setup(workdir)
     rng = random.Random(seed)
     records = []
     for number in range(trials):
         kind = kinds[number % len(kinds)] if number < len(kinds) else rng.choice(kinds)
-        records.append(trial(number, kind, rng, workdir, data, reference, reference_seconds))
+        records.append(trial(number, pick_fault(kind, rng, reference_seconds), workdir, data, reference))
         print(json.dumps(records[-1]), flush=True)
     summary = collections.Counter((r["kind"], r["outcome"]) for r in records)
     return {"trials": len(records), "reference_seconds": round(reference_seconds, 1), "records": records,

@@ -18,6 +18,7 @@ its state, or with a torn one. So:
 import errno
 import json
 import logging
+import os
 import re
 import shutil
 import struct
@@ -174,24 +175,34 @@ def run_training(trainer, checkpoint: str | None):
     """`trainer.train(resume_from_checkpoint=checkpoint)`; a full disk or a permission error says what to fix."""
     try:
         return trainer.train(resume_from_checkpoint=checkpoint)
-    except (OSError, RuntimeError) as error:
+    except Exception as error:
         cause = environment_error(error)
         if cause is None:
             raise
         raise OSError(
             cause.errno,
-            f"Training stopped: could not write {cause.filename or trainer.args.output_dir} ({cause.strerror}). "
-            f"Free disk space or make {trainer.args.output_dir} writable, then run the same command again: it "
-            "resumes from the newest complete checkpoint.",
+            f"Training stopped: could not write {cause.filename or 'in ' + str(trainer.args.output_dir)} "
+            f"({cause.strerror}). Free disk space or make {trainer.args.output_dir} writable, then run the same "
+            "command again: it resumes from the newest complete checkpoint.",
         ) from error
 
 
+# How the writers report an OSError: safetensors "I/O error: File too large (os error 27)"; torch.save (its C++
+# writer) "file write failed", "basic_ios::clear: iostream error", "[enforce fail at inline_container.cc] unexpected
+# pos", without the errno.
+OS_ERROR_TEXT = re.compile(r"os error (\d+)")
+TORCH_WRITE_FAILED = re.compile(r"file write failed|iostream error|inline_container\.cc.*unexpected pos")
+
+
 def environment_error(error: BaseException) -> OSError | None:
-    """The disk or permission OSError behind `error` (torch.save wraps it in a RuntimeError), or None."""
+    """The disk or permission error behind `error` (or a chained cause), as an OSError; None for other errors."""
     while error is not None:
-        if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRORS:
-            return error
-        if isinstance(error, RuntimeError) and "write" in str(error).lower() and "file" in str(error).lower():
-            return OSError(errno.EIO, f"{error} (most likely a full disk)")
+        if isinstance(error, OSError):
+            if error.errno in ENVIRONMENT_ERRORS:
+                return error
+        elif (match := OS_ERROR_TEXT.search(str(error))) and int(match.group(1)) in ENVIRONMENT_ERRORS:
+            return OSError(int(match.group(1)), os.strerror(int(match.group(1))))
+        elif TORCH_WRITE_FAILED.search(str(error)):
+            return OSError(errno.EIO, "a file write failed, most likely on a full disk")
         error = error.__cause__ or error.__context__
     return None
