@@ -16,8 +16,8 @@ restores the machine (remount read-write, a larger size) and runs the same comma
 - of two concurrent runs, the clips they extracted add up to the number of videos (never both do one).
 
 Faults (`KINDS`): kill_random (SIGKILL of the whole process group at a random moment), kill_main (SIGKILL of the
-main process only), disk_full (a tmpfs of random size, 12-96 KiB; parts are 20 KiB), file_size_limit (`ulimit -f`, 1-28 KiB),
-read_only (the tmpfs remounted read-only at a random moment), corrupt_part (a finished folder, one part overwritten
+main process only), disk_full (a tmpfs of random size, 12-96 KiB; parts are 20 KiB), file_size_limit (`ulimit
+-f`, 1-28 KiB), read_only (the tmpfs remounted read-only at a random moment), corrupt_part (a finished folder, one part overwritten
 with garbage at a random offset, cut at a random length, emptied or replaced by another clip's), torn_log (the
 failure log cut inside a line), concurrent (a second run started 0-3 s after the first). Runs use 1 or 2 workers
 at random. Needs root (mount).

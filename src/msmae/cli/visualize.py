@@ -45,8 +45,8 @@ def run_visualize(args, parser) -> int:
     if not pose.keypoint_mask.any():
         logger.warning("%s: no keypoint is detected in any of its %d frames (no person in view?); the picture will "
                        "be empty.", args.input, pose.num_frames)
-    elif output.suffix.lower() == ".png" and args.frame is not None and -pose.num_frames <= args.frame < pose.num_frames \
-            and not pose.keypoint_mask[args.frame].any():
+    elif (output.suffix.lower() == ".png" and args.frame is not None and -pose.num_frames <= args.frame < pose.num_frames
+          and not pose.keypoint_mask[args.frame].any()):
         logger.warning("%s: nothing is detected in frame %d; the picture will be empty.", args.input, args.frame)
     try:
         render(pose, output, streams=args.streams, frame=args.frame, fps=args.fps, height=args.size)

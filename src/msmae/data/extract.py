@@ -512,8 +512,8 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     """Extract clips into `output_dir` as a resumable dataset (layout in the module docstring), one row per clip.
 
     The clips are `clips` (`ClipSource`s: whole videos, ranges inside long videos, frame folders), or every video
-    of `inputs` (see `msmae.data.discovery.find_clips`) as a whole, or with a `manifest` and no inputs, the manifest's videos; a
-    manifest's columns go into its videos' rows. Each source is decoded once for all of its clips, which run with
+    of `inputs` (see `msmae.data.discovery.find_clips`) as a whole, or with a `manifest` and no inputs, the
+    manifest's videos; a manifest's columns go into its videos' rows. Each source is decoded once for all of its clips, which run with
     fresh MediaPipe tracking each. Shards split the sources (never the clips of one source).
 
     Clips whose part file exists and checks out (`check_part`: readable, its poses whole, the same extractor
@@ -524,9 +524,9 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     log, never written, never fatal. A failed write (full disk, permissions) stops the run with `OutputError`
     naming what to fix; what was not written is extracted by the next run. Other extractor settings than the
     folder's, or parts of unlisted clips with other columns, raise ValueError before any work. A second run on the
-    same folder and shard while one runs raises `ExtractionBusy`. `column_features` ({column: datasets feature}, e.g. a `ClassLabel`) types the
-    clips' columns; the others are typed from their values. `quiet` filters MediaPipe's native start-up messages
-    from stderr (see `filter_native_stderr`).
+    same folder and shard while one runs raises `ExtractionBusy`. `column_features` ({column: datasets feature},
+    e.g. a `ClassLabel`) types the clips' columns; the others are typed from their values. `quiet` filters
+    MediaPipe's native start-up messages from stderr (see `filter_native_stderr`).
     """
     if output_dir is None:
         raise ValueError("run_extraction needs an output_dir.")
@@ -749,7 +749,8 @@ def _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet, settings=N
     pending, suspects = list(reversed(tasks)), {}  # pop() from the end keeps the sorted order
     while pending:
         pool = concurrent.futures.ProcessPoolExecutor(
-            num_workers, mp_context=context, initializer=_init_worker, initargs=(extractor_kwargs, features, quiet, settings, os.getpid())
+            num_workers, mp_context=context, initializer=_init_worker,
+            initargs=(extractor_kwargs, features, quiet, settings, os.getpid()),
         )
         in_flight, broken = {}, False
         try:
