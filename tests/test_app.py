@@ -1,5 +1,6 @@
 """The web demo (`msmae app`, `msmae space`): the app driven in headless Chromium, uploading the real sample video and
-reading the answer; the Space folder run where the only msmae is the one it carries."""
+reading the answer, then streaming it as the webcam (Chromium's fake camera) and reading the running top 5; the Space
+folder run where the only msmae is the one it carries."""
 
 import json
 import os
@@ -79,6 +80,20 @@ def chromium():
     return browser, driver
 
 
+def write_y4m(video, path) -> Path:
+    """The video as raw YUV4MPEG2, the format Chromium's fake camera plays."""
+    import av
+
+    with av.open(str(video)) as source, av.open(str(path), "w", format="yuv4mpegpipe") as target:
+        stream = source.streams.video[0]
+        output = target.add_stream("rawvideo", rate=round(float(stream.average_rate)))
+        output.width, output.height, output.pix_fmt = stream.width, stream.height, "yuv420p"
+        for frame in source.decode(stream):
+            target.mux(output.encode(frame.reformat(format="yuv420p")))
+        target.mux(output.encode())
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -119,8 +134,11 @@ def test_browser_uploads_the_sample_video_and_reads_the_top5(classifier_dir, sam
         wait_for_http(f"http://127.0.0.1:{port}/", app, timeout=240, log=tmp_path / "app.log")
         options = webdriver.ChromeOptions()
         options.binary_location = browser
+        # The live part's webcam is Chromium's fake camera playing the sample video.
+        camera = write_y4m(sample_video, tmp_path / "camera.y4m")
         for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                         "--window-size=1400,900"):
+                         "--window-size=1400,900", "--use-fake-ui-for-media-stream",
+                         "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"):
             options.add_argument(argument)
         chrome = webdriver.Chrome(service=Service(driver), options=options)
         chrome.set_page_load_timeout(60)
@@ -144,6 +162,19 @@ def test_browser_uploads_the_sample_video_and_reads_the_top5(classifier_dir, sam
         shot.parent.mkdir(parents=True, exist_ok=True)
         assert chrome.save_screenshot(str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # Live: open the webcam panel, start streaming, read the running top 5.
+        next(b for b in chrome.find_elements(By.CSS_SELECTOR, "button") if b.text.startswith("Live")).click()
+        wait.until(lambda page: [b for b in page.find_elements(By.CSS_SELECTOR, "#live-camera button")
+                                 if "Webcam" in b.text])[0].click()
+        wait.until(lambda page: [b for b in page.find_elements(By.CSS_SELECTOR, "#live-camera button")
+                                 if b.text == "Record" and b.is_displayed()])[0].click()
+        wait.until(lambda page: "%" in page.find_element(By.CSS_SELECTOR, "#live-answer").text)
+        live = chrome.find_element(By.CSS_SELECTOR, "#live-answer").text.split("\n")
+        start = live.index("Running top signs")
+        shown = live[start + 2 :: 2][:5]
+        labels = set(json.loads((classifier_dir / "config.json").read_text())["id2label"].values())
+        assert len(set(shown)) == 5 and set(shown) <= labels, live
     finally:
         if chrome is not None:
             chrome.quit()

@@ -84,6 +84,12 @@ class SignDemo:
         return save_images(images, path, fps=fps)
 
 
+def unmirrored_webcam(gr) -> dict:
+    """Webcam settings that keep the picture as the camera sees it: a mirrored image swaps the signer's hands
+    (msmae's handedness is the signer's own on unmirrored video)."""
+    return {"webcam_options": gr.WebcamOptions(mirror=False)} if hasattr(gr, "WebcamOptions") else {"mirror_webcam": False}
+
+
 def build_app(model, *, device=None, top_k=5, title=None):
     """The Gradio app (`gradio.Blocks`) for a checkpoint folder or Hub id; `.launch()` serves it."""
     import gradio as gr
@@ -106,7 +112,8 @@ def build_app(model, *, device=None, top_k=5, title=None):
         )
         with gr.Row():
             with gr.Column():
-                video = gr.Video(sources=["upload", "webcam"], label="Signing video", height=420, elem_id="sign-video")
+                video = gr.Video(sources=["upload", "webcam"], label="Signing video", height=420, elem_id="sign-video",
+                                 **unmirrored_webcam(gr))
                 button = gr.Button("Recognise" if recognition else "Translate", variant="primary", elem_id="run")
             with gr.Column():
                 if recognition:
@@ -115,7 +122,41 @@ def build_app(model, *, device=None, top_k=5, title=None):
                     answer = gr.Textbox(label="Translation", elem_id="answer")
                 skeleton = gr.Image(label="Extracted skeleton", type="filepath", format="gif", height=340, elem_id="skeleton")
         button.click(predict, inputs=video, outputs=[answer, skeleton], api_name="predict")
+        if recognition:
+            add_live_tab(demo, top_k)
     return app
+
+
+def add_live_tab(demo: SignDemo, top_k: int, window=2.0, every=4):
+    """A webcam stream with the running top-k (`msmae.live`): one MediaPipe graph per visitor, `every` frames
+    between answers over the last `window` seconds."""
+    import time
+
+    import gradio as gr
+
+    from .live import LiveRecognizer
+
+    def step(frame, session):
+        if frame is None:
+            return gr.update(), session
+        if session is None:  # this visitor's first frame
+            session = LiveRecognizer(demo.pipeline, window=window, every=every, top_k=top_k), time.perf_counter()
+        recognizer, start = session
+        update = recognizer.push(np.asarray(frame, dtype=np.uint8), time.perf_counter() - start)
+        if update is None:
+            return gr.update(), session
+        answer = {p["label"]: p["score"] for p in update.predictions} or "(no signer in view)"
+        return answer, session
+
+    with gr.Accordion("Live: sign in front of the webcam", open=False):
+        gr.Markdown(f"The top {top_k} of the last {window:g} s, updated every {every} frames as you sign.")
+        with gr.Row():
+            camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="live-camera",
+                              **unmirrored_webcam(gr))
+            running = gr.Label(num_top_classes=top_k, label="Running top signs", elem_id="live-answer")
+        session = gr.State(None)
+        camera.stream(step, inputs=[camera, session], outputs=[running, session], stream_every=0.1,
+                      concurrency_limit=None)
 
 
 # ---- the app as a Hugging Face Space -----------------------------------------------------------------------------------
@@ -193,4 +234,4 @@ def write_space(model, output_dir, *, title=None) -> Path:
     return output_dir
 
 
-__all__ = ["SignDemo", "build_app", "checkpoint_task", "write_space", "space_requirements"]
+__all__ = ["SignDemo", "build_app", "add_live_tab", "checkpoint_task", "write_space", "space_requirements"]
