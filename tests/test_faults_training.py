@@ -82,8 +82,9 @@ def test_resume_skips_an_incomplete_newest_checkpoint_and_names_it(bench, tmp_pa
     assert chosen == str(output / "checkpoint-6")
     assert "checkpoint-8 (" in caplog.text and "resuming from checkpoint-6" in caplog.text
     # An incomplete checkpoint asked for by name is an error that says what to do.
+    incomplete = arguments(output, resume_from_checkpoint=str(output / "checkpoint-8"))
     with pytest.raises(ValueError, match="checkpoint-8 is not a complete checkpoint.*earlier checkpoint"):
-        find_last_checkpoint(arguments(output, resume_from_checkpoint=str(output / "checkpoint-8")), logging.getLogger())
+        find_last_checkpoint(incomplete, logging.getLogger())
 
 
 def test_finished_checkpoint_without_the_final_save_resumes_from_the_one_before(bench, tmp_path, caplog):
@@ -134,6 +135,7 @@ FAULTS = {
     "kill -9 with the final model half written": {"kind": "kill_in_checkpoint", "point": "torn_final_model", "nth": 1},
     "disk full (ulimit -f 64 KiB)": {"kind": "disk_full", "file_size_limit": 64 * 1024},
     "output folder read-only": {"kind": "permission", "flip_target": "output", "flip_after": 0.0},
+    "output folder read-only at the final save": {"kind": "permission", "point": "readonly_final_save", "nth": 1},
     "re-run of a finished run": {"kind": "rerun_finished"},
 }
 

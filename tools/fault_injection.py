@@ -17,13 +17,14 @@ Faults (`KINDS`):
   written, half way through deleting an old checkpoint (rotation), or in the final save (model half written, or
   before its trainer_state.json);
 - disk_full: the run's files may not grow past a random size (`ulimit -f`, i.e. RLIMIT_FSIZE: EFBIG, as a full disk);
-- permission: the output folder, or an old checkpoint the run will rotate away, made read-only at a random moment
-  (runs are done as user nobody, since root ignores permissions);
+- permission: the output folder, or an old checkpoint the run will rotate away, made read-only at a random moment,
+  or the output folder made read-only just before the final save (runs are done as user nobody: root ignores
+  permissions);
 - rerun_finished: an uninterrupted run, then the same command again.
 
 Runs are forked from this process after msmae, torch and transformers are imported (a fresh interpreter takes
 20-40 s to start on a busy machine; the fork a fraction of a second), and run `pretraining.main(argv)`, the recipe's
-command line entry. Needs root (for the permission faults: it runs the trials as nobody).
+command line entry. The permission faults need root (the trials run as user nobody).
 
     python tools/fault_injection.py --trials 60 --seed 0 --workdir /tmp/msmae-faults
 """
@@ -146,6 +147,8 @@ def inject_checkpoint_kill(point: str, nth: int) -> None:
         return rotate(output_dir, save_total_limit=save_total_limit, **kwargs)
 
     def final_save_model(self, output_dir=None, _internal_call=False):
+        if point == "readonly_final_save" and not _internal_call:
+            os.chmod(self.args.output_dir, 0o555)  # the run owns the folder: it can take its own write permission
         save_model(self, output_dir, _internal_call=_internal_call)
         if point == "torn_final_model" and not _internal_call:
             truncate_half(Path(self.args.output_dir) / "model.safetensors")
@@ -255,7 +258,7 @@ def pick_fault(kind: str, rng: random.Random, reference_seconds: float) -> dict:
     """A random fault of `kind`: {"kind", "text"} and kill_after (s) | point, nth | file_size_limit (bytes) |
     flip_after (s), flip_target ("output" | "old_checkpoint")."""
     if kind == "kill_random":
-        kill_after = round(rng.uniform(0.0, 1.1 * reference_seconds), 2)
+        kill_after = round(rng.uniform(0.0, reference_seconds), 2)  # the reference was the slowest (cold) run
         return {"kind": kind, "kill_after": kill_after, "text": f"SIGKILL after {kill_after} s"}
     if kind == "kill_in_checkpoint":
         point = rng.choice(CHECKPOINT_POINTS)
@@ -267,7 +270,11 @@ def pick_fault(kind: str, rng: random.Random, reference_seconds: float) -> dict:
         limit = rng.randint(1, 400) * 1024  # the optimizer state is 340 KiB, the weights 150 KiB
         return {"kind": kind, "file_size_limit": limit, "text": f"files limited to {limit // 1024} KiB (ulimit -f)"}
     if kind == "permission":
-        target, after = rng.choice(["output", "old_checkpoint"]), round(rng.uniform(0.0, reference_seconds), 2)
+        target = rng.choice(["output", "old_checkpoint", "final_save"])
+        after = round(rng.uniform(0.0, reference_seconds), 2)
+        if target == "final_save":
+            return {"kind": kind, "point": "readonly_final_save", "nth": 1,
+                    "text": "output made read-only just before the final save"}
         return {"kind": kind, "flip_target": target, "flip_after": after,
                 "text": f"{target} made read-only after {after} s"}
     return {"kind": kind, "text": "none, then the same command again"}
@@ -286,10 +293,11 @@ def trial(number: int, fault: dict, workdir: Path, data: Path, reference: dict) 
     log = folder / "log.txt"
     record = {"trial": number, "kind": kind, "fault": fault["text"]}
     flip = None
-    if kind == "permission":
+    if "flip_target" in fault:
         def flip(target=fault["flip_target"]):
             path = output if target == "output" else next(iter(sorted(output.glob("checkpoint-*"))), output)
             os.chmod(path, 0o555)
+            record["flipped"] = str(path.relative_to(folder))  # the output folder while no checkpoint exists yet
     first, _ = run(argv, workdir, log, fault, fault.get("kill_after"), flip)
     record["faulted_exit"] = first
     # Restore the machine: permissions back (a user would fix them), no size limit for the re-run.
@@ -307,7 +315,7 @@ def trial(number: int, fault: dict, workdir: Path, data: Path, reference: dict) 
     record["rerun_exit"] = second
     rerun_text = rerun_log.read_text(errors="replace")
     record["rerun_said"] = [line.split(" - ", 3)[-1][:240] for line in rerun_text.splitlines()
-                            if "Skipping" in line or "Resuming from" in line or "finished training run" in line]
+                            if "Skipping" in line or "resuming from" in line.lower() or "finished training run" in line]
     if second != 0:
         record["outcome"] = "RERUN_FAILED"
         record["error"] = rerun_text.strip().splitlines()[-1:]
@@ -383,8 +391,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--report", default=None, help="write the records and the summary to this JSON file")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        parser.error("run as root: the trials run as user nobody so that permission flips take effect")
+    if os.geteuid() != 0 and "permission" in args.kinds:
+        parser.error("permission faults need root (the runs are done as user nobody: root ignores permissions); "
+                     "run as root or leave permission out of --kinds")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     import torch
@@ -401,4 +410,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:3] == ["--mode", "extraction"]:  # msmae extract's faults: tools/fault_injection_extraction.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from fault_injection_extraction import main as extraction_main
+
+        sys.exit(extraction_main(sys.argv[3:]))
     sys.exit(main())

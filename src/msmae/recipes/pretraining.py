@@ -39,7 +39,7 @@ from msmae.training.arguments import (
     parse_arguments,
     setup_logging,
 )
-from msmae.training.resume import find_last_checkpoint, run_training
+from msmae.training.resume import find_last_checkpoint, train_and_save
 from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_pose_corpus
@@ -275,8 +275,8 @@ def main(args: list[str] | None = None):
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        train_result = run_training(trainer, checkpoint)  # says what to fix on a full disk
-        trainer.save_model()  # model, config with auto_map and code files, preprocessor_config.json
+        # Then trainer.save_model(): model, config with auto_map and code files, preprocessor_config.json.
+        train_result = train_and_save(trainer, checkpoint)  # a full disk or no permission: says what to fix
         metrics = train_result.metrics
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)

@@ -41,7 +41,7 @@ from msmae.training.arguments import (
     parse_arguments,
     setup_logging,
 )
-from msmae.training.resume import find_last_checkpoint, run_training
+from msmae.training.resume import find_last_checkpoint, train_and_save
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_sign_dataset, split_dataset
@@ -306,8 +306,8 @@ def main(args: list[str] | None = None):
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        train_result = run_training(trainer, checkpoint)  # says what to fix on a full disk
-        trainer.save_model()  # the best checkpoint (load_best_model_at_end), its config with id2label, the processor
+        # Then trainer.save_model(): best checkpoint (load_best_model_at_end), its config with id2label, the processor.
+        train_result = train_and_save(trainer, checkpoint)  # a full disk or no permission: says what to fix
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()

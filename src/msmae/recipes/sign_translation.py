@@ -66,7 +66,7 @@ from msmae.training.arguments import (
     parse_arguments,
     setup_logging,
 )
-from msmae.training.resume import find_last_checkpoint, run_training
+from msmae.training.resume import find_last_checkpoint, train_and_save
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, clip_dataset
 from msmae.data.loading import load_sign_dataset, split_dataset
@@ -456,8 +456,8 @@ def main(args: list[str] | None = None):
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        train_result = run_training(trainer, checkpoint)  # says what to fix on a full disk
-        trainer.save_model()  # model with adapters, config with auto_map and code files, tokenizer
+        # Then trainer.save_model(): model with adapters, config with auto_map and code files, tokenizer.
+        train_result = train_and_save(trainer, checkpoint)  # a full disk or no permission: says what to fix
         if trainer.is_world_process_zero():
             processor.save_pretrained(training_args.output_dir)
         metrics = train_result.metrics

@@ -153,7 +153,7 @@ def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
         start = f"resuming from {chosen.name}" if chosen else "training from the start"
         logger.warning(f"Skipping incomplete checkpoint(s) in {output_dir}: {'; '.join(skipped)}; {start}.")
     if chosen is not None:
-        logger.warning(f"Resuming from {chosen} (the newest complete checkpoint). "
+        logger.warning(f"Checkpoint found: resuming from {chosen} (the newest complete checkpoint). "
                        "Use --overwrite_output_dir or another --output_dir to start afresh.")
     return str(chosen) if chosen else None
 
@@ -168,13 +168,17 @@ def remove_earlier_run(output_dir: Path, logger: logging.Logger) -> None:
         (output_dir / STATE).unlink()
         removed.append(STATE)
     if removed:
-        logger.warning(f"--overwrite_output_dir: removed {', '.join(removed)} from {output_dir}; training from the start.")
+        logger.warning(f"--overwrite_output_dir: removed {', '.join(removed)} from {output_dir}; training from the "
+                       "start.")
 
 
-def run_training(trainer, checkpoint: str | None):
-    """`trainer.train(resume_from_checkpoint=checkpoint)`; a full disk or a permission error says what to fix."""
+def train_and_save(trainer, checkpoint: str | None):
+    """`trainer.train(resume_from_checkpoint=checkpoint)`, then `trainer.save_model()` (the final model); a full
+    disk or a permission error on the way says what to fix instead of ending in a writer's traceback."""
     try:
-        return trainer.train(resume_from_checkpoint=checkpoint)
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()
+        return result
     except Exception as error:
         cause = environment_error(error)
         if cause is None:
