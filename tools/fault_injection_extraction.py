@@ -17,7 +17,9 @@ restores the machine (remount read-write, a larger size) and runs the same comma
 
 Faults (`KINDS`): kill_random (SIGKILL of the whole process group at a random moment), kill_main (SIGKILL of the
 main process only), disk_full (a tmpfs of random size, 12-96 KiB; parts are 20 KiB), file_size_limit (`ulimit
--f`, 1-28 KiB), read_only (the tmpfs remounted read-only at a random moment), corrupt_part (a finished folder, one part overwritten
+-f`, 1-28 KiB), read_only (the tmpfs remounted read-only at a random moment), permission (data/, the output folder or the
+mount made read-only with chmod at a random moment; the run is root without the capabilities that bypass file
+permissions, so they apply while MediaPipe's model files under /root stay readable), corrupt_part (a finished folder, one part overwritten
 with garbage at a random offset, cut at a random length, emptied or replaced by another clip's), torn_log (the
 failure log cut inside a line), concurrent (a second run started 0-3 s after the first). Runs use 1 or 2 workers
 at random. Needs root (mount).
@@ -38,8 +40,8 @@ import sys
 import time
 from pathlib import Path
 
-KINDS = ("kill_random", "kill_main", "disk_full", "file_size_limit", "read_only", "corrupt_part", "torn_log",
-         "concurrent")
+KINDS = ("kill_random", "kill_main", "disk_full", "file_size_limit", "read_only", "permission", "corrupt_part",
+         "torn_log", "concurrent")
 CLEAR_MESSAGES = ("Extraction stopped: could not write", "Cannot extract into", "Another msmae extract")
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pose-format-samples" / "test_video.mp4"
 FRAMES = 6
@@ -77,7 +79,7 @@ class Run:
     """`msmae extract ARGV` in a process forked from this one (msmae and MediaPipe already imported: a fresh
     interpreter takes 10 s to start on a busy machine), in its own session, its output to `log`."""
 
-    def __init__(self, argv, log: Path, file_size_limit=None):
+    def __init__(self, argv, log: Path, file_size_limit=None, obey_permissions=False):
         self.returncode = None
         self.pid = os.fork()
         if self.pid == 0:
@@ -87,6 +89,8 @@ class Run:
                 fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
+                if obey_permissions:
+                    drop_permission_capabilities()
                 if file_size_limit:
                     resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
                 from msmae.cli import main
@@ -116,8 +120,30 @@ class Run:
         return self.returncode
 
 
-def start(argv, log: Path, file_size_limit=None) -> Run:
-    return Run(argv, log, file_size_limit)
+def start(argv, log: Path, file_size_limit=None, obey_permissions=False) -> Run:
+    return Run(argv, log, file_size_limit, obey_permissions)
+
+
+def drop_permission_capabilities() -> None:
+    """Make this root process (and what it starts) obey file permissions: drop CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH and CAP_FOWNER from the bounding set (so an exec does not give them back) and from the
+    effective and permitted sets."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    caps = (1, 2, 3)
+    for cap in caps:
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP failed")
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # (effective, permitted, inheritable) x 2
+    if libc.capget(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    mask = ~sum(1 << cap for cap in caps) & 0xFFFFFFFF
+    data[0] &= mask
+    data[1] &= mask
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
 
 
 def session(sid: int) -> list[int]:
@@ -148,7 +174,12 @@ def mount(path: Path, size_kib: int) -> None:
 
 
 def remount(path: Path, options: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+    """Remount; a read-only remount is refused while a file is open for writing (a part being written): retry."""
+    for _ in range(500):
+        if subprocess.run(["mount", "-o", f"remount,{options}", str(path)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"could not remount {path} {options}")
 
 
 def result(output: Path) -> dict:
@@ -190,7 +221,7 @@ def extracted_count(log_text: str) -> int:
 
 def pick_fault(kind: str, rng: random.Random, seconds: float) -> dict:
     fault = {"kind": kind, "workers": rng.choice((1, 2))}
-    if kind in ("kill_random", "kill_main", "read_only"):
+    if kind in ("kill_random", "kill_main", "read_only", "permission"):
         fault["after"] = round(rng.uniform(0.2, 1.1 * seconds), 2)
     if kind == "disk_full":
         fault["size_kib"] = rng.randint(12, 96)
@@ -257,7 +288,7 @@ def trial(number: int, fault: dict, workdir: Path, inputs: Path, reference: dict
                 record["outcome"] = "DONE_TWICE"
                 return record
         else:
-            process = start(argv, log, fault.get("limit"))
+            process = start(argv, log, fault.get("limit"), obey_permissions=kind == "permission")
             started, acted = time.time(), False
             while process.poll() is None:
                 if "after" in fault and not acted and time.time() - started >= fault["after"]:
@@ -266,6 +297,10 @@ def trial(number: int, fault: dict, workdir: Path, inputs: Path, reference: dict
                         kill_session(process.pid)
                     elif kind == "kill_main":
                         os.kill(process.pid, signal.SIGKILL)
+                    elif kind == "permission":
+                        target = next(p for p in (output / "data", output, mnt) if p.exists())
+                        fault["flipped"] = str(target.relative_to(mnt))
+                        os.chmod(target, 0o555)
                     else:
                         remount(mnt, "ro")
                 time.sleep(0.02)
@@ -291,7 +326,12 @@ def trial(number: int, fault: dict, workdir: Path, inputs: Path, reference: dict
             record["outcome"] = "TRACEBACK"
             record["error"] = texts.strip().splitlines()[-3:]
             return record
-        remount(mnt, "rw,size=4096k")  # the user frees space / fixes the file system
+        remount(mnt, "rw,size=4096k")  # the user frees space / fixes the file system and permissions
+        for path, mode in ((mnt, 0o1777), (output, 0o755), (output / "data", 0o755)):
+            if path.exists():
+                os.chmod(path, mode)
+        if "flipped" in fault:
+            record["fault"] += f", chmod 555 {fault['flipped']}"
         rerun = start(argv, folder / "rerun.log").wait()
         record["rerun_exit"] = rerun
         if rerun != 0:

@@ -568,7 +568,9 @@ class _lock:
     def __init__(self, output_dir, shard_index, num_shards):
         name = ".msmae-extract.lock" if num_shards == 1 else f".msmae-extract-{shard_index}-of-{num_shards}.lock"
         self.path = Path(output_dir) / name
-        self.handle = open(self.path, "a+")
+        # Held open read-only (flock needs no write access): an open writable file would keep its file system from
+        # being remounted read-only.
+        self.handle = open(os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644))
         try:
             import fcntl
         except ImportError:  # Windows: no lock
@@ -576,16 +578,19 @@ class _lock:
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.handle.seek(0)
             owner = self.handle.read().strip() or "?"
             self.handle.close()
             shard = f" (shard {shard_index} of {num_shards})" if num_shards > 1 else ""
             raise ExtractionBusy(
                 f"Another msmae extract (pid {owner}) is extracting into {printable(output_dir)}{shard}; wait for it "
                 "to finish (or stop it), then run this command again to do what is left.") from None
-        self.handle.truncate(0)
-        self.handle.write(f"{os.getpid()}\n")
-        self.handle.flush()
+        try:
+            with open(self.path, "r+") as handle:  # in place: the lock is on this file, not its name
+                handle.truncate(0)
+                handle.write(f"{os.getpid()}\n")
+        except OSError:
+            self.handle.close()
+            raise
 
     def __enter__(self):
         return self
