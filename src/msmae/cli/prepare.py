@@ -56,6 +56,7 @@ def add_prepare_arguments(parser):
 
 def run_prepare(args, parser) -> int:
     from ..data.corpora import CorpusError, read_corpus
+    from ..data.extract import ExtractionBusy, OutputError
     from ..data.prepare import prepare, reader_options
 
     if args.num_workers < 1:
@@ -85,6 +86,9 @@ def run_prepare(args, parser) -> int:
     except CorpusError as error:  # no clip on disk, or an output_dir prepared with other options
         logger.error("%s", error)
         return 2
+    except (OutputError, ExtractionBusy) as error:  # full disk, permissions, a run already there: what to fix
+        logger.error("%s", error)
+        return 1
     for line in summary.lines():
         logger.info("%s", line)
     logger.info("Load it with datasets.load_from_disk(%r) or msmae.data.loading.load_sign_dataset(%r).",
