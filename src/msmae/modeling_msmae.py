@@ -39,8 +39,9 @@ class MSMAEModelOutput(ModelOutput):
         Encoder output. Without masking, `sequence_length = [1 +] num_streams * num_cubelets`: an optional [CLS]
         token, then each stream's cubelets in `config.streams` order, so
         `last_hidden_state[:, offset:].unflatten(1, (num_streams, num_cubelets))` gives each stream's tokens
-        (see `MSMAEModel.stream_tokens`). With `bool_masked_pos`, each stream contributes its visible cubelets
-        only, `num_visible` of them (padded to the batch's largest count, see `attention_mask`).
+        (see `MSMAEModel.stream_tokens`). With masking, each stream contributes `num_visible` slots holding its
+        visible cubelets (the rest marked 0 in `attention_mask`): `config.num_visible_cubelets(num_cubelets)` with
+        `noise`, the batch's largest visible count with an explicit `bool_masked_pos`.
     pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
         The [CLS] token's state when the model has one, otherwise the average over real tokens.
     attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
