@@ -608,3 +608,22 @@ def test_masking_geometry_is_the_configs(tester):
     out = model(**tester.prepare_inputs(config), noise=noise_for(config, tester))
     assert out.visible_indices.shape == (tester.batch_size, 3, config.num_visible_cubelets(7))
     assert out.mask.sum(-1)[:, 0].tolist() == [4, 2, 4]  # the padded clip has 5 real cubelets: round(2.5) = 2
+
+
+def test_static_visible_slots_give_the_same_results_as_the_batchs_own_count(tester):
+    """With `noise` the encoder gets the config's static slot count even when every clip is shorter than the padded
+    length (more slots than any clip needs); the extra slots must change nothing."""
+    config = tester.get_config()
+    torch.manual_seed(0)
+    model = MSMAEForPreTraining(config).eval()
+    inputs = tester.prepare_inputs(config)
+    inputs["attention_mask"][:, 6:] = 0  # every clip padded: 3 real cubelets of 7, round(1.5) = 2 masked, 1 visible
+    static = model(**inputs, noise=noise_for(config, tester))
+    explicit = model(**inputs, bool_masked_pos=static.mask.bool())  # slots = the batch's largest visible count
+    assert torch.equal(explicit.mask, static.mask)
+    torch.testing.assert_close(explicit.loss, static.loss)
+    torch.testing.assert_close(explicit.logits, static.logits)
+    encoded = model.msmae(**inputs, noise=noise_for(config, tester))
+    assert encoded.visible_indices.shape[-1] == config.num_visible_cubelets(7) == 3
+    assert encoded.attention_mask.view(tester.batch_size, 3, -1).sum(-1).tolist() == [[1, 1, 1]] * tester.batch_size
+    assert model.msmae(**inputs, bool_masked_pos=static.mask.bool()).visible_indices.shape[-1] == 1
