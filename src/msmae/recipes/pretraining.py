@@ -22,7 +22,8 @@ total grows with them, and the learning rate stays the paper's) and weight decay
 the same AdamW recipe; transformers' default of 0 would leave the encoder unregularised).
 `--activation_checkpointing` (transformers 5's name for gradient checkpointing; `--gradient_checkpointing` still
 works) trades compute for memory. The same command runs on several GPUs or nodes with `accelerate launch` (see
-examples/accelerate_configs/). A run started again in the same `--output_dir` resumes from its last checkpoint.
+examples/accelerate_configs/). A run started again in the same `--output_dir` resumes from its newest complete
+checkpoint; a finished one says so and exits (`--overwrite_output_dir` trains again; see msmae.training.resume).
 """
 
 import logging

@@ -39,9 +39,10 @@ files (`msmae.phoenix`).
 Defaults follow the paper: AdamW with weight decay 1e-3, cosine decay after a 10-epoch linear warmup, 100 epochs,
 batch size 32, gradient clipping, and `--dataset_preset` picks the learning rate and clipping norm of its Table 5
 (PHOENIX14T and CSL-Daily: 1e-3 with a frozen encoder, 1e-4 fine-tuning it, clip 0.1; How2Sign: 3e-4 / 5e-5, clip
-1.0). Anything given on the command line wins. A run started again in the same `--output_dir` resumes from its last
-checkpoint. Outputs: the model (adapters included), tokenizer and pose processor, `generated_predictions.txt`,
-`*_results.json` and a model card; `--push_to_hub` uploads them.
+1.0). Anything given on the command line wins. A run started again in the same `--output_dir` resumes from its newest
+complete checkpoint (a finished one says so; see msmae.training.resume). Outputs: the model (adapters included),
+tokenizer and pose processor, `generated_predictions.txt`, `*_results.json` and a model card; `--push_to_hub`
+uploads them.
 """
 
 import logging

@@ -112,6 +112,8 @@ def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
     `--resume_from_checkpoint`."""
     output_dir = Path(training_args.output_dir)
     needs_optimizer = not training_args.save_only_model
+    if not training_args.do_train:
+        return None
     if training_args.resume_from_checkpoint:
         problem = checkpoint_problem(Path(training_args.resume_from_checkpoint), needs_optimizer)
         if problem:
@@ -121,7 +123,7 @@ def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
                 "resume from the newest complete one."
             )
         return training_args.resume_from_checkpoint
-    if not (training_args.do_train and output_dir.is_dir()):
+    if not output_dir.is_dir():
         return None
     if getattr(training_args, "overwrite_output_dir", False):
         with training_args.main_process_first(desc="removing the earlier run's checkpoints"):
