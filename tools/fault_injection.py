@@ -27,6 +27,7 @@ Runs are forked from this process after msmae, torch and transformers are import
 command line entry. The permission faults need root (the trials run as user nobody).
 
     python tools/fault_injection.py --trials 60 --seed 0 --workdir /tmp/msmae-faults
+    python tools/fault_injection.py --mode extraction ...   # the extraction side: tools/fault_injection_extraction.py
 """
 
 import argparse
@@ -384,7 +385,19 @@ def run_trials(trials: int, seed: int, workdir: Path, kinds=KINDS) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    mode = argparse.ArgumentParser(add_help=False)
+    mode.add_argument("--mode", choices=("training", "extraction"), default="training")
+    known, rest = mode.parse_known_args(argv)
+    if known.mode == "extraction":  # the extraction side: tools/fault_injection_extraction.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import fault_injection_extraction
+
+        return fault_injection_extraction.main(rest)
+    argv = rest
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("training", "extraction"), default="training",
+                        help="training (this file) or extraction (tools/fault_injection_extraction.py)")
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/msmae-fault-injection")
