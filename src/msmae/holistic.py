@@ -1,7 +1,9 @@
 """MediaPipe Holistic pose extraction from videos and decoded frames: what inference needs (pipelines, the
 processor, `msmae predict`), kept flat so that Hub checkpoints can carry it.
 
-`extract_video(path)` / `extract_frames(frames, fps)` return a `SignPose` (all four streams of `ALL_STREAMS`).
+`extract_video(path)` / `extract_frames(frames, fps)` return a `SignPose` (all four streams of `ALL_STREAMS`);
+`HolisticExtractor.extract_ranges` gives the clips of several frame ranges of one video (or frame folder: `open_frames`)
+from a single decode, each tracked from scratch.
 The `msmae extract` machinery that writes datasets from many videos lives in `msmae.data.extract`.
 
 Handedness: MediaPipe Holistic's `left_hand_landmarks` are the signer's own left hand on an unmirrored video (its
