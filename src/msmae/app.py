@@ -29,8 +29,9 @@ def checkpoint_task(model) -> str:
     """The task the demo shows for a checkpoint (folder or Hub id): recognition or translation."""
     from transformers import AutoConfig
 
-    import msmae  # noqa: F401  (registers the configs with AutoConfig)
+    from . import register_auto_classes
 
+    register_auto_classes()  # msmae's configs resolve without trust_remote_code
     tasks = tasks_for_checkpoint(AutoConfig.from_pretrained(str(model)).to_dict())
     for task in (RECOGNITION_TASK, TRANSLATION_TASK):
         if task in tasks:
