@@ -226,3 +226,18 @@ def test_space_runs_with_the_code_and_model_it_carries(classifier_dir, sample_vi
     ran = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("SPACE"))[5:])
     assert Path(ran["msmae"]).resolve().is_relative_to(space.resolve())
     assert list(ran["answer"]) == [r["label"] for r in expected_top5] and ran["gif"]
+
+
+def test_commands_refuse_what_they_cannot_serve(tmp_path_factory, tmp_path, capsys):
+    from msmae.cli import main
+
+    output = demo_checkpoints(tmp_path_factory)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["space", "--model", str(output / "pretraining"), "--output_dir", str(tmp_path / "space")])
+    assert exit_info.value.code == 2 and "pretrained encoder" in capsys.readouterr().err
+    assert not (tmp_path / "space").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["app", "--model", str(output / "sign-classification"), "--top_k", "0"])
+    assert exit_info.value.code == 2 and "--top_k must be at least 1" in capsys.readouterr().err
+    assert main(["space", "--model", str(output / "sign-classification"), "--output_dir", str(tmp_path / "ok")]) == 0
+    assert "Space written to" in capsys.readouterr().out and (tmp_path / "ok" / "app.py").is_file()
