@@ -241,3 +241,18 @@ def test_commands_refuse_what_they_cannot_serve(tmp_path_factory, tmp_path, caps
     assert exit_info.value.code == 2 and "--top_k must be at least 1" in capsys.readouterr().err
     assert main(["space", "--model", str(output / "sign-classification"), "--output_dir", str(tmp_path / "ok")]) == 0
     assert "Space written to" in capsys.readouterr().out and (tmp_path / "ok" / "app.py").is_file()
+
+
+def test_translation_checkpoints_answer_with_text(tmp_path):
+    from test_pipelines import save_tiny_translator, synthetic_clip
+
+    from msmae.app import SignDemo
+    from msmae.modeling_sign_translation import SignTranslationModel
+    from msmae.pipeline_msmae import TRANSLATION_TASK
+
+    translator_dir = save_tiny_translator(tmp_path / "translator")
+    demo = SignDemo(translator_dir)
+    assert demo.task == TRANSLATION_TASK
+    clip = synthetic_clip(40, seed=2)
+    reference = pipeline(TRANSLATION_TASK, model=SignTranslationModel.from_pretrained(translator_dir))
+    assert demo.answer(clip) == reference(clip)[0]["translation_text"]
