@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -139,6 +140,8 @@ def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
             "evaluate it, run --do_eval without --do_train and with --model_name_or_path set to this folder."
         )
         logger.warning(message)
+        if not logger.isEnabledFor(logging.WARNING):  # --log_level error must not make it a silent exit
+            print(message, file=sys.stderr, flush=True)
         raise TrainingFinished(message)
 
     skipped, chosen = [], None
