@@ -107,3 +107,28 @@ def test_peft_is_imported_only_where_adapters_are_built():
     loaded = _loaded_after("import msmae\nmsmae.SignTranslationModel\nmsmae.MSMAEForSignClassification(msmae.MSMAEConfig("
                            "hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))")
     assert "torch" in loaded and "peft" not in loaded
+
+
+AUTO_ONLY = """
+import json, sys
+{before}
+import msmae
+light = "torch" not in sys.modules
+from transformers import AutoModel
+model = AutoModel.from_pretrained(sys.argv[1])  # no trust_remote_code: the local registration must resolve it
+print(json.dumps([light, type(model).__module__]))
+"""
+
+
+@pytest.mark.parametrize("before", ["", "import transformers.models.auto"])
+def test_auto_classes_resolve_msmae_after_a_bare_import(tmp_path, before):
+    """`import msmae` then an Auto class, naming no msmae class: registered as transformers' Auto classes load (or
+    at `import msmae` when they were loaded already)."""
+    _run(f"import msmae\nmsmae.MSMAEModel(msmae.MSMAEConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,"
+         f" intermediate_size=64)).save_pretrained({str(tmp_path)!r})\nprint('[]')")
+    script = AUTO_ONLY.format(before=before)
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    light, module = json.loads(result.stdout.strip().splitlines()[-1])
+    assert module == "msmae.modeling_msmae"
+    assert light == (before == "")

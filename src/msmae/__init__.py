@@ -9,6 +9,9 @@ where msmae is not installed.
 """
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -114,6 +117,58 @@ def register_auto_classes():
     MSMAEForSignClassification.register_for_auto_class("AutoModelForVideoClassification")
     register_pipelines()
     _registration = "done"
+
+
+def _transformers_importing(current=None) -> bool:
+    """Whether a module of transformers (other than `current`) is in the middle of its import."""
+    return any(
+        name != current and name.partition(".")[0] == "transformers"
+        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+    )
+
+
+class _RegisterWhenTransformersAutoLoads(importlib.abc.MetaPathFinder):
+    """Registers msmae once transformers' Auto classes are loaded and no transformers import is still running, so
+    that `import msmae` then `AutoModel.from_pretrained(msmae_checkpoint)` resolves `model_type="msmae"` without
+    `import msmae` paying for transformers. Registering in the middle of a transformers import (e.g. of `Trainer`,
+    which loads the Auto classes on its way) would re-enter that import. Removes itself once it has fired."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not fullname.startswith("transformers."):
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _RegisterAfterExec(spec.loader, self)
+                return spec
+        return None
+
+
+class _RegisterAfterExec(importlib.abc.Loader):
+    def __init__(self, loader, finder):
+        self.loader, self.finder = loader, finder
+
+    def __getattr__(self, name):  # get_source, is_package, resource readers: the real loader's
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        if self.finder in sys.meta_path and _AUTO_MODULE in sys.modules and not _transformers_importing(module.__name__):
+            sys.meta_path.remove(self.finder)
+            register_auto_classes()
+
+
+_AUTO_MODULE = "transformers.models.auto"
+if _AUTO_MODULE in sys.modules and not _transformers_importing():
+    register_auto_classes()
+else:
+    sys.meta_path.insert(0, _RegisterWhenTransformersAutoLoads())
 
 
 if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
