@@ -228,15 +228,16 @@ def _session(sid):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_end_when_the_main_process_is_killed(videos, tmp_path):
     folder, _, _ = videos
-    process = subprocess.Popen(
-        [sys.executable, "-m", "msmae.cli", "extract", str(folder), "--output_dir", str(tmp_path / "out"),
-         "--num_workers", "2", "--no_progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+    log = tmp_path / "log.txt"
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "msmae.cli", "extract", str(folder), "--output_dir", str(tmp_path / "out"),
+             "--num_workers", "2", "--no_progress"], stdout=handle, stderr=handle, start_new_session=True)
     try:
         deadline = time.time() + 240
         while len(_session(process.pid)) < 4 and process.poll() is None and time.time() < deadline:
             time.sleep(0.1)  # main + fork server + 2 workers
-        assert len(_session(process.pid)) >= 4, "the workers did not start"
+        assert len(_session(process.pid)) >= 4, f"the workers did not start: {log.read_text()[-2000:]}"
         os.kill(process.pid, signal.SIGKILL)  # only the main process
         process.wait()
         deadline = time.time() + 15
