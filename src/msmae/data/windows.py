@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..pose_io import NUM_STORED_KEYPOINTS, SignPose
+from ..pose_io import NUM_STORED_KEYPOINTS, ROW_COLUMNS, SignPose
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +299,7 @@ def dataset_card(dataset, *, source="", max_shard_size="", data_files=None) -> s
               "- `keypoint_mask` (frames, 160) bool: True where MediaPipe detected the keypoint.",
               "- `fps`, `width`, `height` (pixels, for the aspect correction), `num_frames`, `source` (the video), "
               "and where present `clip_id`, `start_frame`, `end_frame` (the clip inside its source)."]
-    others = [c for c in first.column_names if c not in ("keypoints", "keypoint_mask", "fps", "width", "height",
-                                                         "num_frames", "source", "clip_id", "start_frame", "end_frame")]
+    others = [c for c in first.column_names if c not in ROW_COLUMNS]
     for column in others:
         lines.append(f"- `{column}`: {first.features[column]!r}")
     lines += ["", "## Loading", "", "```python",

@@ -18,10 +18,10 @@ from datasets import Dataset
 from datasets import IterableDataset as HFIterableDataset
 
 from ..data.windows import PoseRow, PoseRows
-from ..pose_io import SignPose
+from ..pose_io import POSE_COLUMNS, SignPose
 
-# Columns a clip needs; others (text, signer, ...) are never read.
-_CLIP_COLUMNS = ("keypoints", "keypoint_mask", "fps", "width", "height", "source")
+# Columns a clip needs (the stored pose); others (text, signer, ...) are never read.
+_CLIP_COLUMNS = POSE_COLUMNS
 
 
 def _clip_columns(dataset, label_column=None) -> list[str]:
