@@ -347,7 +347,7 @@ def test_fresh_process_loads_with_trust_remote_code(tester, tmp_path):
     out = torch.load(tmp_path / "out.pt")
     with torch.no_grad():
         torch.testing.assert_close(out["logits"], model(**inputs).logits)
-        # AutoModel loads the encoder alone (no [CLS]): same as loading it here with msmae installed.
+        # AutoModel loads the encoder with its fine-tuned [CLS] token: the same as loading it here with msmae installed.
         local_encoder = MSMAEModel.from_pretrained(tmp_path / "ckpt").eval()
         torch.testing.assert_close(out["hidden"], local_encoder(**inputs).last_hidden_state)
 

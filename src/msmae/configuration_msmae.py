@@ -141,6 +141,12 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
             For `MSMAEForSignClassification`: `False` fine-tunes the encoder with a learnable [CLS] token and a
             classifier on its output; `True` freezes the encoder, averages its contextual embeddings over the real
             tokens and trains one linear layer (the paper's linear probing).
+        use_cls_token (`bool`, *optional*):
+            Whether the encoder prepends a learnable [CLS] token (its state is then `pooler_output`). A field of the
+            config, so every class (`AutoModel` too) loads the encoder that was trained. `MSMAEForSignClassification`
+            sets it to `not linear_probe`; the pretraining model and the translation model's pose encoder set it to
+            `False`. `None` (checkpoints saved before the field existed): `True` for a fine-tuned classifier's
+            checkpoint, `False` otherwise.
         classifier_dropout (`float`, *optional*, defaults to 0.0):
             Dropout before the classification layer.
         loss_normalization (`str`, *optional*, defaults to `"coordinate"`):
@@ -195,6 +201,7 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
     mask_ratio: float | int = 0.5
     masking_strategy: str = "diff"
     linear_probe: bool = False
+    use_cls_token: bool | None = None
     classifier_dropout: float | int = 0.0
     loss_normalization: str = "coordinate"
     stream_type_embedding: bool = False
@@ -253,6 +260,13 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
         """Visible-token slots per stream for a batch padded to `num_cubelets`: the largest visible count of any
         clip length up to it. A static number, so the masked forward has fixed shapes (no host sync)."""
         return max(real - self.num_masked_cubelets(real) for real in range(num_cubelets + 1))
+
+    @property
+    def has_cls_token(self) -> bool:
+        """`use_cls_token`, or for a config saved without it, whether it is a fine-tuned classifier's."""
+        if self.use_cls_token is not None:
+            return bool(self.use_cls_token)
+        return "MSMAEForSignClassification" in (self.architectures or []) and not self.linear_probe
 
     @property
     def stream_num_keypoints(self) -> list[int]:

@@ -243,6 +243,23 @@ def prepare_inputs(config: MSMAEConfig, pose_values, keypoint_mask=None, attenti
     return pose_values, keypoint_mask, frame_mask, cubelet_mask
 
 
+# Keyword arguments transformers' Trainer passes to any forward that takes `**kwargs`; everything else is a mistake.
+TRAINER_KWARGS = ("num_items_in_batch",)
+
+
+def check_no_unknown_kwargs(model: nn.Module, kwargs: dict) -> None:
+    """Raises `TypeError` naming keyword inputs the forward does not take (e.g. a misspelled `keypoints_mask`), so
+    that they cannot be ignored silently."""
+    unknown = sorted(name for name in kwargs if name not in TRAINER_KWARGS)
+    if unknown:
+        import inspect
+
+        known = [name for name in inspect.signature(model.forward).parameters if name != "kwargs"]
+        raise TypeError(
+            f"{type(model).__name__}.forward() got unexpected keyword input(s) {unknown}; it takes {known}."
+        )
+
+
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
     attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
@@ -406,6 +423,7 @@ class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
     config: MSMAEConfig
     base_model_prefix = "msmae"
     main_input_name = "pose_values"
+    input_modalities = ("video",)  # pose sequences of a video; transformers' names: text, image, video, audio, time
     supports_gradient_checkpointing = True
     _no_split_modules = ["MSMAEEmbeddings", "MSMAELayer"]
     _supports_sdpa = True
@@ -451,21 +469,21 @@ class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
 class MSMAEModel(MSMAEPreTrainedModel):
     """The MS-MAE encoder: stream embeddings, cubelet tokens, a Transformer encoder and a final LayerNorm.
 
-    Args:
-        config (`MSMAEConfig`): model configuration.
-        add_cls_token (`bool`, *optional*, defaults to `False`): prepend a learnable [CLS] token (used by
-            `MSMAEForSignClassification`); its state is then `pooler_output`.
+    A learnable [CLS] token is prepended when `config.has_cls_token` (see `MSMAEConfig.use_cls_token`); its state
+    is then `pooler_output`.
     """
 
-    def __init__(self, config: MSMAEConfig, add_cls_token: bool = False):
+    def __init__(self, config: MSMAEConfig):
         super().__init__(config)
         self.embeddings = MSMAEEmbeddings(config)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if add_cls_token else None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if config.has_cls_token else None
         self.encoder = MSMAEEncoder(config)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
     def get_input_embeddings(self):
+        # Its output is the token tensor, as `enable_input_require_grads` (PEFT with reentrant gradient
+        # checkpointing) expects: the hook makes it require grad so that gradients reach adapters in checkpointed layers.
         return self.embeddings
 
     def random_masking(self, cubelet_mask: torch.Tensor, noise: torch.Tensor | None = None):
@@ -542,6 +560,7 @@ class MSMAEModel(MSMAEPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_no_unknown_kwargs(self, kwargs)
 
         pose_values, keypoint_mask, frame_mask, cubelet_mask = prepare_inputs(
             self.config, pose_values, keypoint_mask, attention_mask
@@ -687,6 +706,7 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
 
     def __init__(self, config: MSMAEConfig):
         super().__init__(config)
+        config.use_cls_token = False  # the decoder reconstructs cubelet tokens only
         self.msmae = MSMAEModel(config)
         self.decoder = MSMAEDecoder(config)
         self.post_init()
@@ -740,6 +760,7 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
             An explicit mask (True = masked) instead of random masking, e.g. to score a fixed masking pattern.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_no_unknown_kwargs(self, kwargs)
         if noise is None and bool_masked_pos is None and pose_values is not None:
             noise = torch.rand((pose_values.shape[0], *self.config.noise_shape(pose_values.shape[1])), device=pose_values.device)
         outputs = self.msmae(
@@ -779,7 +800,8 @@ class MSMAEForSignClassification(TrainableFromConfigMixin, MSMAEPreTrainedModel)
     def __init__(self, config: MSMAEConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.msmae = MSMAEModel(config, add_cls_token=not config.linear_probe)
+        config.use_cls_token = not config.linear_probe  # fine-tuning reads [CLS]; linear probing averages
+        self.msmae = MSMAEModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -787,6 +809,21 @@ class MSMAEForSignClassification(TrainableFromConfigMixin, MSMAEPreTrainedModel)
 
     def frozen_modules(self) -> list[nn.Module]:
         return [self.msmae] if self.config.linear_probe else []
+
+    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        problem_type = self.config.problem_type
+        if problem_type == "multi_label_classification":
+            if tuple(labels.shape) != tuple(logits.shape):
+                raise ValueError(
+                    f"Multi-label `labels` must have shape {tuple(logits.shape)} (one 0/1 target per class), got {tuple(labels.shape)}."
+                )
+            return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if problem_type not in (None, "single_label_classification"):
+            raise ValueError(
+                f"`config.problem_type` {problem_type!r} is not supported: use 'single_label_classification' or "
+                "'multi_label_classification'."
+            )
+        return nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
 
     def forward(
         self,
@@ -801,9 +838,12 @@ class MSMAEForSignClassification(TrainableFromConfigMixin, MSMAEPreTrainedModel)
     ) -> ImageClassifierOutput | tuple:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Class indices in `[0, config.num_labels)`; cross-entropy loss when given.
+            Class indices in `[0, config.num_labels)`: cross-entropy loss. With `config.problem_type ==
+            "multi_label_classification"`, `(batch_size, num_labels)` 0/1 targets instead: binary cross-entropy on
+            each logit (as transformers' classification heads do).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_no_unknown_kwargs(self, kwargs)
         outputs = self.msmae(
             pose_values,
             keypoint_mask=keypoint_mask,
@@ -815,7 +855,7 @@ class MSMAEForSignClassification(TrainableFromConfigMixin, MSMAEPreTrainedModel)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1).to(logits.device))
+            loss = self.classification_loss(logits, labels.to(logits.device))
         output = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

@@ -49,6 +49,7 @@ def load_pose_encoder(pretrained_model_name_or_path, streams=None, **kwargs) -> 
         pretrained_model_name_or_path, **{k: v for k, v in kwargs.items() if k in ("cache_dir", "revision", "token")}
     )
     trained = list(config.streams)
+    config.use_cls_token = False  # a fine-tuned classifier's [CLS] token is not part of the pose encoder
     if streams is not None:
         config.streams = list(streams)
         config.__post_init__()  # validate the new stream list
@@ -124,7 +125,10 @@ class SignTranslationModel(TrainableFromConfigMixin, SignTranslationPreTrainedMo
     def __init__(self, config: SignTranslationConfig, pose_encoder: MSMAEModel | None = None, text_model=None):
         config.validate()  # a config edited after construction is checked where it is used
         super().__init__(config)
-        self.pose_encoder = pose_encoder if pose_encoder is not None else MSMAEModel(config.encoder)
+        if pose_encoder is None:
+            config.encoder.use_cls_token = False
+            pose_encoder = MSMAEModel(config.encoder)
+        self.pose_encoder = pose_encoder
         if self.pose_encoder.cls_token is not None:
             raise ValueError("The pose encoder must not have a [CLS] token: build it with MSMAEModel(config).")
         self.projection = nn.Linear(config.encoder.hidden_size, config.text_config.d_model)

@@ -1,0 +1,154 @@
+"""Transformers conventions: half-precision loading, PEFT with gradient checkpointing, unknown inputs, the [CLS]
+token as a config field, multi-label classification and `input_modalities`."""
+
+import json
+
+import pytest
+import torch
+
+from transformers import AutoModel, PreTrainedModel
+
+from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
+from test_translation_model import DE_DE, make_inputs, make_model
+
+TINY = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
+    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def classifier(**kwargs):
+    torch.manual_seed(0)
+    return MSMAEForSignClassification(MSMAEConfig(**TINY, num_labels=3, **kwargs))
+
+
+# ---- half precision -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_class", [MSMAEModel, MSMAEForPreTraining, MSMAEForSignClassification])
+def test_bfloat16_checkpoint_runs_on_float32_inputs(tmp_path, model_class):
+    classifier().save_pretrained(tmp_path)
+    model = model_class.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    assert next(model.parameters()).dtype == torch.bfloat16
+    with torch.no_grad():
+        out = model(**make_inputs())  # float32 pose_values
+    values = out.last_hidden_state if model_class is MSMAEModel else out.logits
+    assert values.dtype == torch.bfloat16 and torch.isfinite(values.float()).all()
+
+
+def test_bfloat16_translation_model_generates(tmp_path):
+    make_model().save_pretrained(tmp_path)
+    model = type(make_model()).from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    assert model.projection.weight.dtype == torch.bfloat16
+    tokens = model.generate(**make_inputs(), max_new_tokens=3, forced_bos_token_id=DE_DE)
+    assert tokens.shape[0] == 2 and (tokens[:, 1] == DE_DE).all()
+
+
+# ---- PEFT with gradient checkpointing ---------------------------------------------------------------------------------
+
+
+def lora_trains(model, inputs, target_modules):
+    peft = pytest.importorskip("peft")
+    # Reentrant checkpointing passes no gradient through layers whose inputs do not require grad: PEFT then relies
+    # on `enable_input_require_grads`, a hook on `get_input_embeddings()`'s output.
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    peft_model = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=target_modules))
+    peft_model.train()
+    peft_model(**inputs).loss.backward()
+    lora = {name: p for name, p in peft_model.named_parameters() if "lora_B" in name}
+    assert lora and all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora.values())
+    assert all(p.grad is None for name, p in peft_model.named_parameters() if "lora_" not in name)
+
+
+def test_peft_lora_with_gradient_checkpointing_trains_the_classifier():
+    lora_trains(classifier(), {**make_inputs(), "labels": torch.tensor([0, 2])}, ["q_proj", "v_proj"])
+
+
+def test_peft_lora_with_gradient_checkpointing_trains_the_translation_model():
+    model = make_model(lora_r=0)
+    labels = torch.tensor([[DE_DE, 5, 6, 2], [DE_DE, 8, 2, -100]])
+    lora_trains(model, {**make_inputs(), "labels": labels}, ["q_proj", "v_proj"])
+
+
+# ---- unknown inputs -------------------------------------------------------------------------------------------------
+
+
+def test_misspelled_input_is_an_error():
+    inputs = make_inputs()
+    with pytest.raises(TypeError, match=r"keypoints_mask.*keypoint_mask"):
+        classifier()(pose_values=inputs["pose_values"], keypoints_mask=inputs["keypoint_mask"])
+    with pytest.raises(TypeError, match=r"MSMAEForPreTraining.*\['labels'\]"):
+        MSMAEForPreTraining(MSMAEConfig(**TINY))(**inputs, labels=torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="MSMAEModel"):
+        MSMAEModel(MSMAEConfig(**TINY))(**inputs, label=torch.tensor([0, 1]))
+
+
+def test_trainer_keyword_still_accepted():
+    out = classifier()(**make_inputs(), labels=torch.tensor([0, 1]), num_items_in_batch=torch.tensor(2))
+    assert out.loss is not None
+
+
+# ---- [CLS] token as a config field ----------------------------------------------------------------------------------
+
+
+def test_every_auto_class_loads_the_trained_cls_token(tmp_path):
+    model = classifier().eval()
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["use_cls_token"] is True
+    encoder = AutoModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(encoder.cls_token, model.msmae.cls_token)
+    inputs = make_inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(**inputs).pooler_output, model.msmae(**inputs).pooler_output)
+
+
+def test_checkpoint_saved_without_the_field_keeps_its_cls_token(tmp_path):
+    model = classifier().eval()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["use_cls_token"]  # as saved before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    torch.testing.assert_close(MSMAEModel.from_pretrained(tmp_path).cls_token, model.msmae.cls_token)
+    assert MSMAEForSignClassification.from_pretrained(tmp_path).msmae.cls_token is not None
+
+
+def test_pretraining_and_linear_probe_have_no_cls_token(tmp_path):
+    classifier().save_pretrained(tmp_path)
+    assert MSMAEForPreTraining.from_pretrained(tmp_path).msmae.cls_token is None
+    assert MSMAEForSignClassification.from_pretrained(tmp_path, linear_probe=True).msmae.cls_token is None
+    assert MSMAEModel(MSMAEConfig(**TINY)).cls_token is None
+
+
+# ---- classification problem type and modalities ---------------------------------------------------------------------
+
+
+def test_multi_label_classification_uses_binary_cross_entropy():
+    model = classifier(problem_type="multi_label_classification")
+    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    out = model(**make_inputs(), labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels))
+    with pytest.raises(ValueError, match="Multi-label `labels` must have shape"):
+        model(**make_inputs(), labels=torch.tensor([0, 1]))
+
+
+def test_single_label_is_cross_entropy_and_regression_is_refused():
+    model = classifier()
+    out = model(**make_inputs(), labels=torch.tensor([0, 2]))
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 2])))
+    model.config.problem_type = "regression"
+    with pytest.raises(ValueError, match="problem_type"):
+        model(**make_inputs(), labels=torch.tensor([0, 2]))
+
+
+def test_input_modalities():
+    assert PreTrainedModel.input_modalities == "text"  # the attribute transformers defines
+    for model_class in (MSMAEModel, MSMAEForPreTraining, MSMAEForSignClassification):
+        assert model_class.input_modalities == ("video",)
