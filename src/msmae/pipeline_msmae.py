@@ -27,6 +27,7 @@ This module is exported with the model for `trust_remote_code`, so it imports on
 flat sibling modules (relative imports).
 """
 
+import functools
 import json
 import os
 import shutil
@@ -98,20 +99,10 @@ def _describe(clip) -> str:
     return type(clip).__name__
 
 
-def collate_clips(items):
-    """Stacks batch-of-one model inputs, padding frames at the end (attention_mask 0 there)."""
-    length = max(item["pose_values"].shape[1] for item in items)
-    batch = {}
-    for key in _MODEL_INPUTS:
-        padded = []
-        for item in items:
-            value = item[key]
-            missing = length - value.shape[1]
-            if missing:
-                value = torch.cat([value, value.new_zeros((1, missing, *value.shape[2:]))], dim=1)
-            padded.append(value)
-        batch[key] = torch.cat(padded)
-    return batch
+def pad_clips(processor, items):
+    """One padded batch from batch-of-one model inputs, through the processor's `pad` (the one padder)."""
+    features = [{key: item[key][0] for key in _MODEL_INPUTS} for item in items]
+    return {key: value for key, value in processor.pad(features, return_tensors="pt").items() if key in _MODEL_INPUTS}
 
 
 # ---- the pipelines -------------------------------------------------------------------------------------------------
@@ -212,7 +203,7 @@ class SignPosePipeline(Pipeline):
         from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
         dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
-        collate = (lambda items: items[0]) if batch_size == 1 else collate_clips
+        collate = (lambda items: items[0]) if batch_size == 1 else functools.partial(pad_clips, self.pose_processor)
         loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate)
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
