@@ -152,3 +152,28 @@ def test_input_modalities():
     assert PreTrainedModel.input_modalities == "text"  # the attribute transformers defines
     for model_class in (MSMAEModel, MSMAEForPreTraining, MSMAEForSignClassification):
         assert model_class.input_modalities == ("video",)
+
+
+# ---- processor.pad as a Trainer collator ----------------------------------------------------------------------------
+
+
+def test_processor_pad_is_a_trainer_collator(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    from msmae import MSMAEPoseProcessor
+
+    generator = torch.Generator().manual_seed(0)
+    dataset = [
+        {"pose_values": torch.rand(n, 48, 2, generator=generator).numpy(), "keypoint_mask": torch.ones(n, 48).bool().numpy(), "labels": n % 3}
+        for n in (9, 6, 12, 7)
+    ]
+    model = classifier()
+    before = model.classifier.weight.detach().clone()
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, learning_rate=1e-2, report_to=[],
+        use_cpu=True, save_strategy="no", logging_steps=1, dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=MSMAEPoseProcessor().pad)
+    result = trainer.train()
+    assert result.global_step == 1 and torch.isfinite(torch.tensor(result.training_loss))
+    assert not torch.equal(model.classifier.weight.detach(), before)

@@ -332,11 +332,13 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
             features.append({"pose_values": values, "keypoint_mask": mask})
         return self.pad(features, return_tensors=return_tensors)
 
-    def pad(self, features, return_tensors=None) -> BatchFeature:
+    def pad(self, features, return_tensors="pt") -> BatchFeature:
         """Pad per-clip features (dicts with `pose_values (T, K, 2)`, `keypoint_mask (T, K)`, optional
         `attention_mask (T,)`, plus any other keys, e.g. `labels`, which are stacked) into one batch.
 
-        Usable as a data collator: `Trainer(..., data_collator=processor.pad)`.
+        A data collator as it stands: `Trainer(..., data_collator=processor.pad)` or
+        `DataLoader(..., collate_fn=processor.pad)`, hence torch tensors by default; `return_tensors=None` gives
+        numpy arrays.
         """
         if not features:
             raise ValueError("`pad` got no features.")
