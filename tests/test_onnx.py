@@ -1,4 +1,4 @@
-"""ONNX export of the sign classifier: onnxruntime matches PyTorch, padding and odd frame counts included."""
+"""ONNX export of the sign classifier and of the encoder: onnxruntime matches PyTorch, padding and odd frame counts included."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification
+from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
 from msmae.cli.export_onnx import add_export_onnx_arguments, run_export_onnx
 from msmae.onnx_export import example_inputs, export_onnx, to_onnx_inputs
 
@@ -112,3 +112,34 @@ def test_export_onnx_command_refuses_a_model_without_classifier(tmp_path, caplog
     args, parser = parse(["--model", str(pretrained), "--output", str(tmp_path / "model.onnx")])
     assert run_export_onnx(args, parser) == 1
     assert "MSMAEForPreTraining" in caplog.text and not (tmp_path / "model.onnx").exists()
+
+
+def test_config_json_is_written_beside_the_onnx_file(tmp_path):
+    model = tiny_classifier()
+    export_onnx(model, tmp_path / "classifier" / "model.onnx")
+    saved = json.loads((tmp_path / "classifier" / "config.json").read_text())
+    assert saved["architectures"] == ["MSMAEForSignClassification"] and saved["id2label"]["4"] == "yo"
+    assert saved["streams"] == ["body", "left_hand", "right_hand"] and saved["hidden_size"] == 32
+
+
+@pytest.mark.parametrize("source", [MSMAEForPreTraining, MSMAEForSignClassification])
+def test_encoder_export_matches_pytorch(tmp_path, source):
+    """The encoder of a pretraining or a classifier checkpoint (with its fine-tuned [CLS] token)."""
+    torch.manual_seed(0)
+    source(MSMAEConfig(**TINY)).save_pretrained(tmp_path / "checkpoint")
+    output = tmp_path / "encoder" / "encoder.onnx"
+    args, parser = parse(["--model", str(tmp_path / "checkpoint"), "--output", str(output), "--encoder"])
+    assert run_export_onnx(args, parser) == 0
+    encoder = MSMAEModel.from_pretrained(tmp_path / "checkpoint").eval()
+    assert (encoder.cls_token is not None) == (source is MSMAEForSignClassification)
+    assert json.loads((output.parent / "config.json").read_text())["architectures"] == ["MSMAEModel"]
+    runtime = session(output)
+    assert [o.name for o in runtime.get_outputs()] == ["last_hidden_state", "pooler_output", "token_mask"]
+    for batch, frames in [(1, 8), (3, 17)]:
+        inputs = example_inputs(encoder.config, batch_size=batch, num_frames=frames, seed=frames)
+        with torch.no_grad():
+            expected = encoder(**inputs)
+        hidden, pooled, mask = runtime.run(None, to_onnx_inputs(inputs))
+        np.testing.assert_allclose(hidden, expected.last_hidden_state.numpy(), atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(pooled, expected.pooler_output.numpy(), atol=1e-4, rtol=1e-4)
+        np.testing.assert_array_equal(mask, expected.attention_mask.numpy())

@@ -1,13 +1,16 @@
-"""ONNX export of `MSMAEForSignClassification`, for serving without PyTorch (onnxruntime, TensorRT, ...).
+"""ONNX export of `MSMAEForSignClassification` or of the encoder `MSMAEModel` (embeddings), for serving without
+PyTorch (onnxruntime, TensorRT, ...).
 
-The exported graph takes the processor's outputs as they are and returns the classifier's logits:
+The exported graph takes the processor's outputs as they are:
 
     pose_values     float32 (batch, frames, num_keypoints, 2)
     keypoint_mask   bool    (batch, frames, num_keypoints)
     attention_mask  int64   (batch, frames)       1 = real frame, 0 = padding
-    -> logits       float32 (batch, num_labels)
 
-Batch and frame axes are dynamic. The label names are stored in the file's metadata (`id2label`, JSON).
+and returns the classifier's `logits (batch, num_labels)`, or the encoder's `last_hidden_state (batch, tokens,
+hidden)`, `pooler_output (batch, hidden)` and token `token_mask (batch, tokens)` (see `MSMAEModelOutput`).
+Batch and frame axes are dynamic. The model's `config.json` is written beside the `.onnx` file (as in a
+checkpoint folder), and the label names are also in the file's metadata (`id2label`, JSON).
 
 We use PyTorch's TorchScript-based exporter (`dynamo=False`): it exports this model in about a second and needs no
 extra package, while the `torch.export`-based one (`dynamo=True`) needs `onnxscript` and takes ~30 s. Both give the
@@ -17,6 +20,7 @@ export correctly. Clips are limited to `max_position_embeddings * cubelet_size` 
 the precomputed position table.
 """
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -28,8 +32,17 @@ from torch import nn
 ONNX_INPUT_NAMES = ("pose_values", "keypoint_mask", "attention_mask")
 
 
-class _ClassifierForExport(nn.Module):
-    """Pads frames to a multiple of the cubelet size in-graph, then runs the classifier and returns its logits."""
+ENCODER_OUTPUT_NAMES = ("last_hidden_state", "pooler_output", "token_mask")
+
+
+def output_names(model) -> tuple[str, ...]:
+    """The graph's outputs: `("logits",)` for a classifier, `ENCODER_OUTPUT_NAMES` for an encoder."""
+    return ("logits",) if hasattr(model, "classifier") else ENCODER_OUTPUT_NAMES
+
+
+class _ModelForExport(nn.Module):
+    """Pads frames to a multiple of the cubelet size in-graph, then runs the model and returns its outputs as a
+    tuple in `output_names(model)` order."""
 
     def __init__(self, model):
         super().__init__()
@@ -45,9 +58,12 @@ class _ClassifierForExport(nn.Module):
             pose_values = torch.cat([pose_values, _zero_frames(pose_values, extra)], 1)[:, :padded]
             keypoint_mask = torch.cat([keypoint_mask, _zero_frames(keypoint_mask, extra)], 1)[:, :padded]
             attention_mask = torch.cat([attention_mask, _zero_frames(attention_mask, extra)], 1)[:, :padded]
-        return self.model(
+        outputs = self.model(
             pose_values=pose_values, keypoint_mask=keypoint_mask, attention_mask=attention_mask, return_dict=True
-        ).logits
+        )
+        if hasattr(self.model, "classifier"):
+            return outputs.logits
+        return outputs.last_hidden_state, outputs.pooler_output, outputs.attention_mask
 
 
 def _zero_frames(tensor, count):
@@ -80,12 +96,12 @@ def to_onnx_inputs(inputs) -> dict:
 
 
 def export_onnx(model, output_path, *, opset_version: int = 17, dynamo: bool = False, num_frames: int = 32) -> Path:
-    """Exports a sign classifier to ONNX with dynamic batch and frame axes.
+    """Exports a sign classifier or an encoder to ONNX with dynamic batch and frame axes, and writes the model's
+    `config.json` beside it.
 
     Args:
-        model: an `MSMAEForSignClassification` (any model whose forward takes the three pose inputs and returns
-            `.logits`), or the path of a saved checkpoint.
-        output_path: the `.onnx` file to write (parent folders are created).
+        model: an `MSMAEForSignClassification` or `MSMAEModel`, or the path of a saved classifier checkpoint.
+        output_path: the `.onnx` file to write (parent folders are created; its folder receives `config.json`).
         opset_version: ONNX opset (17 has LayerNormalization; onnxruntime >= 1.14 runs it).
         dynamo: use the `torch.export`-based exporter (needs `pip install onnxscript`) instead of the TorchScript one.
         num_frames: frames of the example input used for tracing (any value works for inference).
@@ -97,10 +113,11 @@ def export_onnx(model, output_path, *, opset_version: int = 17, dynamo: bool = F
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    wrapper = _ClassifierForExport(model).eval()
+    wrapper = _ModelForExport(model).eval()
+    names = output_names(model)
     inputs = example_inputs(model.config, num_frames=num_frames)
     args = tuple(inputs[name].to(model.device) for name in ONNX_INPUT_NAMES)
-    common = {"input_names": list(ONNX_INPUT_NAMES), "output_names": ["logits"], "opset_version": opset_version}
+    common = {"input_names": list(ONNX_INPUT_NAMES), "output_names": list(names), "opset_version": opset_version}
     # The tracer warns about every shape check it freezes; the wrapper above makes those constants safe.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -113,9 +130,14 @@ def export_onnx(model, output_path, *, opset_version: int = 17, dynamo: bool = F
         else:
             axes = {"pose_values": {0: "batch", 1: "frames"}, "keypoint_mask": {0: "batch", 1: "frames"}}
             axes["attention_mask"] = {0: "batch", 1: "frames"}
-            axes["logits"] = {0: "batch"}
+            axes.update({"logits": {0: "batch"}, "pooler_output": {0: "batch"}})
+            axes.update({name: {0: "batch", 1: "tokens"} for name in ("last_hidden_state", "token_mask")})
+            axes = {name: value for name, value in axes.items() if name in (*ONNX_INPUT_NAMES, *names)}
             torch.onnx.export(wrapper, args, str(output_path), dynamo=False, dynamic_axes=axes, **common)
     _write_metadata(output_path, model.config)
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]  # as `save_pretrained` records it: which model the graph is
+    config.save_pretrained(output_path.parent)
     return output_path
 
 
@@ -136,6 +158,14 @@ def _write_metadata(path: Path, config) -> None:
     onnx.save(onnx_model, str(path))
 
 
+def load_encoder(path):
+    """Loads the encoder (`MSMAEModel`, with the [CLS] token the checkpoint was trained with) of any MS-MAE
+    checkpoint: pretraining, classifier or encoder."""
+    from .modeling_msmae import MSMAEModel
+
+    return MSMAEModel.from_pretrained(str(path))
+
+
 def load_classifier(path):
     """Loads a saved `MSMAEForSignClassification`; raises ValueError if the folder holds another architecture."""
     from transformers import PreTrainedConfig
@@ -150,15 +180,16 @@ def load_classifier(path):
 
 
 def max_abs_difference(model, onnx_path, batch_size: int = 2, num_frames: int = 33) -> float:
-    """Largest absolute difference between onnxruntime's and PyTorch's logits on random padded inputs."""
+    """Largest absolute difference between onnxruntime's and PyTorch's outputs on random padded inputs."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     inputs = example_inputs(model.config, batch_size=batch_size, num_frames=num_frames, seed=1)
     with torch.no_grad():
-        expected = model(**{k: v.to(model.device) for k, v in inputs.items()}).logits.float().cpu().numpy()
-    (logits,) = session.run(["logits"], to_onnx_inputs(inputs))
-    return float(abs(logits - expected).max())
+        expected = _ModelForExport(model.eval())(*(inputs[name].to(model.device) for name in ONNX_INPUT_NAMES))
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    actual = session.run(list(output_names(model)), to_onnx_inputs(inputs))
+    return max(float(abs(a - e.float().cpu().numpy()).max()) for a, e in zip(actual, expected))
 
 
 __all__ = [
@@ -167,5 +198,8 @@ __all__ = [
     "example_inputs",
     "max_abs_difference",
     "load_classifier",
+    "load_encoder",
+    "output_names",
     "ONNX_INPUT_NAMES",
+    "ENCODER_OUTPUT_NAMES",
 ]
