@@ -89,6 +89,8 @@ def test_misspelled_input_is_an_error():
         MSMAEForPreTraining(MSMAEConfig(**TINY))(**inputs, labels=torch.tensor([0, 1]))
     with pytest.raises(TypeError, match="MSMAEModel"):
         MSMAEModel(MSMAEConfig(**TINY))(**inputs, label=torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match=r"SignTranslationModel.*\['keypoints_mask'\]"):
+        make_model()(pose_values=inputs["pose_values"], keypoints_mask=inputs["keypoint_mask"], labels=torch.tensor([[DE_DE, 2]]))
 
 
 def test_trainer_keyword_still_accepted():
@@ -177,3 +179,18 @@ def test_processor_pad_is_a_trainer_collator(tmp_path):
     result = trainer.train()
     assert result.global_step == 1 and torch.isfinite(torch.tensor(result.training_loss))
     assert not torch.equal(model.classifier.weight.detach(), before)
+
+
+def test_bfloat16_recognition_pipeline(tmp_path):
+    from test_pipelines import LABELS, save_tiny_classifier, synthetic_clip
+    from transformers import pipeline
+
+    from msmae import MSMAEPoseProcessor
+    from msmae.pipeline_msmae import RECOGNITION_TASK
+
+    folder = save_tiny_classifier(tmp_path / "classifier")
+    model = MSMAEForSignClassification.from_pretrained(folder, dtype=torch.bfloat16)
+    recognizer = pipeline(RECOGNITION_TASK, model=model, feature_extractor=MSMAEPoseProcessor.from_pretrained(folder))
+    results = recognizer(synthetic_clip(20, seed=0), top_k=5)
+    assert sorted(r["label"] for r in results) == sorted(LABELS)
+    assert abs(sum(r["score"] for r in results) - 1.0) < 1e-2

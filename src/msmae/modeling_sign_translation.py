@@ -378,6 +378,7 @@ class SignTranslationModel(TrainableFromConfigMixin, SignTranslationPreTrainedMo
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         kwargs.pop("num_items_in_batch", None)
+        self._check_kwargs(kwargs)
         if encoder_outputs is None:
             encoder_outputs = self.encode(
                 pose_values,
@@ -418,6 +419,19 @@ class SignTranslationModel(TrainableFromConfigMixin, SignTranslationPreTrainedMo
             encoder_attentions=encoder_outputs.attentions,
         )
         return output if return_dict else output.to_tuple()
+
+    def _check_kwargs(self, kwargs: dict) -> None:
+        """Extra keyword inputs go to the text model: only those it (or transformers' common kwargs) takes, so that a
+        misspelled one (`keypoints_mask`) is an error instead of being ignored."""
+        import inspect
+
+        from transformers.utils import TransformersKwargs
+
+        accepted = set(inspect.signature(self.text_model.forward).parameters) | set(TransformersKwargs.__annotations__)
+        unknown = sorted(set(kwargs) - (accepted - {"input_ids", "inputs_embeds", "kwargs"}))
+        if unknown:
+            known = [name for name in inspect.signature(self.forward).parameters if name != "kwargs"]
+            raise TypeError(f"{type(self).__name__}.forward() got unexpected keyword input(s) {unknown}; it takes {known}.")
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor):
         return self.text_model.prepare_decoder_input_ids_from_labels(labels=labels)
