@@ -104,7 +104,12 @@ def test_card_for_each_task_and_hub_metadata(trained, tmp_path):
                                    eval_results=[{"metric": "bleu4", "value": 21.5, "dataset": "phoenix14t"}])
     assert translation.data.pipeline_tag == "translation" and "print('custom')" in translation.text
     table = translation.text.split("## Generation", 1)[1]
-    assert "| num_beams | 5 |" in table and "| length_penalty | 1.0000 |" in table
+    assert "| num_beams | 5 |" in table and "| length_penalty | 1.0 |" in table
+    # Settings are printed as given: a 5e-05 learning rate rounded to four decimals would read 0.0001.
+    hyperparameters = {"learning_rate": 5e-05, "weight_decay": 0.05, "warmup_ratio": 0.0001234}
+    procedure = build_model_card(trained, task="pretraining", hyperparameters=hyperparameters).text
+    procedure = procedure.split("## Training procedure", 1)[1]
+    assert "| learning_rate | 5e-05 |" in procedure and "| warmup_ratio | 0.0001234 |" in procedure
     assert "| checkpoint | the highest bleu4 |" in table and "TwoStreamSLT" in translation.text
     assert "## Generation" not in build_model_card(trained, task="translation").text
     with pytest.raises(ValueError, match="Unknown task"):

@@ -138,7 +138,7 @@ print(processor.batch_decode(generated, skip_special_tokens=True))
     return head + body
 
 
-def _format_value(value) -> str:
+def _format_metric(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -263,7 +263,7 @@ def build_model_card(
     if results:
         lines += ["", "## Evaluation", "", "| dataset | split | metric | value |", "| --- | --- | --- | --- |"]
         lines += [
-            f"| {r.dataset_name} | {r.dataset_split or ''} | {r.metric_name} | {_format_value(r.metric_value)} |"
+            f"| {r.dataset_name} | {r.dataset_split or ''} | {r.metric_name} | {_format_metric(r.metric_value)} |"
             for r in results
         ]
         if task == "translation":
@@ -283,7 +283,7 @@ def build_model_card(
 
     if generation:
         lines += ["", "## Generation", "", "| setting | value |", "| --- | --- |"]
-        lines += [f"| {key} | {_format_value(value)} |" for key, value in generation.items()]
+        lines += [f"| {key} | {value} |" for key, value in generation.items()]  # as given, not rounded
 
     snippet = usage or usage_snippet(task, repo_id, model_auto_class, processor_auto_class)
     lines += ["", "## How to use", "", "```python", snippet.rstrip(), "```"]
@@ -307,7 +307,7 @@ def build_model_card(
 
     if hyperparameters:
         lines += ["", "## Training procedure", "", "| hyperparameter | value |", "| --- | --- |"]
-        lines += [f"| {key} | {_format_value(value)} |" for key, value in hyperparameters.items()]
+        lines += [f"| {key} | {value} |" for key, value in hyperparameters.items()]  # 5e-05 stays 5e-05
 
     lines += ["", "## Framework versions", ""]
     lines += [f"- {name} {version}" for name, version in _versions().items()]
