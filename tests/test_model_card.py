@@ -139,3 +139,80 @@ def test_usage_snippet_runs_where_msmae_is_not_installed(trained, shared_data, t
     assert len(lines) == 3  # all three signs with probabilities, best first
     probabilities = [float(line.split(": ")[1]) for line in lines]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) == pytest.approx(1, abs=2e-3)
+
+
+class RecordingHfApi:
+    """Stands in for `HfApi`: records every commit (repo, message, the files `upload_folder` would send)."""
+
+    commits: list = []
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def create_repo(self, repo_id, **kwargs):
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def upload_folder(self, *, repo_id, folder_path, commit_message, allow_patterns=None, ignore_patterns=None,
+                      path_in_repo=None, **kwargs):
+        from huggingface_hub.utils import filter_repo_objects
+
+        folder = os.path.abspath(folder_path)
+        paths = sorted(
+            os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
+            for root, _, names in os.walk(folder) for name in names
+        )
+        files = sorted(filter_repo_objects(paths, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
+        contents = {name: open(os.path.join(folder, name), "rb").read() for name in files if not name.endswith(".safetensors")}
+        self.commits.append({"repo_id": repo_id, "message": commit_message, "files": files, "contents": contents})
+        if kwargs.get("run_as_future"):
+            from concurrent.futures import Future
+
+            future = Future()
+            future.set_result(None)
+            return future
+        return None
+
+
+def test_push_to_hub_commits_exactly_the_intended_files(tmp_path, monkeypatch):
+    import transformers.trainer
+
+    import msmae.training.hub
+
+    RecordingHfApi.commits = []
+    monkeypatch.setattr(transformers.trainer, "hf_api", RecordingHfApi)
+    monkeypatch.setattr(msmae.training.hub, "HfApi", RecordingHfApi)
+    data = tmp_path / "signs"
+    synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(tmp_path / "cache")).save_to_disk(str(data))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        load_example("run_sign_classification").main([
+            "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"), "--config_overrides", TINY,
+            "--do_train", "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1", "--eval_strategy", "steps",
+            "--eval_steps", "1",
+            "--per_device_train_batch_size", "4", "--num_frames", "8", "--validation_split_percentage", "0.34",
+            "--test_split_percentage", "0.34", "--use_cpu", "--report_to", "none", "--disable_tqdm", "true",
+            "--log_level", "warning", "--push_to_hub", "--hub_model_id", "someone/tiny",
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    commits = RecordingHfApi.commits
+    # One commit per save (steps 1 and 2), then the final one: nothing else (no Trainer.save_model push).
+    assert [c["message"] for c in commits] == [
+        "Training in progress, step 1", "Training in progress, step 2", "End of training"
+    ]
+    assert {c["repo_id"] for c in commits} == {"someone/tiny"}
+    model_files = {"config.json", "model.safetensors", "preprocessor_config.json", "configuration_msmae.py", "modeling_msmae.py"}
+    for commit in commits:
+        files = set(commit["files"])
+        assert model_files <= files, commit["message"]
+        pickles = [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl")) or f.startswith("checkpoint-")]
+        assert not pickles, (commit["message"], pickles)
+        config = json.loads(commit["contents"]["config.json"])
+        assert config["auto_map"]["AutoModelForVideoClassification"] and config["custom_pipelines"]
+        for name, content in commit["contents"].items():
+            assert str(tmp_path).encode() not in content, f"{commit['message']}: {name} holds a local path"
+    assert all("trainer_state.json" not in c["files"] for c in commits)  # resume-only, with absolute paths
+    final = commits[-1]
+    assert "README.md" in final["files"] and b"msmae" in final["contents"]["README.md"]
+    assert "handler.py" in final["files"]

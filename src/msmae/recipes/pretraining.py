@@ -44,7 +44,7 @@ from msmae.training.resume import find_last_checkpoint, train_and_save
 from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_pose_corpus
-from msmae.training.hub import push_output_dir
+from msmae.training.hub import enable_checkpoint_pushes, push_output_dir
 from msmae.training.model_card import dataset_display_name, write_model_card
 
 logger = logging.getLogger(__name__)
@@ -273,6 +273,7 @@ def main(args: list[str] | None = None):
     )
     # The model always returns its reconstruction loss; without labels Trainer must be told to report it.
     trainer.can_return_loss = True
+    enable_checkpoint_pushes(trainer)  # --push_to_hub: one commit of model files per save, no pickles
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint

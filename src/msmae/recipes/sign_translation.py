@@ -71,7 +71,7 @@ from msmae.training.resume import find_last_checkpoint, train_and_save
 from msmae.training.callbacks import EpochCallback
 from msmae.training.collator import ClipSampler, clip_dataset
 from msmae.data.loading import load_sign_dataset, split_dataset
-from msmae.training.hub import push_output_dir
+from msmae.training.hub import enable_checkpoint_pushes, push_output_dir
 from msmae.training.model_card import write_model_card
 
 logger = logging.getLogger(__name__)
@@ -454,6 +454,7 @@ def main(args: list[str] | None = None):
         compute_metrics=scorer("validation") if eval_dataset is not None else None,
         callbacks=[EpochCallback(train_dataset)] if train_dataset is not None else None,
     )
+    enable_checkpoint_pushes(trainer)  # --push_to_hub: one commit of model files per save, no pickles
 
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint

@@ -3,30 +3,81 @@
 `Trainer.push_to_hub` would write transformers' generic card over ours, so the final upload goes through
 `huggingface_hub.upload_folder` directly, with `Trainer.push_to_hub`'s ignore patterns plus training_args.bin
 (`files_to_upload` lists what goes up, which is how tests check an upload without making one).
+
+During training, Trainer's own push on every save would upload `training_args.bin` (a pickle) and no code files, so
+`enable_checkpoint_pushes` replaces it: one commit per save holding the checkpoint's weights, config, code files and
+processor, and nothing else.
 """
 
 from pathlib import Path
 
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
 # As Trainer.push_to_hub: no private files (`_*`) and no intermediate checkpoints. Also no training_args.bin, a
-# pickle (loading it runs code); the card and trainer_state.json record the hyperparameters instead.
+# pickle (loading it runs code), and no trainer_state.json (resume-only state, with this machine's absolute
+# checkpoint paths); the card records the hyperparameters and results instead.
 UPLOAD_IGNORE_PATTERNS = [
     "_*",
     f"{PREFIX_CHECKPOINT_DIR}-*",
     f"{PREFIX_CHECKPOINT_DIR}-*/**",
     "**/__pycache__/**",
     "training_args.bin",
+    "trainer_state.json",
+    # Pickles (optimizer, scheduler, RNG states): user-facing weights are safetensors.
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.pkl",
 ]
 
 
 def files_to_upload(folder) -> list[str]:
-    """Paths (relative to `folder`, sorted) that `push_output_dir` uploads."""
+    """Paths (relative to `folder`, sorted) that `push_output_dir` (or, for a checkpoint folder,
+    `CheckpointPushCallback`) uploads."""
     folder = Path(folder)
     paths = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
     return sorted(filter_repo_objects(paths, ignore_patterns=UPLOAD_IGNORE_PATTERNS))
+
+
+class CheckpointPushCallback(TrainerCallback):
+    """On every save, one commit of the new checkpoint's model files (see `enable_checkpoint_pushes`)."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or self.trainer.hub_model_id is None:
+            return
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if not folder.is_dir():
+            return
+        HfApi().upload_folder(
+            repo_id=self.trainer.hub_model_id,
+            folder_path=str(folder),
+            commit_message=f"Training in progress, step {state.global_step}",
+            token=args.hub_token,
+            revision=args.hub_revision,
+            allow_patterns=files_to_upload(folder),
+        )
+
+
+def enable_checkpoint_pushes(trainer) -> None:
+    """With `--push_to_hub`: turn Trainer's own pushes off (per save, and in `save_model`) (`hub_strategy="end"`, which this package's
+    recipes implement with `push_output_dir`) and push each checkpoint with `CheckpointPushCallback` instead."""
+    if not trainer.args.push_to_hub:
+        return
+    trainer.args.hub_strategy = HubStrategy.END
+    trainer.add_callback(CheckpointPushCallback(trainer))
+    # `Trainer.save_model()` also pushes (transformers' generic card, training_args.bin); the run's final push is
+    # `push_output_dir`, after the package's card is written.
+    trainer.push_to_hub = _skip_generic_push
+
+
+def _skip_generic_push(*args, **kwargs):
+    return None
 
 
 def push_output_dir(trainer, commit_message: str = "End of training"):
