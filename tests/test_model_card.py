@@ -188,8 +188,8 @@ def test_push_to_hub_commits_exactly_the_intended_files(tmp_path, monkeypatch):
     try:
         load_example("run_sign_classification").main([
             "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"), "--config_overrides", TINY,
-            "--do_train", "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1", "--eval_strategy", "steps",
-            "--eval_steps", "1",
+            "--do_train", "--do_predict", "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1",
+            "--eval_strategy", "steps", "--eval_steps", "1",
             "--per_device_train_batch_size", "4", "--num_frames", "8", "--validation_split_percentage", "0.34",
             "--test_split_percentage", "0.34", "--use_cpu", "--report_to", "none", "--disable_tqdm", "true",
             "--log_level", "warning", "--push_to_hub", "--hub_model_id", "someone/tiny",
@@ -216,3 +216,4 @@ def test_push_to_hub_commits_exactly_the_intended_files(tmp_path, monkeypatch):
     final = commits[-1]
     assert "README.md" in final["files"] and b"msmae" in final["contents"]["README.md"]
     assert "handler.py" in final["files"]
+    assert any(name.startswith("predict") or "prediction" in name for name in final["files"]), final["files"]
