@@ -76,9 +76,11 @@ def test_card_metadata_from_the_script(trained):
     assert {"sign-language", "pose", "mediapipe", "msmae"} <= set(data["tags"]) and data["license"] == "apache-2.0"
     assert "base_model" not in data and "datasets" not in data  # local paths are not Hub ids
     test = json.loads((trained / "test_results.json").read_text())
-    results = {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
-    assert results[("test", "Top-1 accuracy (per instance)")] == pytest.approx(test["test_top1"])
-    assert results[("test", "Top-5 accuracy (per instance)")] == pytest.approx(test["test_top5"])
+    # A local dataset is no Hub id: its results are in the card's table, not in the model-index.
+    assert card.data.eval_results is None and "model-index" not in data
+    table = card.text.split("## Evaluation", 1)[1]
+    assert f"| test | Top-1 accuracy (per instance) | {test['test_top1']:.4f} |" in table
+    assert f"| test | Top-5 accuracy (per instance) | {test['test_top5']:.4f} |" in table
     assert "trust_remote_code=True" in card.text and "revision" in card.text
     assert "## Intended use and limitations" in card.text and "pose estimator" in card.text
     assert str(trained.parent) not in card.content  # no local paths in a public card
@@ -91,12 +93,18 @@ def test_card_for_each_task_and_hub_metadata(trained, tmp_path):
         repo_id="someone/msmae-msl150",
         base_model="someone/msmae-base",
         datasets=["/data/msl150", "someone/sign-poses"],
-        eval_results=[{"metric": "top1", "type": "accuracy", "value": 0.9, "dataset": "MSL-150", "split": "test"}],
+        eval_results=[
+            {"metric": "top1", "type": "accuracy", "value": 0.9, "dataset": "MSL-150", "split": "test"},
+            {"metric": "top1", "type": "accuracy", "value": 0.8, "dataset": "someone/sign-poses", "split": "test"},
+        ],
     )
     data = card.data.to_dict()
     assert data["base_model"] == "someone/msmae-base" and data["datasets"] == ["someone/sign-poses"]
     assert data["language"] == ["mfs"]  # Mexican Sign Language, from the dataset name
-    assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.9
+    # Only results on a Hub dataset enter the model-index (its dataset `type` is a Hub id); the table has both.
+    assert [r.dataset_type for r in card.data.eval_results] == ["someone/sign-poses"]
+    assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.8
+    assert "| MSL-150 | test | top1 | 0.9000 |" in card.text and "| someone/sign-poses | test | top1 | 0.8000 |" in card.text
     assert 'repo_id = "someone/msmae-msl150"' in card.text
     assert build_model_card(trained, task="pretraining").data.pipeline_tag == "feature-extraction"
     generation = {"num_beams": 5, "max_length": 100, "length_penalty": 1.0, "checkpoint": "the highest bleu4"}

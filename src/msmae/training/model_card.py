@@ -203,8 +203,7 @@ def build_model_card(
         results.append(
             EvalResult(
                 task_type=spec["pipeline_tag"],
-                dataset_type=result.get("dataset_id")
-                or re.sub(r"[^\w-]+", "-", dataset_display_name(result["dataset"])).strip("-").lower(),
+                dataset_type=result.get("dataset_id") or str(result["dataset"]),
                 dataset_name=dataset_display_name(result["dataset"]),
                 dataset_split=result.get("split"),
                 metric_type=result.get("type", result["metric"]),
@@ -212,6 +211,8 @@ def build_model_card(
                 metric_value=float(result["value"]),
             )
         )
+    # The model-index's dataset `type` is a Hub dataset id: results on other data are in the card's table only.
+    hub_results = [r for r in results if is_hub_id(r.dataset_type)]
 
     card_data = ModelCardData(
         library_name="transformers",
@@ -222,8 +223,8 @@ def build_model_card(
         datasets=[d for d in datasets if is_hub_id(d)] or None,
         base_model=base_model if is_hub_id(base_model) else None,
         model_name=model_name,
-        eval_results=results or None,
-        metrics=sorted({r.metric_type for r in results}) or None,
+        eval_results=hub_results or None,
+        metrics=sorted({r.metric_type for r in hub_results}) or None,
     )
 
     lines = [f"# {model_name}", "", f"This is {spec['summary']}, trained with msmae on 🤗 Transformers."]
