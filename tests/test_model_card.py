@@ -120,6 +120,11 @@ def test_card_for_each_task_and_hub_metadata(trained, tmp_path):
     assert "| learning_rate | 5e-05 |" in procedure and "| warmup_ratio | 0.0001234 |" in procedure
     assert "| checkpoint | the highest bleu4 |" in table and "TwoStreamSLT" in translation.text
     assert "## Generation" not in build_model_card(trained, task="translation").text
+    # The text language of a translation model (its mBART-50 target code) is in `language` beside the sign language.
+    translator = tmp_path / "translator"
+    translator.mkdir()
+    (translator / "config.json").write_text(json.dumps({"model_type": "msmae-sign-translation", "target_lang": "de_DE"}))
+    assert build_model_card(translator, task="translation", datasets=["phoenix14t"]).data.language == ["gsg", "de"]
     with pytest.raises(ValueError, match="Unknown task"):
         build_model_card(trained, task="segmentation")
     # A local base model's card passes on the sign languages its pretraining saw.

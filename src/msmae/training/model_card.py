@@ -171,6 +171,7 @@ def build_model_card(
             "name": "Top-1 accuracy", "type": "accuracy", "dataset_id": <Hub id or None>}` (name/type/dataset_id
             optional).
         sign_languages: ISO 639-3 codes; default: guessed from `datasets` plus those of a local base model's card.
+            A translation model's text language (`target_lang` in its config, e.g. `de_DE` -> `de`) is added.
         hyperparameters: shown in a "Training procedure" table.
         usage: replaces the generated usage snippet (Python code).
         notes: extra Markdown appended to the description (e.g. how the data was split).
@@ -194,6 +195,8 @@ def build_model_card(
     languages = sign_languages_of(datasets)
     codes = list(sign_languages) if sign_languages else [code for code, _ in languages]
     base_languages = _base_model_languages(base_model)
+    if task == "translation" and config.get("target_lang"):
+        base_languages = [*base_languages, str(config["target_lang"]).split("_")[0]]  # mBART-50 code: language_REGION
     for code in base_languages:
         if code not in codes:
             codes.append(code)
