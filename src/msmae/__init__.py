@@ -134,11 +134,14 @@ class _RegisterWhenTransformersAutoLoads(importlib.abc.MetaPathFinder):
     `import msmae` paying for transformers. Registering in the middle of a transformers import (e.g. of `Trainer`,
     which loads the Auto classes on its way) would re-enter that import. Removes itself once it has fired."""
 
+    is_msmae_registration_hook = True  # one per process: a re-imported msmae replaces the old one
+
     def find_spec(self, fullname, path=None, target=None):
         if not fullname.startswith("transformers."):
             return None
         for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None) if finder is not self else None
+            hook = getattr(finder, "is_msmae_registration_hook", False)
+            find = getattr(finder, "find_spec", None) if not hook else None
             spec = find(fullname, path, target) if find is not None else None
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
@@ -168,6 +171,7 @@ _AUTO_MODULE = "transformers.models.auto"
 if _AUTO_MODULE in sys.modules and not _transformers_importing():
     register_auto_classes()
 else:
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "is_msmae_registration_hook", False)]
     sys.meta_path.insert(0, _RegisterWhenTransformersAutoLoads())
 
 
