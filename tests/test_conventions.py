@@ -194,3 +194,24 @@ def test_bfloat16_recognition_pipeline(tmp_path):
     results = recognizer(synthetic_clip(20, seed=0), top_k=5)
     assert sorted(r["label"] for r in results) == sorted(LABELS)
     assert abs(sum(r["score"] for r in results) - 1.0) < 1e-2
+
+
+def test_multi_label_recognition_pipeline_scores_each_label_independently(tmp_path):
+    from test_pipelines import save_tiny_classifier, synthetic_clip
+    from transformers import pipeline
+
+    from msmae import MSMAEPoseProcessor
+    from msmae.pipeline_msmae import RECOGNITION_TASK
+
+    folder = save_tiny_classifier(tmp_path / "classifier")
+    model = MSMAEForSignClassification.from_pretrained(folder).eval()
+    processor = MSMAEPoseProcessor.from_pretrained(folder)
+    clip = synthetic_clip(20, seed=0)
+    with torch.no_grad():
+        logits = model(**processor([clip], return_tensors="pt")).logits[0]
+    model.config.problem_type = "multi_label_classification"
+    results = pipeline(RECOGNITION_TASK, model=model, feature_extractor=processor)(clip, top_k=len(logits))
+    expected = {model.config.id2label[i]: float(p) for i, p in enumerate(logits.sigmoid())}
+    assert {r["label"]: pytest.approx(r["score"], abs=1e-5) for r in results} == expected
+    single = pipeline(RECOGNITION_TASK, model=model, feature_extractor=processor)(clip, function_to_apply="softmax")
+    assert abs(sum(r["score"] for r in single) - 1.0) < 1e-5

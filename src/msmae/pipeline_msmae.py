@@ -219,7 +219,8 @@ class SignLanguageRecognitionPipeline(SignPosePipeline):
     """Isolated sign recognition: `[{"label": ..., "score": ...}, ...]`, best first, for each clip.
 
     Call arguments: `top_k` (default 5, at most the number of labels), `function_to_apply` (`"softmax"`, the
-    default; `"sigmoid"` for multi-label heads; `"none"` for raw logits).
+    default; `"sigmoid"`, the default for multi-label heads (`problem_type="multi_label_classification"`); `"none"`
+    for raw logits).
     """
 
     default_task = RECOGNITION_TASK
@@ -240,7 +241,10 @@ class SignLanguageRecognitionPipeline(SignPosePipeline):
     def _forward(self, model_inputs):
         return {"logits": self.model(**model_inputs).logits}
 
-    def postprocess(self, model_outputs, top_k=5, function_to_apply="softmax"):
+    def postprocess(self, model_outputs, top_k=5, function_to_apply=None):
+        if function_to_apply is None:  # as the head was trained: independent labels get independent scores
+            multi_label = getattr(self.model.config, "problem_type", None) == "multi_label_classification"
+            function_to_apply = "sigmoid" if multi_label else "softmax"
         logits = model_outputs["logits"][0].float()
         if function_to_apply == "softmax":
             scores = logits.softmax(-1)
