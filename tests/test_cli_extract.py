@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import write_video
 
 from msmae.data.extract import load_extracted, part_path, run_extraction
 
@@ -19,15 +20,6 @@ pytest.importorskip("mediapipe")
 CLIP_FRAMES = 8
 
 
-def _write(path, frames, fps=15):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return str(path)
 
 
 @pytest.fixture
@@ -40,7 +32,7 @@ def clips(shared_data, tmp_path):
     folder.mkdir()
 
     def make(count):
-        return [_write(folder / f"clip{i}.mp4", frames[i * 5: i * 5 + CLIP_FRAMES]) for i in range(count)]
+        return [write_video(folder / f"clip{i}.mp4", frames[i * 5: i * 5 + CLIP_FRAMES], fps=15) for i in range(count)]
 
     return make
 
@@ -58,7 +50,7 @@ def _sources(output_dir, cache):
 def test_extract_with_workers_manifest_and_failure_log(clips, tmp_path):
     videos = clips(2)
     folder = tmp_path / "videos"
-    black = _write(folder / "black.mp4", np.zeros((4, 64, 64, 3), np.uint8))
+    black = write_video(folder / "black.mp4", np.zeros((4, 64, 64, 3), np.uint8), fps=15)
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.mp4").write_text("not a video\n" * 50)
     manifest = tmp_path / "manifest.csv"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_video
 
 from msmae.data.discovery import find_clips
 from msmae.data.extract import clips_from_inputs, load_extracted, part_path, read_failures, shard_paths, write_part
@@ -33,18 +34,6 @@ def _extract(path):
     return _extractor().extract_video(path)
 
 
-def write_video(path, frames, fps=10, codec="libx264", rotation=None):
-    """Encode RGB uint8 frames `(T, H, W, 3)` (even H, W) to a video file."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
 
 
 def read_frames(path, count):

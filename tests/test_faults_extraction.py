@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import write_video
 
 from msmae.data.discovery import find_clips
 from msmae.data.extract import (
@@ -37,15 +38,6 @@ pq = pytest.importorskip("pyarrow.parquet")
 FRAMES = 6
 
 
-def _write(path, frames, fps=15):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +53,7 @@ def videos(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     folder = root / "videos"
     folder.mkdir()
-    paths = [_write(folder / f"clip{i}.mp4", frames[i * 7: i * 7 + FRAMES]) for i in range(3)]
+    paths = [write_video(folder / f"clip{i}.mp4", frames[i * 7: i * 7 + FRAMES], fps=15) for i in range(3)]
     reference = root / "reference"
     assert run_extraction([folder], reference, progress=False).num_extracted == 3
     return folder, paths, reference
