@@ -11,7 +11,8 @@ then measures:
 
     python experiments/transfer/transfer_eval.py --steps 1000 --seeds 0 --variants diff-0.5
 
-Variants are `<diff|same>-<mask ratio>`. Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
+Variants are `<diff|same>-<mask ratio>`, with `-hands` appended for the learned stream-type embedding
+(`stream_type_embedding=True`, hand identity in the encoder; off in the paper), e.g. `diff-0.5-hands`. Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
 run is reused and an interrupted one resumes (the script's own checkpointing). Prints a table and writes JSON.
 
 `--jobs N` runs N of the (variant, seed) runs at once, each in its own process, and merges their reports; reports of
@@ -108,17 +109,26 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def parse_variant(variant: str) -> tuple[str, str, str]:
+    """`diff-0.5` or `diff-0.5-hands` -> (masking strategy, mask ratio, config overrides)."""
+    strategy, ratio, *extra = variant.split("-")
+    if strategy not in ("diff", "same") or extra not in ([], ["hands"]):
+        raise SystemExit(f"Unknown variant {variant!r}: use <diff|same>-<mask ratio>[-hands], e.g. diff-0.5-hands.")
+    overrides = MODEL_OVERRIDES + (",stream_type_embedding=true" if extra else "")
+    return strategy, ratio, overrides
+
+
 def run_dir(args, variant, seed) -> Path:
     return Path(args.work_dir) / "runs" / f"{variant}-seed{seed}"
 
 
 def pretrain_command(args, train_folder, variant, seed) -> list[str]:
-    strategy, ratio = variant.split("-")
+    strategy, ratio, overrides = parse_variant(variant)
     return [
         sys.executable, "examples/run_pretraining.py",
         "--dataset_name", str(train_folder), str(Path(args.data_root) / "asl-app-100"),
         "--validation_split_percentage", "0",
-        "--config_overrides", MODEL_OVERRIDES,
+        "--config_overrides", overrides,
         "--masking_strategy", strategy, "--mask_ratio", ratio,
         "--window_size", str(args.window), "--num_frames", str(args.window),
         "--per_device_train_batch_size", str(args.batch_size),
@@ -399,7 +409,7 @@ def combine(args):
         for result, missing in pending:
             model = load(result["evaluated"], args.device)
             for variant in missing:
-                strategy, ratio = variant.split("-")
+                strategy, ratio, _ = parse_variant(variant)
                 # `random_masking` reads the config when called, so this swaps the masking rule and nothing else.
                 model.config.masking_strategy, model.config.mask_ratio = strategy, float(ratio)
                 result[f"reconstruction_at_{variant}"] = reconstruction_errors(
