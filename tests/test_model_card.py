@@ -195,7 +195,10 @@ def test_push_to_hub_commits_exactly_the_intended_files(tmp_path, monkeypatch):
     monkeypatch.setattr(transformers.trainer, "hf_api", RecordingHfApi)
     monkeypatch.setattr(msmae.training.hub, "HfApi", RecordingHfApi)
     data = tmp_path / "signs"
-    synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(tmp_path / "cache")).save_to_disk(str(data))
+    signs = synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(tmp_path / "cache"))
+    # Sources as a dataset read from files has them (absolute local paths): the upload must not carry them.
+    signs = signs.map(lambda row, i: {"source": str(tmp_path / "clips" / f"{i}.pose")}, with_indices=True)
+    signs.save_to_disk(str(data))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -230,3 +233,5 @@ def test_push_to_hub_commits_exactly_the_intended_files(tmp_path, monkeypatch):
     assert "README.md" in final["files"] and b"msmae" in final["contents"]["README.md"]
     assert "handler.py" in final["files"]
     assert any(name.startswith("predict") or "prediction" in name for name in final["files"]), final["files"]
+    predictions = final["contents"]["predictions_test.csv"].decode()
+    assert "clips/" in predictions  # the clips are still named, relative to the folder above theirs

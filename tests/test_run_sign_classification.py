@@ -93,7 +93,9 @@ def test_finetuning_on_msl150_from_pretrained(script, pretrained, shared_data, t
         rows = list(csv.DictReader(f))
     assert len(rows) == 9 and {r["label"] for r in rows} <= set(glosses)  # 10% of 86 clips, stratified
     assert np.mean([int(r["correct"]) for r in rows]) == pytest.approx(test["test_top1"])
-    assert all("/msl150/" in r["source"] for r in rows)
+    # Named relative to the folder above the clips' common folder: no local directories in a file a push uploads.
+    assert all(r["source"].startswith("sample_npy/") for r in rows)
+    assert all((shared_data / "msl150" / "data" / r["source"]).is_dir() for r in rows)
     matrix = json.loads((output / "confusion_matrix_test.json").read_text())
     assert matrix["labels"] == glosses and np.sum(matrix["matrix"]) == 9
     assert (output / "confusion_matrix_test.png").stat().st_size > 1000
@@ -199,3 +201,12 @@ def test_example_script_is_the_packaged_recipe():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main is recipe.main
+
+
+def test_predictions_name_clips_without_local_directories():
+    from msmae.recipes.sign_classification import portable_sources
+
+    sources = ["/home/me/data/msl150/yo/1.pose", "/home/me/data/msl150/hoy/2.pose", "someone/signs:train:7"]
+    assert portable_sources(sources) == ["msl150/yo/1.pose", "msl150/hoy/2.pose", "someone/signs:train:7"]
+    assert portable_sources(["/home/me/clips/a.pose"]) == ["clips/a.pose"]
+    assert portable_sources(["rel/a.pose", "b"]) == ["rel/a.pose", "b"]

@@ -25,6 +25,7 @@ metrics, `predictions_test.csv`, `confusion_matrix_test.png`, the label names in
 import csv
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,14 +242,30 @@ def build_processor(model_args: ModelArguments, data_args: DataTrainingArguments
     return MSMAEPoseProcessor.from_preset("recognition", **overrides)
 
 
+def portable_sources(sources) -> list[str]:
+    """Clip sources as they may be published: local paths relative to the folder above the clips' common folder
+    (`/home/me/data/msl150/HELLO/1.pose` -> `msl150/HELLO/1.pose`), so the predictions file a push uploads names
+    the clips without the machine's directories. Other sources (dataset ids, relative paths) are kept."""
+    sources = [str(source) for source in sources]
+    local = [source for source in sources if os.path.isabs(source)]
+    if not local:
+        return sources
+    try:
+        root = os.path.dirname(os.path.commonpath([os.path.dirname(source) for source in local]))
+    except ValueError:  # paths on different drives: no common folder
+        return [os.path.basename(source) if os.path.isabs(source) else source for source in sources]
+    return [os.path.relpath(source, root) if os.path.isabs(source) else source for source in sources]
+
+
 def write_predictions(path, logits, labels, sources, label_names, k=5):
-    """One row per clip: source, true sign, predicted sign, whether it is right, and the top-k with probabilities."""
+    """One row per clip: source (see `portable_sources`), true sign, predicted sign, whether it is right, and the
+    top-k with probabilities."""
     probabilities = torch.from_numpy(np.asarray(logits, dtype=np.float32)).softmax(-1)
     top = probabilities.topk(min(k, probabilities.shape[-1]), dim=-1)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["source", "label", "prediction", "correct", f"top{k}"])
-        for source, label, values, indices in zip(sources, labels, top.values.tolist(), top.indices.tolist()):
+        for source, label, values, indices in zip(portable_sources(sources), labels, top.values.tolist(), top.indices.tolist()):
             ranked = " ".join(f"{label_names[i]}:{p:.3f}" for i, p in zip(indices, values))
             writer.writerow([source, label_names[label], label_names[indices[0]], int(indices[0] == label), ranked])
     return path

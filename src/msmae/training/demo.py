@@ -206,6 +206,7 @@ def predict_test_clips(model_dir: Path, recognition_source: str, cache: Path, se
 
     from ..processing_msmae import MSMAEPoseProcessor
     from ..data.loading import load_sign_dataset, split_dataset
+    from ..recipes.sign_classification import portable_sources
 
     model = AutoModelForVideoClassification.from_pretrained(model_dir).eval()
     processor = MSMAEPoseProcessor.from_pretrained(model_dir)
@@ -215,12 +216,13 @@ def predict_test_clips(model_dir: Path, recognition_source: str, cache: Path, se
         data = split_dataset(data, validation_size=0.2, test_size=0.2, seed=seed)
     test = data["test"].select(range(min(limit, len(data["test"])))).with_format("numpy")
     names = data["test"].features["label"].names
+    sources = portable_sources(data["test"]["source"])  # named as in the script's predictions_test.csv
     rows = [test[i] for i in range(len(test))]
     with torch.no_grad():
         probabilities = model(**processor(rows, return_tensors="pt")).logits.softmax(-1)
     return [
-        (str(row["source"]), names[int(row["label"])], model.config.id2label[int(p.argmax())], float(p.max()))
-        for row, p in zip(rows, probabilities)
+        (source, names[int(row["label"])], model.config.id2label[int(p.argmax())], float(p.max()))
+        for source, row, p in zip(sources, rows, probabilities)
     ]
 
 
