@@ -33,6 +33,12 @@ WITHOUT_MSMAE_PREAMBLE = """\
 import sys
 sys.path = [p for p in sys.path if not p.rstrip('/').endswith('src') and '__editable__' not in p]
 sys.modules['msmae'] = None
+try:  # what every caller relies on: a test passing on the installed package would not show the checkpoint's code works
+    import msmae
+except ImportError:
+    pass
+else:
+    raise SystemExit('msmae is importable in the fresh process: the test would not show it works without msmae')
 """
 
 
@@ -44,7 +50,9 @@ def run_without_msmae(script: str, *args, cwd, timeout=300, env=None):
     import sys
 
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    environment.update({"HF_HOME": str(Path(cwd) / "hf_home"), "HF_HUB_OFFLINE": "1", **(env or {})})
+    hf_home = Path(cwd) / "hf_home"
+    environment.update({"HF_HOME": str(hf_home), "HF_MODULES_CACHE": str(hf_home / "modules"), "HF_HUB_OFFLINE": "1",
+                        **(env or {})})
     return subprocess.run(
         [sys.executable, "-c", WITHOUT_MSMAE_PREAMBLE + script, *map(str, args)],
         capture_output=True, text=True, env=environment, cwd=cwd, timeout=timeout,
@@ -65,3 +73,40 @@ def write_video(path, frames, fps=10, codec="libx264", rotation=None) -> str:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     return str(path)
+
+
+# ---- clip builders shared by several test files ----------------------------------------------------------------------
+
+
+def synthetic_clip(frames, seed, source=""):
+    """A `SignPose` with level shoulders (so shoulder normalisation is defined) and random other keypoints (10%
+    undetected)."""
+    import numpy as np
+
+    from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+
+    rng = np.random.default_rng(seed)
+    keypoints = np.zeros((frames, NUM_STORED_KEYPOINTS, 4), dtype=np.float32)
+    keypoints[..., :2] = rng.uniform(0.3, 0.7, size=(frames, NUM_STORED_KEYPOINTS, 2))
+    body = stream_slices()["body"]
+    keypoints[:, body.start, :2], keypoints[:, body.start + 1, :2] = [0.6, 0.4], [0.4, 0.4]
+    mask = rng.random((frames, NUM_STORED_KEYPOINTS)) > 0.1
+    mask[:, body.start : body.start + 2] = True
+    return SignPose(keypoints * mask[..., None], mask, fps=25.0, width=640, height=480, source=source)
+
+
+def random_pose_inputs(config, batch_size=2, frames=12, second_clip_frames=None, generator=0):
+    """Model inputs for `batch_size` clips of Gaussian keypoints, 20% of them missing (zero), the second clip padded
+    after `second_clip_frames` frames. `generator`: a seed, or a `torch.Generator` to draw more from afterwards."""
+    import torch
+
+    if isinstance(generator, int):
+        generator = torch.Generator().manual_seed(generator)
+    shape = (batch_size, frames, config.num_keypoints, config.num_coordinates)
+    pose_values = torch.randn(shape, generator=generator)
+    keypoint_mask = torch.rand(shape[:3], generator=generator) > 0.2
+    attention_mask = torch.ones(shape[:2], dtype=torch.long)
+    if second_clip_frames is not None:
+        attention_mask[1, second_clip_frames:] = 0
+    return {"pose_values": pose_values * keypoint_mask.unsqueeze(-1), "keypoint_mask": keypoint_mask,
+            "attention_mask": attention_mask}

@@ -12,7 +12,8 @@ from transformers import pipeline
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification
 from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK, add_predict_arguments, run_predict
 from msmae.pipeline_msmae import RECOGNITION_TASK, TRANSLATION_TASK
-from test_pipelines import TINY, save_tiny_classifier, save_tiny_translator, synthetic_clip
+from conftest import synthetic_clip
+from test_pipelines import TINY, save_tiny_classifier, save_tiny_translator
 
 
 def predict(argv):

@@ -6,6 +6,7 @@ classifier is traced with `aot_eager` (forward and backward graphs, no code gene
 
 import pytest
 import torch
+from conftest import random_pose_inputs
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification
 
@@ -18,13 +19,7 @@ TINY = dict(
 def batch(config, with_noise=True):
     """Two 12-frame clips (6 cubelets), the second padded after 7 frames (an odd count: a half-real cubelet)."""
     generator = torch.Generator().manual_seed(0)
-    shape = (2, 12, config.num_keypoints, config.num_coordinates)
-    inputs = {
-        "pose_values": torch.randn(shape, generator=generator),
-        "keypoint_mask": torch.rand(shape[:3], generator=generator) > 0.2,
-        "attention_mask": torch.ones(shape[:2], dtype=torch.long),
-    }
-    inputs["attention_mask"][1, 7:] = 0
+    inputs = random_pose_inputs(config, frames=12, second_clip_frames=7, generator=generator)
     if with_noise:
         inputs["noise"] = torch.rand((2, *config.noise_shape(12)), generator=generator)
     return inputs

@@ -182,7 +182,8 @@ def test_processor_pad_is_a_trainer_collator(tmp_path):
 
 
 def test_bfloat16_recognition_pipeline(tmp_path):
-    from test_pipelines import LABELS, save_tiny_classifier, synthetic_clip
+    from conftest import synthetic_clip
+    from test_pipelines import LABELS, save_tiny_classifier
     from transformers import pipeline
 
     from msmae import MSMAEPoseProcessor
@@ -197,7 +198,8 @@ def test_bfloat16_recognition_pipeline(tmp_path):
 
 
 def test_multi_label_recognition_pipeline_scores_each_label_independently(tmp_path):
-    from test_pipelines import save_tiny_classifier, synthetic_clip
+    from conftest import synthetic_clip
+    from test_pipelines import save_tiny_classifier
     from transformers import pipeline
 
     from msmae import MSMAEPoseProcessor

@@ -3,28 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_clip
 
 from msmae import MSMAEConfig, MSMAEForSignClassification, MSMAEModel
 from msmae.embeddings import embed_clips, pool_hidden_states
-from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
 from msmae.processing_msmae import MSMAEPoseProcessor
 
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
     decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
 )
-
-
-def synthetic_clip(frames, seed):
-    """A clip with level shoulders (so shoulder normalisation is defined) and random other keypoints."""
-    rng = np.random.default_rng(seed)
-    keypoints = np.zeros((frames, NUM_STORED_KEYPOINTS, 4), dtype=np.float32)
-    keypoints[..., :2] = rng.uniform(0.3, 0.7, size=(frames, NUM_STORED_KEYPOINTS, 2))
-    body = stream_slices()["body"]
-    keypoints[:, body.start, :2], keypoints[:, body.start + 1, :2] = [0.6, 0.4], [0.4, 0.4]
-    mask = rng.random((frames, NUM_STORED_KEYPOINTS)) > 0.1
-    mask[:, body.start : body.start + 2] = True
-    return SignPose(keypoints * mask[..., None], mask, fps=25.0, width=640, height=480, source=f"clip{seed}")
 
 
 @pytest.fixture(scope="module")

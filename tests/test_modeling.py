@@ -3,12 +3,10 @@
 import copy
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
-
+from conftest import random_pose_inputs, run_without_msmae
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForVideoClassification
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
@@ -38,14 +36,7 @@ class MSMAEModelTester:
         return MSMAEConfig(**{**self.config_kwargs, **overrides})
 
     def prepare_inputs(self, config, seed=0):
-        generator = torch.Generator().manual_seed(seed)
-        shape = (self.batch_size, self.num_frames, config.num_keypoints, config.num_coordinates)
-        pose_values = torch.randn(shape, generator=generator)
-        keypoint_mask = torch.rand(shape[:3], generator=generator) > 0.2
-        attention_mask = torch.ones(shape[:2], dtype=torch.long)
-        attention_mask[1, self.num_frames - 4 :] = 0  # one clip padded
-        pose_values = pose_values * keypoint_mask.unsqueeze(-1)
-        return {"pose_values": pose_values, "keypoint_mask": keypoint_mask, "attention_mask": attention_mask}
+        return random_pose_inputs(config, self.batch_size, self.num_frames, self.num_frames - 4, generator=seed)
 
     def num_cubelets(self, config):
         return -(-self.num_frames // config.cubelet_size)
@@ -309,12 +300,6 @@ def test_saved_folder_has_auto_map_and_code(tester, tmp_path):
 
 FRESH_PROCESS_SCRIPT = """
 import sys, torch
-sys.path = [p for p in sys.path if not p.rstrip('/').endswith('src') and '__editable__' not in p]
-try:
-    import msmae
-    raise SystemExit('msmae is importable: the test would not show trust_remote_code works')
-except ImportError:
-    pass
 from transformers import AutoModel, AutoModelForVideoClassification
 path = sys.argv[1]
 encoder = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
@@ -335,13 +320,8 @@ def test_fresh_process_loads_with_trust_remote_code(tester, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     inputs = tester.prepare_inputs(config)
     torch.save(inputs, tmp_path / "inputs.pt")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HOME"] = str(tmp_path / "hf_home")  # remote code is copied into a fresh modules cache
-    env["HF_HUB_OFFLINE"] = "1"
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(tmp_path / "ckpt"), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
-    )
+    result = run_without_msmae(FRESH_PROCESS_SCRIPT, tmp_path / "ckpt", tmp_path / "inputs.pt", tmp_path / "out.pt",
+                               cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["transformers_modules", "MSMAEForSignClassification"]
     out = torch.load(tmp_path / "out.pt")

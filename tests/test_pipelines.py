@@ -5,15 +5,14 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_msmae, synthetic_clip
 from transformers import pipeline
 
-import msmae
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
 from msmae.pipeline_msmae import (
     EMBEDDING_TASK,
@@ -22,13 +21,9 @@ from msmae.pipeline_msmae import (
     SignLanguageRecognitionPipeline,
     add_pipeline_to_checkpoint,
 )
-from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, load_pose, stream_slices
+from msmae.pose_io import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 
-# The folder that puts msmae on sys.path (the editable install's src/); a fresh process drops it, unless msmae is
-# installed into site-packages beside transformers (then blocking the import below is what keeps it out).
-SRC_DIR = Path(msmae.__file__).resolve().parent.parent
-SRC_DIR_TO_DROP = "" if (SRC_DIR / "transformers").exists() else str(SRC_DIR)
 LABELS = ["ambulancia", "doctor", "dolor", "hoy", "yo"]
 TINY = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
@@ -37,18 +32,6 @@ TINY = dict(
 
 
 # ---- tiny checkpoints and clips ---------------------------------------------------------------------------------------
-
-
-def synthetic_clip(frames, seed, source=""):
-    """A clip with level shoulders and random other keypoints (10% undetected)."""
-    rng = np.random.default_rng(seed)
-    keypoints = np.zeros((frames, NUM_STORED_KEYPOINTS, 4), dtype=np.float32)
-    keypoints[..., :2] = rng.uniform(0.3, 0.7, size=(frames, NUM_STORED_KEYPOINTS, 2))
-    body = stream_slices()["body"]
-    keypoints[:, body.start, :2], keypoints[:, body.start + 1, :2] = [0.6, 0.4], [0.4, 0.4]
-    mask = rng.random((frames, NUM_STORED_KEYPOINTS)) > 0.1
-    mask[:, body.start : body.start + 2] = True
-    return SignPose(keypoints * mask[..., None], mask, fps=25.0, width=640, height=480, source=source)
 
 
 def save_tiny_classifier(folder) -> Path:
@@ -310,36 +293,23 @@ def test_translation_needs_a_generating_model(classifier):
 
 # ---- a fresh process without msmae ---------------------------------------------------------------------------------
 
-FRESH_PROCESS = textwrap.dedent(
-    """
-    import json, sys
-    src = sys.argv[1]
-    sys.path = [p for p in sys.path if not src or p.rstrip("/") != src.rstrip("/")]
-    sys.modules["msmae"] = None  # any `import msmae` now fails
-    from transformers import pipeline
+FRESH_PROCESS = """
+import json, sys
+from transformers import pipeline
 
-    results = {}
-    for task, checkpoint, clips, kwargs in json.loads(sys.argv[2]):
-        pipe = pipeline(task, model=checkpoint, trust_remote_code=True, device="cpu")
-        results[task] = {"module": type(pipe).__module__, "outputs": [pipe(clip, **kwargs) for clip in clips]}
-    results["msmae_imported"] = any(
-        m == "msmae" or m.startswith("msmae.") for m, module in sys.modules.items() if module is not None
-    )
-    print("RESULTS" + json.dumps(results))
-    """
+results = {}
+for task, checkpoint, clips, kwargs in json.loads(sys.argv[1]):
+    pipe = pipeline(task, model=checkpoint, trust_remote_code=True, device="cpu")
+    results[task] = {"module": type(pipe).__module__, "outputs": [pipe(clip, **kwargs) for clip in clips]}
+results["msmae_imported"] = any(
+    m == "msmae" or m.startswith("msmae.") for m, module in sys.modules.items() if module is not None
 )
+print("RESULTS" + json.dumps(results))
+"""
 
 
 def run_fresh_process(jobs, tmp_path):
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    env.pop("PYTHONPATH", None)
-    command = [sys.executable, "-c", FRESH_PROCESS, SRC_DIR_TO_DROP, json.dumps(jobs)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    result = run_without_msmae(FRESH_PROCESS, json.dumps(jobs), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULTS"))
     return json.loads(line.removeprefix("RESULTS"))

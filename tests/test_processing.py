@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import run_without_msmae
 
 from msmae.augmentation import RandomRotation
 from msmae.configuration_msmae import MSMAEConfig
@@ -326,12 +327,6 @@ def test_video_suffix_goes_to_extraction(tmp_path, monkeypatch):
 REMOTE_PROCESSOR_SCRIPT = """
 import sys
 import numpy as np
-sys.path = [p for p in sys.path if not p.rstrip('/').endswith('src') and '__editable__' not in p]
-try:
-    import msmae
-    raise SystemExit('msmae is importable: the test would not show trust_remote_code works')
-except ImportError:
-    pass
 from transformers import AutoFeatureExtractor
 loaded = AutoFeatureExtractor.from_pretrained(sys.argv[1], trust_remote_code=True)
 assert type(loaded).__module__.startswith('transformers_modules'), type(loaded).__module__
@@ -342,21 +337,13 @@ np.save(sys.argv[3], out)
 
 
 def test_loads_as_remote_code(tmp_path):
-    import os
-    import subprocess
-
     processor = MSMAEPoseProcessor.from_preset("recognition")
     processor.save_pretrained(tmp_path / "processor")
     assert {"processing_msmae.py", "pose_io.py", "augmentation.py"} <= {p.name for p in (tmp_path / "processor").iterdir()}
     clip = _clip(frames=45)
     np.save(tmp_path / "clip.npy", clip.keypoints)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HOME"] = str(tmp_path / "hf_home")
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_PROCESSOR_SCRIPT, str(tmp_path / "processor"), str(tmp_path / "clip.npy"),
-         str(tmp_path / "out.npy")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
-    )
+    result = run_without_msmae(REMOTE_PROCESSOR_SCRIPT, tmp_path / "processor", tmp_path / "clip.npy",
+                               tmp_path / "out.npy", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_array_equal(
         np.load(tmp_path / "out.npy"), processor(clip, training=True, seed=1)["pose_values"]

@@ -8,6 +8,7 @@ refactoring (or recompute the values and say why in the commit).
 
 import pytest
 import torch
+from conftest import random_pose_inputs
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
 
@@ -34,15 +35,8 @@ def build(model_class, **overrides):
 def fixed_inputs(config):
     """Two 13-frame clips (7 cubelets at S=2), the second padded after 9 frames, 20% of keypoints missing."""
     generator = torch.Generator().manual_seed(0)
-    shape = (2, 13, config.num_keypoints, config.num_coordinates)
-    pose_values = torch.randn(shape, generator=generator)
-    keypoint_mask = torch.rand(shape[:3], generator=generator) > 0.2
-    attention_mask = torch.ones(shape[:2], dtype=torch.long)
-    attention_mask[1, 9:] = 0
-    noise = torch.rand(2, config.num_streams, 7, generator=generator)
-    inputs = {"pose_values": pose_values * keypoint_mask.unsqueeze(-1), "keypoint_mask": keypoint_mask,
-              "attention_mask": attention_mask}
-    return inputs, noise
+    inputs = random_pose_inputs(config, frames=13, second_clip_frames=9, generator=generator)
+    return inputs, torch.rand(2, config.num_streams, 7, generator=generator)
 
 
 @torch.no_grad()

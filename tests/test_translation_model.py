@@ -3,11 +3,10 @@
 import json
 import logging
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import run_without_msmae
 from safetensors import safe_open
 from transformers import (
     AutoConfig,
@@ -379,12 +378,6 @@ def test_auto_classes_resolve(registered):
 
 FRESH_PROCESS_SCRIPT = """
 import sys, torch
-sys.path = [p for p in sys.path if not p.rstrip('/').endswith('src') and '__editable__' not in p]
-try:
-    import msmae
-    raise SystemExit('msmae is importable: the test would not show trust_remote_code works')
-except ImportError:
-    pass
 from transformers import AutoModelForSeq2SeqLM
 model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
 inputs = torch.load(sys.argv[2])
@@ -405,13 +398,8 @@ def test_fresh_process_loads_with_trust_remote_code(registered, tmp_path):
             "configuration_msmae.py"} <= set(os.listdir(tmp_path / "ckpt"))
     inputs = make_inputs()
     torch.save(inputs, tmp_path / "inputs.pt")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(tmp_path / "ckpt"), str(tmp_path / "inputs.pt"),
-         str(tmp_path / "out.pt")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
-    )
+    result = run_without_msmae(FRESH_PROCESS_SCRIPT, tmp_path / "ckpt", tmp_path / "inputs.pt", tmp_path / "out.pt",
+                               cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["transformers_modules", "SignTranslationModel"]
     with torch.no_grad():
