@@ -30,7 +30,7 @@ _LAZY_NAMES = {
     "SignLanguageRecognitionPipeline": "pipeline_msmae",
     "SignLanguageTranslationPipeline": "pipeline_msmae",
     "SignLanguageEmbeddingPipeline": "pipeline_msmae",
-    "add_pipeline_to_checkpoint": "pipeline_msmae",
+    "add_pipeline_to_checkpoint": "hub_packaging",
     "embed_clips": "embeddings",
     "MSMAEPoseProcessor": "processing_msmae",
     "normalize_keypoints": "processing_msmae",
@@ -187,12 +187,12 @@ if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
         MSMAEModelOutput,
         MSMAEPreTrainedModel,
     )
+    from .hub_packaging import add_pipeline_to_checkpoint
     from .modeling_sign_translation import SignTranslationModel
     from .pipeline_msmae import (
         SignLanguageEmbeddingPipeline,
         SignLanguageRecognitionPipeline,
         SignLanguageTranslationPipeline,
-        add_pipeline_to_checkpoint,
     )
     from .pose_io import (
         SignPose,

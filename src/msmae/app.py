@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline_msmae import RECOGNITION_TASK, TRANSLATION_TASK, tasks_for_checkpoint
+from .hub_packaging import RECOGNITION_TASK, TRANSLATION_TASK, tasks_for_checkpoint
 
 ANIMATION_FRAMES = 48  # at most this many frames in the skeleton animation: a GIF stays small and quick to draw
 ANIMATION_HEIGHT = 320

@@ -2,6 +2,7 @@
 
 from transformers import PreTrainedConfig
 
+from .hub_packaging import HubConfigMixin  # custom_pipelines and the pipeline code on save
 # Keypoints per stream, defined with the landmarks that fill each stream in `keypoint_layout.py`.
 from .keypoint_layout import STREAM_NUM_KEYPOINTS  # noqa: E402
 
@@ -10,57 +11,7 @@ from .keypoint_layout import STREAM_NUM_KEYPOINTS  # noqa: E402
 HAND_STREAMS = ("left_hand", "right_hand")
 
 
-class InstalledPipelinesMixin:
-    """Lets `pipeline(task, model=path)` use an imported msmae's own pipelines without `trust_remote_code`.
-
-    transformers refuses every task listed in a checkpoint's `custom_pipelines` unless `trust_remote_code=True`,
-    even when the same pipeline is installed. Tasks that an imported `msmae` serves are left out of what the
-    config reports; what is saved stays unchanged, so the checkpoint still works where msmae is not installed.
-    """
-
-    @property
-    def custom_pipelines(self) -> dict:
-        saved = self.__dict__.get("custom_pipelines") or {}
-        if saved and __name__.startswith("transformers_modules."):
-            # A checkpoint's code, where msmae may be missing: config.json lists each pipeline once, under its Hub name
-            # (so transformers can infer the task); `pipeline()` reads this before resolving a task name, so
-            # registering the sign-language-* names here lets those resolve too.
-            from .pipeline_msmae import register_pipelines
-
-            register_pipelines()
-        try:
-            from transformers.pipelines import PIPELINE_REGISTRY
-        except ImportError:
-            return saved
-        installed = {
-            task
-            for task, info in PIPELINE_REGISTRY.supported_tasks.items()
-            if getattr(info.get("impl"), "__module__", "").startswith("msmae.")
-        }
-        return {task: info for task, info in saved.items() if task not in installed}
-
-    @custom_pipelines.setter
-    def custom_pipelines(self, value):
-        self.__dict__["custom_pipelines"] = value
-
-    def save_pretrained(self, save_directory, **kwargs):
-        """Saves the config; a model's config (with `architectures` and `auto_map`) also gets its pipelines:
-        `custom_pipelines` and the pipeline code with `handler.py` (see `pipeline_msmae.add_pipeline_to_checkpoint`)."""
-        from .pipeline_msmae import ARCHITECTURE_TASKS, copy_pipeline_code, custom_pipelines_for, merged_custom_pipelines
-
-        serves = any(name in ARCHITECTURE_TASKS for name in self.architectures or [])
-        if serves and getattr(self, "auto_map", None):
-            try:
-                custom = custom_pipelines_for(self.to_dict())
-                self.custom_pipelines = merged_custom_pipelines(self.__dict__.get("custom_pipelines"), custom)
-            except ValueError:  # an auto_map without the pipeline's Auto class: the model loads, no pipeline serves it
-                pass
-        super().save_pretrained(save_directory, **kwargs)
-        if self.__dict__.get("custom_pipelines"):
-            copy_pipeline_code(save_directory)
-
-
-class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
+class MSMAEConfig(HubConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a Multi-Stream Masked Autoencoder (MS-MAE) for sign language pose sequences.
 
@@ -287,7 +238,7 @@ class MSMAEConfig(InstalledPipelinesMixin, PreTrainedConfig):
         return "hand" if self.share_hand_projection and stream in HAND_STREAMS else stream
 
 
-__all__ = ["MSMAEConfig", "STREAM_NUM_KEYPOINTS", "InstalledPipelinesMixin"]
+__all__ = ["MSMAEConfig", "STREAM_NUM_KEYPOINTS"]
 
 
 if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration

@@ -3,7 +3,8 @@
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_msmae import InstalledPipelinesMixin, MSMAEConfig
+from .configuration_msmae import MSMAEConfig
+from .hub_packaging import HubConfigMixin
 
 # The paper's text model. Configs and models are only ever loaded from it by name (`from_pretrained_parts`).
 DEFAULT_TEXT_MODEL = "facebook/mbart-large-50-many-to-many-mmt"
@@ -13,7 +14,7 @@ FUSIONS = ("concat", "mean")
 DEFAULT_LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
-class SignTranslationConfig(InstalledPipelinesMixin, PreTrainedConfig):
+class SignTranslationConfig(HubConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a [`SignTranslationModel`]: an MS-MAE pose encoder, a linear projection to the text model's width,
     and a pretrained sequence-to-sequence text model (mBART-50 in the paper) whose encoder is fine-tuned in full and

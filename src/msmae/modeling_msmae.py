@@ -17,6 +17,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_msmae import MSMAEConfig
+from .hub_packaging import HubModelMixin
 
 try:  # transformers >= 5: checkpoint key renames
     from transformers.conversion_mapping import register_checkpoint_conversion_mapping
@@ -365,31 +366,6 @@ class MSMAEEncoder(nn.Module):
         return run_layers(self.layers, self.config, hidden_states, token_mask, output_attentions, output_hidden_states)
 
 
-# Every checkpoint names all heads, so e.g. `AutoModel` loads the encoder of a pretraining checkpoint
-# with trust_remote_code. `save_pretrained` copies the files these entries point to.
-AUTO_MAP = {
-    "AutoConfig": "configuration_msmae.MSMAEConfig",
-    "AutoModel": "modeling_msmae.MSMAEModel",
-    "AutoModelForPreTraining": "modeling_msmae.MSMAEForPreTraining",
-    "AutoModelForVideoClassification": "modeling_msmae.MSMAEForSignClassification",
-}
-
-
-class AllHeadsAutoMapMixin:
-    """`save_pretrained` writes every entry of the class's `auto_map_entries` into `config.auto_map` (the files are
-    copied by transformers once the class is registered for an Auto class)."""
-
-    auto_map_entries: dict = {}
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        # Write the current parameter names, not the renaming's original ones: the Trainer resumes from a
-        # checkpoint with a plain `load_state_dict`, which knows nothing of conversion mappings.
-        kwargs.setdefault("save_original_format", False)
-        if self._auto_class is not None:
-            self.config.auto_map = {**self.auto_map_entries, **(getattr(self.config, "auto_map", None) or {})}
-        return super().save_pretrained(save_directory, *args, **kwargs)
-
-
 class TrainableFromConfigMixin:
     """Which parameters train is part of a model's config (a linear probe's frozen encoder, a translation model's
     frozen pose encoder and adapters), not of its saved tensors. `set_trainable_parameters()` applies it; it runs
@@ -417,8 +393,7 @@ class TrainableFromConfigMixin:
         return self
 
 
-class MSMAEPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
-    auto_map_entries = AUTO_MAP
+class MSMAEPreTrainedModel(HubModelMixin, PreTrainedModel):
     config_class = MSMAEConfig
     config: MSMAEConfig
     base_model_prefix = "msmae"

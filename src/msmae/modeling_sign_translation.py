@@ -12,16 +12,10 @@ from transformers.utils import logging
 
 from .configuration_msmae import MSMAEConfig
 from .configuration_sign_translation import DEFAULT_TEXT_MODEL, SignTranslationConfig
-from .modeling_msmae import AllHeadsAutoMapMixin, MSMAEModel, TrainableFromConfigMixin, masked_mean
+from .hub_packaging import HubModelMixin
+from .modeling_msmae import MSMAEModel, TrainableFromConfigMixin, masked_mean
 
 logger = logging.get_logger(__name__)
-
-# Written into saved configs so that the folder loads with `trust_remote_code` where msmae is not installed.
-AUTO_MAP = {
-    "AutoConfig": "configuration_sign_translation.SignTranslationConfig",
-    "AutoModel": "modeling_sign_translation.SignTranslationModel",
-    "AutoModelForSeq2SeqLM": "modeling_sign_translation.SignTranslationModel",
-}
 
 
 @dataclass
@@ -84,8 +78,7 @@ class _PoseToTextEncoder:
         return self.forward(*args, **kwargs)
 
 
-class SignTranslationPreTrainedModel(AllHeadsAutoMapMixin, PreTrainedModel):
-    auto_map_entries = AUTO_MAP
+class SignTranslationPreTrainedModel(HubModelMixin, PreTrainedModel):
     config_class = SignTranslationConfig
     config: SignTranslationConfig
     base_model_prefix = "sign_translation"

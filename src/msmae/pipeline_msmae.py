@@ -14,7 +14,7 @@ of per-frame `.npy`), a `SignPose`, a landmark array `(frames, keypoints, 2-4)` 
 `pose_values (frames, K, 2)` (already normalised) and optional `keypoint_mask (frames, K)`. A list of clips is a
 batch: `pipe(clips, batch_size=8)`.
 
-Every checkpoint an msmae model's `save_pretrained` writes carries this file (see `add_pipeline_to_checkpoint`), so
+Every checkpoint an msmae model's `save_pretrained` writes carries this file (see `hub_packaging.py`), so
 it loads where msmae is not installed, with the task named (`sign-language-*` or the Hub's name, e.g.
 `video-classification`) or inferred:
 
@@ -28,34 +28,22 @@ flat sibling modules (relative imports).
 """
 
 import functools
-import json
 import os
-import shutil
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForVideoClassification, Pipeline
-from transformers.dynamic_module_utils import get_relative_import_files
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .embeddings import POOLINGS, embed_batch
+from .hub_packaging import EMBEDDING_TASK, RECOGNITION_TASK, TRANSLATION_TASK, add_pipeline_to_checkpoint
 from .pose_io import SignPose, is_video, load_pose
 from .processing_msmae import MSMAEPoseProcessor
 
 logger = logging.get_logger(__name__)
 
-RECOGNITION_TASK = "sign-language-recognition"
-TRANSLATION_TASK = "sign-language-translation"
-EMBEDDING_TASK = "sign-language-embedding"
-# The Hub's task (`pipeline_tag`) for each, for model cards.
-HUB_PIPELINE_TAGS = {
-    RECOGNITION_TASK: "video-classification",
-    TRANSLATION_TASK: "translation",
-    EMBEDDING_TASK: "feature-extraction",
-}
 PROCESSOR_PRESETS = {RECOGNITION_TASK: "recognition", TRANSLATION_TASK: "translation", EMBEDDING_TASK: "recognition"}
 _MODEL_INPUTS = ("pose_values", "keypoint_mask", "attention_mask")
 
@@ -344,19 +332,13 @@ class SignLanguageEmbeddingPipeline(SignPosePipeline):
         return embedding if return_tensors else embedding.tolist()
 
 
-# ---- registration and checkpoints ----------------------------------------------------------------------------------
+# ---- registration --------------------------------------------------------------------------------------------------
 
+# The pipeline class and Auto class of each task (`hub_packaging.custom_pipelines_for` writes them into checkpoints).
 PIPELINES = {
     RECOGNITION_TASK: (SignLanguageRecognitionPipeline, AutoModelForVideoClassification),
     TRANSLATION_TASK: (SignLanguageTranslationPipeline, AutoModelForSeq2SeqLM),
     EMBEDDING_TASK: (SignLanguageEmbeddingPipeline, AutoModel),
-}
-# Which task a checkpoint serves, by its saved architecture.
-ARCHITECTURE_TASKS = {
-    "MSMAEForSignClassification": RECOGNITION_TASK,
-    "MSMAEForPreTraining": EMBEDDING_TASK,
-    "MSMAEModel": EMBEDDING_TASK,
-    "SignTranslationModel": TRANSLATION_TASK,
 }
 
 
@@ -367,110 +349,18 @@ def register_pipelines():
             PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=model_class)
 
 
-def tasks_for_checkpoint(config: dict) -> list[str]:
-    """The pipeline tasks a saved config serves, from its `architectures`."""
-    tasks = [ARCHITECTURE_TASKS[name] for name in config.get("architectures") or [] if name in ARCHITECTURE_TASKS]
-    if not tasks:
-        raise ValueError(
-            f"No sign-language pipeline serves architectures {config.get('architectures')}; pass task= explicitly "
-            f"({', '.join(PIPELINES)})."
-        )
-    return list(dict.fromkeys(tasks))
-
-
-def custom_pipelines_for(config: dict, tasks=None) -> dict:
-    """The `custom_pipelines` entry of a saved config: each task under its Hub name (`HUB_PIPELINE_TAGS`).
-
-    Listed under the Hub's name, `pipeline("video-classification", model=repo, trust_remote_code=True)` (the snippet
-    the Hub shows for `pipeline_tag: video-classification`) builds this pipeline, and a checkpoint with one task lets
-    transformers infer it (`pipeline(model=repo, trust_remote_code=True)`). The `sign-language-*` names resolve too:
-    the checkpoint's configuration code registers them when it loads (`configuration_msmae.py`).
-    """
-    tasks = [tasks] if isinstance(tasks, str) else list(tasks) if tasks is not None else tasks_for_checkpoint(config)
-    custom = {}
-    for name in tasks:
-        if name not in PIPELINES:
-            raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINES)}.")
-        pipeline_class, auto_class = PIPELINES[name]
-        if auto_class.__name__ not in (config.get("auto_map") or {}):
-            raise ValueError(
-                f"The config has no auto_map entry for {auto_class.__name__}, so {name} could not load the model "
-                "with trust_remote_code; save the model after `import msmae`."
-            )
-        custom[HUB_PIPELINE_TAGS[name]] = {
-            "impl": f"{Path(__file__).stem}.{pipeline_class.__name__}", "pt": [auto_class.__name__]
-        }
-    return custom
-
-
-def merged_custom_pipelines(saved, custom: dict) -> dict:
-    """`custom` over the saved entries, without the saved entries of these pipelines (inherited from the checkpoint a
-    model was fine-tuned from, or under the sign-language-* names by older versions or a pipeline's own
-    `save_pretrained`): a second entry would keep transformers from inferring the task."""
-    ours = f"{Path(__file__).stem}."
-    kept = {
-        name: info
-        for name, info in (saved or {}).items()
-        if name not in PIPELINES and not str(info.get("impl", "")).startswith(ours)
-    }
-    return {**kept, **custom}
-
-
-def copy_pipeline_code(output_dir):
-    """Copies this file, the sibling modules it imports and the endpoint handler (`handler.py`) into `output_dir`."""
-    sources = [Path(__file__), *map(Path, get_relative_import_files(__file__))]
-    handler = Path(__file__).with_name("handler.py")  # absent where this file runs from a checkpoint's code cache
-    for source in sources + ([handler] if handler.is_file() else []):
-        target = Path(output_dir) / source.name
-        if source.resolve() != target.resolve():
-            shutil.copyfile(source, target)
-
-
-def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
-    """Makes a saved checkpoint serve `pipeline(model=output_dir, trust_remote_code=True)` where msmae is missing.
-
-    Writes `custom_pipelines` (see `custom_pipelines_for`) into `output_dir/config.json` and copies this file, the
-    sibling modules it imports (processor, pose readers, video extraction, embeddings) and the Inference Endpoints
-    handler (`handler.py`) next to it. `save_pretrained` of every msmae model does this itself (through its
-    config); call it for folders written otherwise.
-
-    Args:
-        output_dir: the checkpoint folder (with `config.json`).
-        task: a task name or a list of them; by default, the task of the saved architecture
-            (`MSMAEForSignClassification` -> recognition, `MSMAEModel`/`MSMAEForPreTraining` -> embedding,
-            `SignTranslationModel` -> translation).
-
-    Returns: the tasks written.
-    """
-    output_dir = Path(output_dir)
-    config_path = output_dir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found; save the model there (model.save_pretrained) first.")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    tasks = [task] if isinstance(task, str) else list(task) if task is not None else tasks_for_checkpoint(config)
-    try:
-        config["custom_pipelines"] = merged_custom_pipelines(config.get("custom_pipelines"), custom_pipelines_for(config, tasks))
-    except ValueError as error:
-        raise ValueError(f"{config_path}: {error}") from None
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    copy_pipeline_code(output_dir)
-    return tasks
-
-
 register_pipelines()
 
 __all__ = [
     "SignLanguageRecognitionPipeline",
     "SignLanguageTranslationPipeline",
     "SignLanguageEmbeddingPipeline",
-    "add_pipeline_to_checkpoint",
-    "custom_pipelines_for",
-    "copy_pipeline_code",
+    "PIPELINES",
     "register_pipelines",
     "RECOGNITION_TASK",
     "TRANSLATION_TASK",
     "EMBEDDING_TASK",
-    "HUB_PIPELINE_TAGS",
+    "add_pipeline_to_checkpoint",  # defined in hub_packaging, with the rest of what checkpoints carry
 ]
 
 

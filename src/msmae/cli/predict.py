@@ -135,10 +135,11 @@ def load_predictor(model, device):
     from transformers.utils import logging as hf_logging
 
     from .. import pipeline_msmae as pipelines
+    from ..hub_packaging import tasks_for_checkpoint
 
     hf_logging.disable_progress_bar()
     config, _ = PreTrainedConfig.get_config_dict(model)
-    task = pipelines.tasks_for_checkpoint(config)[0]
+    task = tasks_for_checkpoint(config)[0]
     if task == pipelines.RECOGNITION_TASK:
         from ..modeling_msmae import MSMAEForSignClassification as model_class
     elif task == pipelines.TRANSLATION_TASK:

@@ -1,8 +1,9 @@
 """Uploading a training run's output folder to the Hub, with msmae's model card.
 
 `Trainer.push_to_hub` would write transformers' generic card over ours, so the final upload goes through
-`huggingface_hub.upload_folder` directly, with `Trainer.push_to_hub`'s ignore patterns plus training_args.bin
-(`files_to_upload` lists what goes up, which is how tests check an upload without making one).
+`huggingface_hub.upload_folder` directly. Which files go up is `hub_packaging`'s rule (`UPLOAD_IGNORE_PATTERNS`:
+`Trainer.push_to_hub`'s ignore patterns plus pickles and resume-only state; `files_to_upload` lists them, which is how
+tests check an upload without making one).
 
 During training, Trainer's own push on every save would upload `training_args.bin` (a pickle) and no code files, so
 `enable_checkpoint_pushes` replaces it: one commit per save holding the checkpoint's weights, config, code files and
@@ -12,34 +13,10 @@ processor, and nothing else.
 from pathlib import Path
 
 from huggingface_hub import HfApi
-from huggingface_hub.utils import filter_repo_objects
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
-# As Trainer.push_to_hub: no private files (`_*`) and no intermediate checkpoints. Also no training_args.bin, a
-# pickle (loading it runs code), and no trainer_state.json (resume-only state, with this machine's absolute
-# checkpoint paths); the card records the hyperparameters and results instead.
-UPLOAD_IGNORE_PATTERNS = [
-    "_*",
-    f"{PREFIX_CHECKPOINT_DIR}-*",
-    f"{PREFIX_CHECKPOINT_DIR}-*/**",
-    "**/__pycache__/**",
-    "training_args.bin",
-    "trainer_state.json",
-    # Pickles (optimizer, scheduler, RNG states): user-facing weights are safetensors.
-    "*.bin",
-    "*.pt",
-    "*.pth",
-    "*.pkl",
-]
-
-
-def files_to_upload(folder) -> list[str]:
-    """Paths (relative to `folder`, sorted) that `push_output_dir` (or, for a checkpoint folder,
-    `CheckpointPushCallback`) uploads."""
-    folder = Path(folder)
-    paths = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
-    return sorted(filter_repo_objects(paths, ignore_patterns=UPLOAD_IGNORE_PATTERNS))
+from ..hub_packaging import UPLOAD_IGNORE_PATTERNS, files_to_upload
 
 
 class CheckpointPushCallback(TrainerCallback):

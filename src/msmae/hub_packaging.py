@@ -1,0 +1,264 @@
+"""What every msmae checkpoint folder carries so that it loads and serves where msmae is not installed.
+
+- `auto_map` naming every head of the model's family (`AUTO_MAPS`), written by each msmae model's `save_pretrained`
+  (`HubModelMixin`); transformers then copies each class's code file and its relative imports.
+- `custom_pipelines`: the checkpoint's task under its Hub name (`custom_pipelines_for`), with the pipeline code and
+  the Inference Endpoints handler (`copy_pipeline_code`), written by the config's `save_pretrained`
+  (`HubConfigMixin`), or by `add_pipeline_to_checkpoint` for folders written otherwise.
+- What a push uploads (`UPLOAD_IGNORE_PATTERNS`, `files_to_upload`): model files, never pickles or resume state.
+
+Checkpoints carry this file (the configuration and modeling modules import it), so at module level it imports only
+the standard library; transformers and the pipeline code are imported inside the functions that use them, which keeps
+`import msmae.configuration_msmae` free of torch.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+RECOGNITION_TASK = "sign-language-recognition"
+TRANSLATION_TASK = "sign-language-translation"
+EMBEDDING_TASK = "sign-language-embedding"
+# The Hub's task (`pipeline_tag`) for each: the name `custom_pipelines` lists it under.
+HUB_PIPELINE_TAGS = {
+    RECOGNITION_TASK: "video-classification",
+    TRANSLATION_TASK: "translation",
+    EMBEDDING_TASK: "feature-extraction",
+}
+# Which task a checkpoint serves, by its saved architecture.
+ARCHITECTURE_TASKS = {
+    "MSMAEForSignClassification": RECOGNITION_TASK,
+    "MSMAEForPreTraining": EMBEDDING_TASK,
+    "MSMAEModel": EMBEDDING_TASK,
+    "SignTranslationModel": TRANSLATION_TASK,
+}
+PIPELINE_MODULE = "pipeline_msmae"  # the flat module whose classes `custom_pipelines` names
+
+# Every checkpoint names all heads of its family (by `model_type`), so e.g. `AutoModel` loads the encoder of a
+# pretraining checkpoint with trust_remote_code.
+AUTO_MAPS = {
+    "msmae": {
+        "AutoConfig": "configuration_msmae.MSMAEConfig",
+        "AutoModel": "modeling_msmae.MSMAEModel",
+        "AutoModelForPreTraining": "modeling_msmae.MSMAEForPreTraining",
+        "AutoModelForVideoClassification": "modeling_msmae.MSMAEForSignClassification",
+    },
+    "msmae_translation": {
+        "AutoConfig": "configuration_sign_translation.SignTranslationConfig",
+        "AutoModel": "modeling_sign_translation.SignTranslationModel",
+        "AutoModelForSeq2SeqLM": "modeling_sign_translation.SignTranslationModel",
+    },
+}
+
+# What a push leaves out. As Trainer.push_to_hub: private files (`_*`) and intermediate checkpoints (transformers'
+# `PREFIX_CHECKPOINT_DIR`, spelled out: its module imports torch). Also training_args.bin, a pickle (loading it runs
+# code), and trainer_state.json (resume-only state, with this machine's absolute checkpoint paths); the card records
+# the hyperparameters and results instead.
+UPLOAD_IGNORE_PATTERNS = [
+    "_*",
+    "checkpoint-*",
+    "checkpoint-*/**",
+    "**/__pycache__/**",
+    "training_args.bin",
+    "trainer_state.json",
+    # Pickles (optimizer, scheduler, RNG states): user-facing weights are safetensors.
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.pkl",
+]
+
+
+# ---- auto_map and custom_pipelines on save ---------------------------------------------------------------------------
+
+
+class HubModelMixin:
+    """Model mixin: `save_pretrained` writes the family's `AUTO_MAPS` entry into `config.auto_map` (transformers copies
+    the code files once the class is registered for an Auto class, as `import msmae` does)."""
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # Write the current parameter names, not the renaming's original ones: the Trainer resumes from a
+        # checkpoint with a plain `load_state_dict`, which knows nothing of conversion mappings.
+        kwargs.setdefault("save_original_format", False)
+        if self._auto_class is not None:
+            family = AUTO_MAPS.get(self.config.model_type, {})
+            self.config.auto_map = {**family, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class HubConfigMixin:
+    """Config mixin: a model's config saves its pipeline (`custom_pipelines`, the pipeline code and `handler.py`), and
+    an imported msmae's own pipelines serve `pipeline(task, model=path)` without `trust_remote_code`.
+
+    transformers refuses every task listed in a checkpoint's `custom_pipelines` unless `trust_remote_code=True`,
+    even when the same pipeline is installed. Tasks that an imported `msmae` serves are left out of what the
+    config reports; what is saved stays unchanged, so the checkpoint still works where msmae is not installed.
+    """
+
+    @property
+    def custom_pipelines(self) -> dict:
+        saved = self.__dict__.get("custom_pipelines") or {}
+        if saved and __name__.startswith("transformers_modules."):
+            # A checkpoint's code, where msmae may be missing: config.json lists each pipeline once, under its Hub name
+            # (so transformers can infer the task); `pipeline()` reads this before resolving a task name, so
+            # registering the sign-language-* names here lets those resolve too.
+            from .pipeline_msmae import register_pipelines
+
+            register_pipelines()
+        try:
+            from transformers.pipelines import PIPELINE_REGISTRY
+        except ImportError:
+            return saved
+        installed = {
+            task
+            for task, info in PIPELINE_REGISTRY.supported_tasks.items()
+            if getattr(info.get("impl"), "__module__", "").startswith("msmae.")
+        }
+        return {task: info for task, info in saved.items() if task not in installed}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value):
+        self.__dict__["custom_pipelines"] = value
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Saves the config; a model's config (with `architectures` and `auto_map`) also gets its pipeline:
+        `custom_pipelines` and the pipeline code with `handler.py` (as `add_pipeline_to_checkpoint`)."""
+        serves = any(name in ARCHITECTURE_TASKS for name in self.architectures or [])
+        if serves and getattr(self, "auto_map", None):
+            try:
+                custom = custom_pipelines_for(self.to_dict())
+                self.custom_pipelines = merged_custom_pipelines(self.__dict__.get("custom_pipelines"), custom)
+            except ValueError:  # an auto_map without the pipeline's Auto class: the model loads, no pipeline serves it
+                pass
+        super().save_pretrained(save_directory, **kwargs)
+        if self.__dict__.get("custom_pipelines"):
+            copy_pipeline_code(save_directory)
+
+
+# ---- pipelines ------------------------------------------------------------------------------------------------------
+
+
+def tasks_for_checkpoint(config: dict) -> list[str]:
+    """The pipeline tasks a saved config serves, from its `architectures`."""
+    tasks = [ARCHITECTURE_TASKS[name] for name in config.get("architectures") or [] if name in ARCHITECTURE_TASKS]
+    if not tasks:
+        raise ValueError(
+            f"No sign-language pipeline serves architectures {config.get('architectures')}; pass task= explicitly "
+            f"({', '.join(HUB_PIPELINE_TAGS)})."
+        )
+    return list(dict.fromkeys(tasks))
+
+
+def custom_pipelines_for(config: dict, tasks=None) -> dict:
+    """The `custom_pipelines` entry of a saved config: each task under its Hub name (`HUB_PIPELINE_TAGS`).
+
+    Listed under the Hub's name, `pipeline("video-classification", model=repo, trust_remote_code=True)` (the snippet
+    the Hub shows for `pipeline_tag: video-classification`) builds this pipeline, and a checkpoint with one task lets
+    transformers infer it (`pipeline(model=repo, trust_remote_code=True)`). The `sign-language-*` names resolve too:
+    the checkpoint's configuration code registers them when it loads (`HubConfigMixin.custom_pipelines`).
+    """
+    from .pipeline_msmae import PIPELINES  # which pipeline class and Auto class serve each task
+
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks) if tasks is not None else tasks_for_checkpoint(config)
+    custom = {}
+    for name in tasks:
+        if name not in PIPELINES:
+            raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINES)}.")
+        pipeline_class, auto_class = PIPELINES[name]
+        if auto_class.__name__ not in (config.get("auto_map") or {}):
+            raise ValueError(
+                f"The config has no auto_map entry for {auto_class.__name__}, so {name} could not load the model "
+                "with trust_remote_code; save the model after `import msmae`."
+            )
+        impl = f"{PIPELINE_MODULE}.{pipeline_class.__name__}"
+        custom[HUB_PIPELINE_TAGS[name]] = {"impl": impl, "pt": [auto_class.__name__]}
+    return custom
+
+
+def merged_custom_pipelines(saved, custom: dict) -> dict:
+    """`custom` over the saved entries, without the saved entries of these pipelines (inherited from the checkpoint a
+    model was fine-tuned from, or under the sign-language-* names by older versions or a pipeline's own
+    `save_pretrained`): a second entry would keep transformers from inferring the task."""
+    kept = {
+        name: info
+        for name, info in (saved or {}).items()
+        if name not in HUB_PIPELINE_TAGS and not str(info.get("impl", "")).startswith(f"{PIPELINE_MODULE}.")
+    }
+    return {**kept, **custom}
+
+
+def copy_pipeline_code(output_dir):
+    """Copies the pipeline module, the sibling modules it imports (this one among them) and the endpoint handler
+    (`handler.py`) into `output_dir`."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    pipeline_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
+    sources = [pipeline_file, *map(Path, get_relative_import_files(pipeline_file))]
+    handler = Path(__file__).with_name("handler.py")  # absent where this file runs from a checkpoint's code cache
+    for source in dict.fromkeys(sources + ([handler] if handler.is_file() else [])):
+        target = Path(output_dir) / source.name
+        if source.resolve() != target.resolve():
+            shutil.copyfile(source, target)
+
+
+def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
+    """Makes a saved checkpoint serve `pipeline(model=output_dir, trust_remote_code=True)` where msmae is missing.
+
+    Writes `custom_pipelines` (see `custom_pipelines_for`) into `output_dir/config.json` and copies the pipeline code,
+    the sibling modules it imports (processor, pose readers, video extraction, embeddings) and the Inference Endpoints
+    handler (`handler.py`) next to it. `save_pretrained` of every msmae model does this itself (through its config);
+    call it for folders written otherwise.
+
+    Args:
+        output_dir: the checkpoint folder (with `config.json`).
+        task: a task name or a list of them; by default, the task of the saved architecture
+            (`MSMAEForSignClassification` -> recognition, `MSMAEModel`/`MSMAEForPreTraining` -> embedding,
+            `SignTranslationModel` -> translation).
+
+    Returns: the tasks written.
+    """
+    output_dir = Path(output_dir)
+    config_path = output_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found; save the model there (model.save_pretrained) first.")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    tasks = [task] if isinstance(task, str) else list(task) if task is not None else tasks_for_checkpoint(config)
+    try:
+        custom = custom_pipelines_for(config, tasks)
+        config["custom_pipelines"] = merged_custom_pipelines(config.get("custom_pipelines"), custom)
+    except ValueError as error:
+        raise ValueError(f"{config_path}: {error}") from None
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    copy_pipeline_code(output_dir)
+    return tasks
+
+
+# ---- pushes ---------------------------------------------------------------------------------------------------------
+
+
+def files_to_upload(folder) -> list[str]:
+    """Paths (relative to `folder`, sorted) that a push of `folder` uploads: everything but `UPLOAD_IGNORE_PATTERNS`."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    folder = Path(folder)
+    paths = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    return sorted(filter_repo_objects(paths, ignore_patterns=UPLOAD_IGNORE_PATTERNS))
+
+
+__all__ = [
+    "AUTO_MAPS",
+    "ARCHITECTURE_TASKS",
+    "HUB_PIPELINE_TAGS",
+    "RECOGNITION_TASK",
+    "TRANSLATION_TASK",
+    "EMBEDDING_TASK",
+    "UPLOAD_IGNORE_PATTERNS",
+    "HubConfigMixin",
+    "HubModelMixin",
+    "add_pipeline_to_checkpoint",
+    "copy_pipeline_code",
+    "custom_pipelines_for",
+    "files_to_upload",
+    "merged_custom_pipelines",
+    "tasks_for_checkpoint",
+]
