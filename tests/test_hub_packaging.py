@@ -1,0 +1,107 @@
+"""`hub_packaging.py`: the one module that decides what a checkpoint folder carries (auto_map, custom_pipelines, code
+files) and what a push uploads; every checkpoint carries the module itself."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from msmae import MSMAEConfig, MSMAEForSignClassification, hub_packaging
+from msmae.hub_packaging import (
+    AUTO_MAPS,
+    HUB_PIPELINE_TAGS,
+    RECOGNITION_TASK,
+    add_pipeline_to_checkpoint,
+    files_to_upload,
+)
+
+from conftest import run_without_msmae
+
+TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
+            decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64, num_labels=3)
+
+
+def save_classifier(folder) -> Path:
+    torch.manual_seed(0)
+    MSMAEForSignClassification(MSMAEConfig(**TINY)).save_pretrained(folder)
+    return Path(folder)
+
+
+def test_a_saved_classifier_carries_the_module_and_its_entries(tmp_path):
+    folder = save_classifier(tmp_path / "ckpt")
+    assert (folder / "hub_packaging.py").read_bytes() == Path(hub_packaging.__file__).read_bytes()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"] == AUTO_MAPS["msmae"]
+    assert config["custom_pipelines"] == {
+        "video-classification": {
+            "impl": "pipeline_msmae.SignLanguageRecognitionPipeline", "pt": ["AutoModelForVideoClassification"]
+        }
+    }
+    # Every module an auto_map or custom_pipelines entry names is in the folder, with handler.py.
+    named = {entry.split(".")[0] for entry in config["auto_map"].values()}
+    named |= {info["impl"].split(".")[0] for info in config["custom_pipelines"].values()}
+    assert {f"{module}.py" for module in named} | {"handler.py"} <= {p.name for p in folder.iterdir()}
+
+
+def test_the_saved_entries_come_from_the_module(tmp_path, monkeypatch):
+    """The model and config mixins read `AUTO_MAPS` and `HUB_PIPELINE_TAGS`: no other copy of them decides."""
+    extra = {"AutoModelForImageClassification": "modeling_msmae.MSMAEForSignClassification"}
+    monkeypatch.setitem(AUTO_MAPS, "msmae", {**AUTO_MAPS["msmae"], **extra})
+    monkeypatch.setitem(HUB_PIPELINE_TAGS, RECOGNITION_TASK, "sign-recognition-test-tag")
+    config = json.loads((save_classifier(tmp_path / "ckpt") / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForImageClassification"] == extra["AutoModelForImageClassification"]
+    assert list(config["custom_pipelines"]) == ["sign-recognition-test-tag"]
+
+
+def test_add_pipeline_to_checkpoint_copies_the_module(tmp_path):
+    folder = tmp_path / "written-otherwise"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "msmae", "architectures": ["MSMAEForSignClassification"], "auto_map": AUTO_MAPS["msmae"],
+        "custom_pipelines": {"sign-language-recognition": {"impl": "pipeline_msmae.Old", "pt": []}},  # an old entry
+    }))
+    assert add_pipeline_to_checkpoint(folder) == [RECOGNITION_TASK]
+    config = json.loads((folder / "config.json").read_text())
+    assert list(config["custom_pipelines"]) == ["video-classification"]  # one entry: transformers infers the task
+    assert {"hub_packaging.py", "pipeline_msmae.py", "handler.py"} <= {p.name for p in folder.iterdir()}
+
+
+def test_files_to_upload_leave_out_pickles_checkpoints_and_resume_state(tmp_path):
+    kept = ["README.md", "config.json", "model.safetensors", "hub_packaging.py", "handler.py", "sub/notes.txt"]
+    left_out = ["training_args.bin", "trainer_state.json", "optimizer.pt", "rng_state.pth", "data.pkl", "_private.txt",
+                f"{PREFIX_CHECKPOINT_DIR}-3/model.safetensors", "__pycache__/x.pyc", "sub/__pycache__/y.pyc"]
+    for name in kept + left_out:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    assert files_to_upload(tmp_path) == sorted(kept)
+
+
+def test_the_module_imports_only_the_standard_library():
+    """Checkpoints carry it and the configuration imports it: nothing heavy at module level."""
+    script = ("import json, sys\nimport msmae.hub_packaging\n"
+              "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'huggingface_hub', 'numpy') if m in sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+WITHOUT_MSMAE = """
+import json, sys
+from transformers import pipeline
+recognizer = pipeline(model=sys.argv[1], trust_remote_code=True)
+config_module = type(recognizer.model.config).__mro__[1].__module__  # the config mixin, from the checkpoint's code
+scores = recognizer({"pose_values": [[[0.1, 0.2]] * 48] * 6}, top_k=3)
+print(json.dumps([config_module, recognizer.task, len(scores)]))
+"""
+
+
+def test_the_checkpoint_copy_serves_without_msmae(tmp_path):
+    folder = save_classifier(tmp_path / "ckpt")
+    result = run_without_msmae(WITHOUT_MSMAE, folder, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config_module, task, count = json.loads(result.stdout.strip().splitlines()[-1])
+    assert config_module.startswith("transformers_modules.") and config_module.endswith(".hub_packaging")
+    assert task == "video-classification" and count == 3
