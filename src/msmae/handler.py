@@ -5,9 +5,10 @@ The endpoint runtime (huggingface-inference-toolkit) imports `handler.py` from t
 
     {"inputs": "<base64 video>", "parameters": {"top_k": 3}}
 
-`inputs` is a video (MP4/MOV, WebM/MKV or AVI) as base64 text (a `data:video/...;base64,` URL works too) or as raw
-bytes (what the runtime passes for a binary request body), or model-ready inputs `{"pose_values": [[[x, y], ...]]}`.
-`parameters` go to the checkpoint's pipeline. The answer is the pipeline's: `[{"label": ..., "score": ...}, ...]` for
+`inputs` is a video (MP4/MOV, WebM/MKV or AVI) or a pose-format `.pose` file as base64 text (a
+`data:video/...;base64,` URL works too) or as raw bytes (what the runtime passes for a binary request body), or
+model-ready inputs `{"pose_values": [[[x, y], ...]]}`. The bytes go to the checkpoint's pipeline, which recognises the
+file from its signature and decodes it in memory; `parameters` go to the pipeline too. The answer is the pipeline's: `[{"label": ..., "score": ...}, ...]` for
 recognition, `[{"translation_text": ...}]` for translation, a list of floats for embeddings.
 
 The pipeline comes from the checkpoint itself (`pipeline(model=path, trust_remote_code=True)`, the task read from
@@ -18,33 +19,9 @@ relative imports.
 
 import base64
 import binascii
-import os
-import tempfile
 
 import torch
 from transformers import pipeline
-
-# Container signatures -> a file suffix the video reader recognises.
-_SIGNATURES = (
-    (4, b"ftyp", ".mp4"),
-    (4, b"moov", ".mov"),
-    (4, b"mdat", ".mov"),
-    (4, b"wide", ".mov"),
-    (0, b"\x1a\x45\xdf\xa3", ".webm"),
-)
-
-
-def video_suffix(data: bytes) -> str:
-    """The file suffix of a video given as bytes, from its container signature."""
-    for offset, signature, suffix in _SIGNATURES:
-        if data[offset : offset + len(signature)] == signature:
-            return suffix
-    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
-        return ".avi"
-    raise ValueError(
-        f"`inputs` is not a video this endpoint reads (it starts with {data[:12]!r}); send an MP4/MOV, WebM/MKV or "
-        "AVI file as base64 text or as the raw request body."
-    )
 
 
 def decode_video(inputs) -> bytes:
@@ -78,11 +55,4 @@ class EndpointHandler:
             raise ValueError(f'"parameters" must be a JSON object, got {type(parameters).__name__}.')
         if isinstance(inputs, dict):  # model-ready inputs
             return self.pipeline(inputs, **parameters)
-        video = decode_video(inputs)
-        handle, path = tempfile.mkstemp(suffix=video_suffix(video))
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(video)
-            return self.pipeline(path, **parameters)
-        finally:
-            os.remove(path)
+        return self.pipeline(decode_video(inputs), **parameters)

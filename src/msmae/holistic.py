@@ -13,6 +13,7 @@ tests/test_extraction.py), so they are stored as `left_hand` unchanged.
 
 import atexit
 import bisect
+import io
 import logging
 import os
 import queue
@@ -46,30 +47,44 @@ class OutOfRangeError(ExtractionError):
 
 
 class VideoReader:
-    """Decode a video file into RGB uint8 frames `(H, W, 3)` with PyAV, upright (display rotation applied).
+    """Decode a video into RGB uint8 frames `(H, W, 3)` with PyAV, upright (display rotation applied).
 
-    Usage: `with VideoReader(path) as video: for frame in video: ...`; `video.fps` and `video.frame_count` (from
-    the container header, 0 if it does not say) are known after opening.
+    The video is a path, its bytes (`bytes`, `bytearray`, `memoryview`) or a binary file object (seekable, e.g.
+    `open(path, "rb")`, `io.BytesIO`); bytes and file objects are decoded from memory, with `name` naming them in
+    errors. Usage: `with VideoReader(path) as video: for frame in video: ...`; `video.fps` and `video.frame_count`
+    (from the container header, 0 if it does not say) are known after opening.
     """
 
-    def __init__(self, path):
+    def __init__(self, video, name=None):
         import av  # optional dependency (msmae[video])
 
-        self.path = Path(path)
-        if not self.path.exists():
-            raise ExtractionError(f"Video file not found: {self.path}")
-        if self.path.is_dir():
-            raise ExtractionError(f"{self.path} is a folder, not a video file.")
-        if self.path.stat().st_size == 0:
-            raise ExtractionError(f"Video file {self.path} is empty (0 bytes); re-download or re-export it.")
+        if isinstance(video, (str, os.PathLike)):
+            self.path = Path(video)
+            self.name = name or str(self.path)
+            if not self.path.exists():
+                raise ExtractionError(f"Video file not found: {self.path}")
+            if self.path.is_dir():
+                raise ExtractionError(f"{self.path} is a folder, not a video file.")
+            if self.path.stat().st_size == 0:
+                raise ExtractionError(f"Video file {self.path} is empty (0 bytes); re-download or re-export it.")
+            video = str(self.path)
+        else:
+            self.path = None
+            if isinstance(video, (bytes, bytearray, memoryview)):
+                self.name = name or f"{len(video)} bytes of video"
+                if not len(video):
+                    raise ExtractionError(f"{self.name}: empty (0 bytes); send the whole video file.")
+                video = io.BytesIO(video)
+            else:
+                self.name = name or str(getattr(video, "name", "") or f"the {type(video).__name__} object")
         try:
-            self._container = av.open(str(self.path))
+            self._container = av.open(video)
         except (av.FFmpegError, OSError) as error:
-            raise ExtractionError(f"{self.path} is not a readable video ({error}); check that it is a complete "
+            raise ExtractionError(f"{self.name} is not a readable video ({error}); check that it is a complete "
                                   "video file (mp4, webm, mov, ...).") from error
         if not self._container.streams.video:
             self._container.close()
-            raise ExtractionError(f"{self.path} has no video stream (audio-only or another kind of file).")
+            raise ExtractionError(f"{self.name} has no video stream (audio-only or another kind of file).")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"  # frame and slice threads, as the ffmpeg command line decodes
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -94,7 +109,7 @@ class VideoReader:
                     image = np.ascontiguousarray(np.rot90(image, frame.rotation // 90))
                 yield image
         except self._av_error as error:
-            raise ExtractionError(f"{self.path}: decoding failed after {self.frames_read} frames ({error}); the "
+            raise ExtractionError(f"{self.name}: decoding failed after {self.frames_read} frames ({error}); the "
                                   "file is probably truncated or corrupt.") from error
 
     def close(self):
@@ -168,8 +183,10 @@ class FrameFolderReader:
 
 
 def open_frames(path, fps=None):
-    """A `VideoReader` for a video file or a `FrameFolderReader` for a folder of frames (which needs `fps`)."""
-    return FrameFolderReader(path, fps) if Path(path).is_dir() else VideoReader(path)
+    """A `VideoReader` for a video (a file, its bytes or a file object) or a `FrameFolderReader` for a folder of
+    frames (which needs `fps`)."""
+    folder = isinstance(path, (str, os.PathLike)) and Path(path).is_dir()
+    return FrameFolderReader(path, fps) if folder else VideoReader(path)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -264,11 +281,13 @@ class HolisticExtractor:
         self._used[slot] = True
         return slot
 
-    def extract_video(self, path, fps=None) -> SignPose:
-        """Pose clip of a video file or a folder of frame images (recorded at `fps`; for a video, `fps` overrides
-        its own). Raises `ExtractionError` naming the file when it gives no frames."""
+    def extract_video(self, path, fps=None, source=None) -> SignPose:
+        """Pose clip of a video (a file, its bytes or a binary file object: see `VideoReader`) or a folder of frame
+        images (recorded at `fps`; for a video, `fps` overrides its own). `source` names it (default: the path).
+        Raises `ExtractionError` naming the video when it gives no frames."""
         with open_frames(path, fps) as video:
-            ((_, pose),) = self.extract_ranges(video, [(0, None)], source=str(path), fps=fps)
+            source = source or getattr(video, "name", None) or str(path)
+            ((_, pose),) = self.extract_ranges(video, [(0, None)], source=source, fps=fps)
         if isinstance(pose, ExtractionError):
             raise pose
         pose.metadata["header_frame_count"] = video.frame_count

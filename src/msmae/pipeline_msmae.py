@@ -7,12 +7,24 @@ Tasks (registered with `transformers.pipelines.PIPELINE_REGISTRY`):
 - `"sign-language-embedding"`: a clip in, one vector out (the Hub's `feature-extraction` task; see
   `embeddings.py` for the pooling choices).
 
-A clip is any of: a video path (`.mp4`, `.webm`, `.avi`, `.mov`, `.mkv`; MediaPipe Holistic runs on it), a video's
-frames as an RGB `uint8` array `(frames, height, width, 3)`, a pose path (`.pose`, `.npy`, `.npz`, `.json`, a folder
-of per-frame `.npy`), a `SignPose`, a landmark array `(frames, keypoints, 2-4)` in a layout `load_pose` knows
-(MediaPipe Holistic order, the stored 160-keypoint order), a dataset row, or model-ready inputs as a dict with
-`pose_values (frames, K, 2)` (already normalised) and optional `keypoint_mask (frames, K)`. A list of clips is a
-batch: `pipe(clips, batch_size=8)`.
+A clip is any of (MediaPipe Holistic runs on videos and frames):
+- a video: a path (`.mp4`, `.webm`, `.avi`, `.mov`, `.mkv`), its bytes (`bytes`, `bytearray`, `memoryview`: an upload,
+  a request body), a binary file object (anything with `read()`: `open(path, "rb")`, `io.BytesIO`) or an `http://` /
+  `https://` URL (downloaded with the standard library). Bytes are decoded in memory; their container (MP4/MOV,
+  WebM/MKV, AVI) is recognised from its signature;
+- decoded frames: an RGB `uint8` array `(frames, height, width, 3)` (numpy or torch), or a list of PIL images (one
+  clip's frames, all one size; converted to RGB);
+- poses: a path (`.pose`, `.npy`, `.npz`, `.json`, a folder of per-frame `.npy`), the bytes, file object or URL of a
+  `.pose` file, a `SignPose`, a landmark array `(frames, keypoints, 2-4)` in a layout `load_pose` knows (MediaPipe
+  Holistic order, the stored 160-keypoint order), or a dataset row;
+- model-ready inputs: a dict with `pose_values (frames, K, 2)` (already normalised) and optional
+  `keypoint_mask (frames, K)`.
+
+A list (or tuple) of clips is a batch, one answer per clip: `pipe(clips, batch_size=8)`. A list whose items are all
+PIL images is ONE clip (its frames, one answer); a list of such lists is a batch. A list of single images as arrays
+is a batch of one-frame arrays, which are rejected: stack them (`np.stack(frames)`). An array that fits no layout (one
+image `(height, width, 3)`, float frames, an unknown shape) raises a `ValueError` naming its shape and dtype and
+listing the layouts accepted.
 
 Every checkpoint an msmae model's `save_pretrained` writes carries this file (see `hub_packaging.py`), so
 it loads where msmae is not installed, with the task named (`sign-language-*` or the Hub's name, e.g.
@@ -29,6 +41,7 @@ flat sibling modules (relative imports).
 
 import functools
 import os
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -39,7 +52,7 @@ from transformers.utils import logging
 
 from .embeddings import POOLINGS, embed_batch
 from .hub_packaging import EMBEDDING_TASK, RECOGNITION_TASK, TRANSLATION_TASK, add_pipeline_to_checkpoint
-from .pose_io import SignPose, is_video, load_pose
+from .pose_io import SignPose, is_byte_source, is_video, load_pose, read_clip_bytes
 from .processing_msmae import MSMAEPoseProcessor
 
 logger = logging.get_logger(__name__)
@@ -82,9 +95,32 @@ def _describe(clip) -> str:
         return str(clip)
     if isinstance(clip, SignPose):
         return clip.source or "SignPose"
+    if isinstance(clip, (bytes, bytearray, memoryview)):
+        return "given as bytes"
+    if _is_image_list(clip):
+        return f"({len(clip)} PIL images)"
     if hasattr(clip, "shape"):
         return f"array of shape {tuple(clip.shape)}"
-    return type(clip).__name__
+    name = getattr(clip, "name", None) if is_byte_source(clip) else None
+    return f"{type(clip).__name__} {name}" if isinstance(name, str) else type(clip).__name__
+
+
+def _is_image_list(clip) -> bool:
+    """Whether `clip` is a non-empty list or tuple of PIL images (one clip's frames)."""
+    image = sys.modules.get("PIL.Image")  # no PIL import: without it loaded, nothing can be a PIL image
+    return image is not None and isinstance(clip, (list, tuple)) and bool(clip) and all(
+        isinstance(item, image.Image) for item in clip
+    )
+
+
+def frames_from_images(images) -> np.ndarray:
+    """`(frames, height, width, 3)` RGB uint8 from one clip's frames as PIL images (any mode, converted to RGB)."""
+    frames = [np.asarray(image.convert("RGB")) for image in images]
+    for index, frame in enumerate(frames):
+        if frame.shape != frames[0].shape:
+            raise ValueError(f"image {index} is {frame.shape[1]}x{frame.shape[0]} pixels but image 0 is "
+                             f"{frames[0].shape[1]}x{frames[0].shape[0]}; a clip's frames must all have one size.")
+    return np.stack(frames)
 
 
 def pad_clips(processor, items):
@@ -168,15 +204,20 @@ class SignPosePipeline(Pipeline):
         return self._holistic
 
     def preprocess(self, clip, load_kwargs=None):
+        given = clip
         try:
             config = self._pose_config(self.model)
             if isinstance(clip, Mapping) and "pose_values" in clip:
                 return _model_ready(clip, config.num_keypoints)
+            if is_byte_source(clip):  # bytes, file objects, URLs: read once here, the bytes say if MediaPipe must run
+                clip, _ = read_clip_bytes(clip)
+            elif _is_image_list(clip):
+                clip = frames_from_images(clip)
             extractor = self._extractor() if is_video(clip) else None
             loaded = load_pose(clip, extractor=extractor, **(load_kwargs or {}))
             inputs = self.pose_processor([loaded], return_tensors="pt")
         except (ValueError, KeyError) as error:
-            raise ValueError(f"Cannot use the clip {_describe(clip)}: {error}") from error
+            raise ValueError(f"Cannot use the clip {_describe(given)}: {error}") from error
         if inputs["pose_values"].shape[2] != config.num_keypoints:
             raise ValueError(
                 f"The processor outputs {inputs['pose_values'].shape[2]} keypoints per frame but the model expects "
@@ -198,6 +239,8 @@ class SignPosePipeline(Pipeline):
 
     def __call__(self, inputs, **kwargs):
         """Runs the task on one clip or a list of clips (see the module docstring for what a clip can be)."""
+        if _is_image_list(inputs):  # one clip's frames, not a batch
+            inputs = frames_from_images(inputs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         return super().__call__(inputs, **kwargs)

@@ -3,11 +3,13 @@
 Readers turn every supported source into a `SignPose` (x, y normalised to the frame, a keypoint mask, never NaN):
 pose-format `.pose` files (MediaPipe Holistic, full or reduced), landmark arrays (`.npy`/`.npz`, MediaPipe
 Holistic order, the stored MS-MAE order or the MSL-150 per-frame vectors), folders of per-frame `.npy` vectors,
-and ASL-App JSON landmark files. `load_pose` picks the reader from the path's suffix.
+and ASL-App JSON landmark files. `load_pose` picks the reader from the path's suffix (for bytes, file objects and
+URLs, from the bytes' signature).
 """
 
 import json
 import os
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,21 +281,25 @@ def read_pose_file(path) -> SignPose:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such .pose file: {path}")
-    data = path.read_bytes()
+    return read_pose_data(path.read_bytes(), source=str(path))
+
+
+def read_pose_data(data: bytes, source: str = "pose bytes") -> SignPose:
+    """`read_pose_file` for the bytes of a `.pose` file (a download, an upload); `source` names them in errors."""
     if not data:
-        raise ValueError(f"{path} is empty (0 bytes): it holds no pose header or frames. Re-extract it from the video.")
+        raise ValueError(f"{source} is empty (0 bytes): it holds no pose header or frames. Re-extract it from the video.")
     try:
         from pose_format import Pose
     except ImportError as error:
-        raise ImportError(f"Reading {path} needs the pose-format package: pip install pose-format") from error
+        raise ImportError(f"Reading {source} needs the pose-format package: pip install pose-format") from error
     try:
-        pose = Pose.read(data)
+        pose = Pose.read(bytes(data))
     except Exception as error:  # pose-format raises struct.error, TypeError, ... on damaged files
         raise ValueError(
-            f"{path} is not a readable .pose file ({type(error).__name__}: {error}); it may be truncated or "
+            f"{source} is not a readable .pose file ({type(error).__name__}: {error}); it may be truncated or "
             "corrupted. Re-extract it from the video."
         ) from error
-    return pose_format_to_sign_pose(pose, source=str(path))
+    return pose_format_to_sign_pose(pose, source=source)
 
 
 def pose_format_to_sign_pose(pose, source: str = "") -> SignPose:
@@ -548,17 +554,128 @@ def read_asl_app_json(path, *, width: int = 0, height: int = 0) -> SignPose:
     )
 
 
+# ---- clips given as bytes, file objects or URLs ----------------------------------------------------------------------
+
+# Container signatures ((offset, bytes) pairs that must all match) -> the video's suffix; Matroska and WebM share EBML's.
+VIDEO_SIGNATURES = (
+    (((4, b"ftyp"),), ".mp4"),
+    (((4, b"moov"),), ".mov"),
+    (((4, b"mdat"),), ".mov"),
+    (((4, b"wide"),), ".mov"),
+    (((0, b"\x1a\x45\xdf\xa3"),), ".webm"),
+    (((0, b"RIFF"), (8, b"AVI ")), ".avi"),
+)
+# A pose-format file starts with its format version, a little-endian float32 (0.1 and 0.2 so far).
+POSE_VERSION_HEADERS = frozenset(struct.pack("<f", version / 10) for version in range(10))
+URL_SCHEMES = ("http://", "https://")
+DOWNLOAD_TIMEOUT = 60.0  # seconds a download may wait for the server
+
+
+def _signature_suffix(data) -> str:
+    head = bytes(data[:16])
+    for marks, suffix in VIDEO_SIGNATURES:
+        if all(head[offset : offset + len(mark)] == mark for offset, mark in marks):
+            return suffix
+    return ".pose" if head[:4] in POSE_VERSION_HEADERS else ""
+
+
+def bytes_suffix(data, name="the bytes") -> str:
+    """The file suffix of a clip given as bytes, from its signature: a video container (`VIDEO_SIGNATURES`) or a
+    pose-format `.pose` file. Raises `ValueError` naming `name` for anything else."""
+    suffix = _signature_suffix(data)
+    if not suffix:
+        raise ValueError(
+            f"{name}: not a video or .pose file msmae reads (starts with {bytes(data[:12])!r}). Given as bytes, a "
+            "file object or a URL, a clip must be a video (MP4/MOV, WebM/MKV or AVI, recognised by its container "
+            "signature) or a pose-format .pose file; pass other files by their path."
+        )
+    return suffix
+
+
+def is_byte_source(source) -> bool:
+    """Whether `source` is a clip to read as bytes: `bytes`/`bytearray`/`memoryview`, a binary file object (anything
+    with `read()`, e.g. `open(path, "rb")`, `io.BytesIO`) or an `http://`/`https://` URL."""
+    if isinstance(source, str):
+        return source.lower().startswith(URL_SCHEMES)
+    return isinstance(source, (bytes, bytearray, memoryview)) or callable(getattr(source, "read", None))
+
+
+def download(url, timeout=DOWNLOAD_TIMEOUT) -> bytes:
+    """The body of an http(s) URL, with the standard library (proxies from the environment apply). Raises `OSError`
+    naming the URL when the download fails."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"User-Agent": "msmae"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:
+        reason = f"HTTP {error.code} {error.reason}"
+    except (OSError, ValueError) as error:  # refused, unknown host, timed out, malformed address
+        reason = str(getattr(error, "reason", None) or error)
+    raise OSError(f"Could not download {url} ({reason}); check the address, or download the file and pass its path.")
+
+
+def read_clip_bytes(source, timeout=DOWNLOAD_TIMEOUT) -> tuple[bytes, str]:
+    """The bytes of a clip given as bytes, a binary file object or a URL (see `is_byte_source`; URLs are downloaded,
+    waiting at most `timeout` seconds at a time), and a name for messages."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return data, f"the {len(data)} bytes given"
+    if isinstance(source, str):
+        return download(source, timeout), source
+    name = str(getattr(source, "name", "") or f"the {type(source).__name__} object")
+    data = source.read()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"{name} gave {type(data).__name__}, not bytes: open videos and .pose files in binary mode, "
+                         "open(path, 'rb').")
+    return bytes(data), name
+
+
+# Every array layout a clip may have, for messages.
+ARRAY_LAYOUTS = {"video frames": "(frames, height, width, 3) uint8 RGB (MediaPipe Holistic runs on them)",
+                 **{f"landmarks (layout={name!r})": text for name, text in LANDMARK_LAYOUTS.items()}}
+
+
+def check_clip_array(array):
+    """Raise a `ValueError` naming the shape and dtype of an array that no clip layout (`ARRAY_LAYOUTS`) fits; uint8
+    arrays are pixels, so only `(frames, height, width, 3)` fits them (a single image is not a clip)."""
+    shape, dtype = tuple(array.shape), str(array.dtype).removeprefix("torch.")
+    hint = ""
+    if dtype == "uint8":
+        if len(shape) == 4 and shape[-1] == 3:
+            return
+        if len(shape) == 3 and shape[-1] in (3, 4):
+            hint = ": it looks like one image (height, width, channels); a clip is its frames, e.g. np.stack(images)"
+        elif len(shape) == 4 and shape[-1] == 4:
+            hint = ": RGBA frames; pass the RGB channels, frames[..., :3]"
+    else:
+        try:
+            _infer_layout(shape, "")
+            return
+        except ValueError:
+            pass
+        if len(shape) == 4 and shape[-1] == 3:
+            hint = ": video frames must be uint8 RGB; for 0-1 floats use (frames * 255).round().astype(np.uint8)"
+    layouts = "; ".join(f"{name}: {text}" for name, text in ARRAY_LAYOUTS.items())
+    raise ValueError(f"An array of shape {shape} and dtype {dtype} matches no known layout{hint}. Accepted arrays: "
+                     f"{layouts}.")
+
+
 # ---- dispatcher ------------------------------------------------------------------------------------------------------
 
 
 def is_video(source) -> bool:
-    """Whether `source` is something MediaPipe must read: a video file, a folder of frame images, or RGB uint8
-    frames `(T, H, W, 3)` (numpy or torch)."""
+    """Whether `source` is something MediaPipe must read: a video file, a folder of frame images, a video's bytes, or
+    RGB uint8 frames `(T, H, W, 3)` (numpy or torch)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
             return any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()) and not any(path.glob("*.npy"))
         return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _signature_suffix(source) in VIDEO_SUFFIXES
     return getattr(source, "ndim", 0) == 4 and source.shape[-1] == 3 and str(source.dtype) in ("uint8", "torch.uint8")
 
 
@@ -606,7 +723,11 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
     - a video (`VIDEO_SUFFIXES`), a folder of frame images (`IMAGE_SUFFIXES`, recorded at `fps`) or RGB uint8
       frames `(T, H, W, 3)` (recorded at `fps`, default 30): MediaPipe Holistic runs on them, with `extractor` (a
       `HolisticExtractor`, to reuse one graph across clips) or a new one made with `kwargs`; needs msmae's `video`
-      extra. A video without a person raises `ValueError`.
+      extra. A video without a person raises `ValueError`;
+    - the bytes of a video or a `.pose` file, a binary file object holding one, or an `http://`/`https://` URL of
+      one (see `read_clip_bytes`); the kind is read from the bytes' signature (`bytes_suffix`).
+
+    An array no layout fits (`ARRAY_LAYOUTS`), e.g. a single image, raises `ValueError` naming its shape and dtype.
 
     Other `kwargs` go to the reader (`layout`, `width`, `height`, ...).
     """
@@ -614,6 +735,13 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
         return source
     if isinstance(source, Mapping):
         return SignPose.from_example(source)
+    if is_byte_source(source):
+        data, name = read_clip_bytes(source)
+        if index is not None:
+            raise ValueError(f"index={index} picks a row of an `msmae extract` folder; {name} is not one.")
+        if bytes_suffix(data, name) == ".pose":
+            return read_pose_data(data, source=name, **kwargs)
+        return _extract_pose(data, extractor, fps, kwargs, name=name)
     path = Path(source) if isinstance(source, (str, os.PathLike)) else None
     extracted = path is not None and path.is_dir() and any((path / "data").glob("*.parquet"))
     if index is not None and not extracted:
@@ -621,6 +749,8 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
     if is_video(source):
         return _extract_pose(source, extractor, fps, kwargs)
     if path is None:
+        if hasattr(source, "shape") and hasattr(source, "dtype"):
+            check_clip_array(source)
         return read_landmark_array(source, **kwargs)
     suffix = path.suffix.lower()
     if path.is_dir():
@@ -641,13 +771,15 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
     )
 
 
-def _extract_pose(source, extractor, fps, kwargs) -> SignPose:
+def _extract_pose(source, extractor, fps, kwargs, name=None) -> SignPose:
     own = extractor is None
     extractor = video_extractor(**kwargs) if own else extractor
     try:
         if isinstance(source, (str, os.PathLike)):
             name = str(source)
             pose = extractor.extract_video(source, fps=fps)
+        elif isinstance(source, bytes):  # a video's bytes, read from memory
+            pose = extractor.extract_video(source, fps=fps, source=name)
         else:
             name = "the frames"
             frames = source.detach().cpu().numpy() if hasattr(source, "detach") else np.asarray(source)
