@@ -56,7 +56,8 @@ def _runs(rng, frames, present, mean_run):
 
 def synthetic_recording(frames, seed):
     """`SignPose.to_example()` of a plausible MediaPipe track of `frames` frames."""
-    from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+    from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+    from msmae.pose_io import SignPose
 
     rng = np.random.default_rng(seed)
     slices = stream_slices()
@@ -150,7 +151,8 @@ def make_clips(dataset, variant, window_size=600, num_frames=300, seed=0):
 def previous_process_clip(processor, row, rng):
     """The previous `ClipSampler` + `MSMAEPoseProcessor.process_clip` (commit df4b751), no augmentation: a whole
     decoded row, a finite check and normalisation statistics over all its frames, then the frames picked."""
-    from msmae.pose_io import ALL_STREAMS, SignPose
+    from msmae.keypoint_layout import ALL_STREAMS
+    from msmae.pose_io import SignPose
     from msmae.processing_msmae import _apply_normalization, _normalization
 
     pose = SignPose.from_example(row)

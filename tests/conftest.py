@@ -83,7 +83,8 @@ def synthetic_clip(frames, seed, source=""):
     undetected)."""
     import numpy as np
 
-    from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+    from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+    from msmae.pose_io import SignPose
 
     rng = np.random.default_rng(seed)
     keypoints = np.zeros((frames, NUM_STORED_KEYPOINTS, 4), dtype=np.float32)

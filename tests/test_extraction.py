@@ -14,7 +14,8 @@ from msmae.data.discovery import find_clips
 from msmae.data.extract import clips_from_inputs, load_extracted, part_path, read_failures, shard_paths, write_part
 from msmae.data.manifest import read_manifest
 from msmae.holistic import ExtractionError, HolisticExtractor, VideoReader, extract_video
-from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, row_features, stream_slices
+from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+from msmae.pose_io import SignPose, row_features
 
 pytest.importorskip("mediapipe")
 av = pytest.importorskip("av")

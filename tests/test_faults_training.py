@@ -160,7 +160,7 @@ def test_nan_at_missing_keypoints_gives_finite_scores_through_the_pipeline(tmp_p
 
     from msmae import MSMAEConfig, MSMAEForSignClassification
     from msmae.pipeline_msmae import RECOGNITION_TASK
-    from msmae.pose_io import NUM_STORED_KEYPOINTS
+    from msmae.keypoint_layout import NUM_STORED_KEYPOINTS
     from msmae.processing_msmae import MSMAEPoseProcessor
 
     torch.manual_seed(0)

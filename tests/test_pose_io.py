@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msmae.keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES
+from msmae.keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES, NUM_STORED_KEYPOINTS, stream_slices
 from msmae.pose_io import (
     ASL_APP_FACE_INDICES,
-    NUM_STORED_KEYPOINTS,
     STORED_POINT_NAMES,
     SignPose,
     is_video,
@@ -21,7 +20,6 @@ from msmae.pose_io import (
     read_landmark_array,
     read_msl150_sample,
     read_pose_file,
-    stream_slices,
 )
 
 SLICES = stream_slices()

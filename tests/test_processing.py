@@ -8,7 +8,8 @@ from conftest import run_without_msmae
 
 from msmae.augmentation import RandomRotation
 from msmae.configuration_msmae import MSMAEConfig
-from msmae.pose_io import ALL_STREAMS, NUM_STORED_KEYPOINTS, SignPose, load_pose, read_pose_file, stream_slices
+from msmae.keypoint_layout import ALL_STREAMS, NUM_STORED_KEYPOINTS, stream_slices
+from msmae.pose_io import SignPose, load_pose, read_pose_file
 from msmae.processing_msmae import MSMAEPoseProcessor, normalize_keypoints
 
 BODY = stream_slices()["body"]

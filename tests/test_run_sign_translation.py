@@ -28,7 +28,7 @@ from msmae.phoenix import (
     phoenix_sentences,
     skeleton_to_sign_pose,
 )
-from msmae.pose_io import stream_slices
+from msmae.keypoint_layout import stream_slices
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.recipes import sign_translation as recipe
 from msmae.training.arguments import inherited_normalization, parse_arguments

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from msmae import sample_data
-from msmae.pose_io import NUM_STORED_KEYPOINTS
+from msmae.keypoint_layout import NUM_STORED_KEYPOINTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MSL150_COUNTS = {"ambulancia": 11, "doctor": 15, "dolor": 20, "hoy": 20, "yo": 20}

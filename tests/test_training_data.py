@@ -12,7 +12,8 @@ from datasets import ClassLabel, DatasetDict, IterableDataset
 
 from msmae.configuration_msmae import MSMAEConfig
 from msmae.data.discovery import find_clips
-from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose
+from msmae.keypoint_layout import NUM_STORED_KEYPOINTS
+from msmae.pose_io import SignPose
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.collator import ClipSampler, PoseClipDataset, PoseCollator, clip_dataset
 from msmae.data.loading import (

@@ -4,7 +4,8 @@ show what they should (stream colours where streams are detected, grey where tok
 import numpy as np
 import pytest
 
-from msmae.pose_io import NUM_STORED_KEYPOINTS, SignPose, load_pose, stream_slices
+from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+from msmae.pose_io import SignPose, load_pose
 from msmae.visualization import (
     HAND_BONES,
     MASKED_COLOR,

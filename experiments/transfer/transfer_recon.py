@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from msmae.configuration_msmae import STREAM_NUM_KEYPOINTS
+from msmae.keypoint_layout import STREAM_NUM_KEYPOINTS
 
 GROUPS = {"body": ("body",), "hands": ("left_hand", "right_hand"), "all": ("body", "left_hand", "right_hand")}
 

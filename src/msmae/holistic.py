@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES
-from .pose_io import IMAGE_SUFFIXES, SignPose, stream_slices
+from .keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES, stream_slices
+from .pose_io import IMAGE_SUFFIXES, SignPose
 
 logger = logging.getLogger(__name__)
 

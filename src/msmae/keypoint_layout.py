@@ -1,8 +1,9 @@
 """Which MediaPipe Holistic landmarks make up each MS-MAE stream.
 
 Model inputs (`pose_values`) hold the keypoints of the configured streams concatenated in the config's
-`streams` order; this module is the single place that says how many keypoints each stream has and maps MediaPipe
-Holistic landmarks to them. It imports nothing, so the data-only modules (`pose_io`) stay free of torch.
+`streams` order; stored clips hold all streams in `ALL_STREAMS` order. This module is the single place that says
+which streams there are, in what order they are stored, how many keypoints each has, and which MediaPipe Holistic
+landmarks fill them. It imports nothing, so the data-only modules (`pose_io`) stay free of torch.
 
 Handedness: `left_hand` is the signer's own left hand. MediaPipe Holistic's `left_hand_landmarks` already
 follow that convention on an unmirrored video (its wrist sits at pose landmark 15, LEFT_WRIST), so no
@@ -11,6 +12,21 @@ swap is made. Mirrored (selfie) videos swap both the hands and the pose's left/r
 
 # Keypoints per stream (the one definition: configuration, processor and pose readers import it from here).
 STREAM_NUM_KEYPOINTS = {"body": 6, "left_hand": 21, "right_hand": 21, "face": 112}
+
+# Every stored clip keeps all four streams in this order, whatever a model uses: a model's `streams`
+# picks its subset at load time, so one extraction serves body+hands and body+hands+face models alike.
+ALL_STREAMS = ("body", "left_hand", "right_hand", "face")
+NUM_STORED_KEYPOINTS = sum(STREAM_NUM_KEYPOINTS[name] for name in ALL_STREAMS)  # 160
+
+
+def stream_slices(streams=ALL_STREAMS) -> dict[str, slice]:
+    """Keypoint slice of each stream when `streams` are concatenated in order."""
+    slices, start = {}, 0
+    for name in streams:
+        slices[name] = slice(start, start + STREAM_NUM_KEYPOINTS[name])
+        start += STREAM_NUM_KEYPOINTS[name]
+    return slices
+
 
 # MediaPipe Holistic component sizes.
 NUM_POSE_LANDMARKS = 33

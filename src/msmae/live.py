@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+from .keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+from .pose_io import SignPose
 
 
 class StreamingHolistic:

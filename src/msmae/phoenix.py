@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pose_io import NUM_STORED_KEYPOINTS, SignPose, stream_slices
+from .keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+from .pose_io import SignPose
 
 PHOENIX_FPS = 25.0
 NUM_JOINTS = 50

@@ -24,22 +24,9 @@ from .keypoint_layout import (
     NUM_FACE_LANDMARKS,
     NUM_HAND_LANDMARKS,
     NUM_POSE_LANDMARKS,
-    STREAM_NUM_KEYPOINTS,
+    NUM_STORED_KEYPOINTS,
+    stream_slices,
 )
-
-# Every stored clip keeps all four streams in this order, whatever a model uses: a model's `streams`
-# picks its subset at load time, so one extraction serves body+hands and body+hands+face models alike.
-ALL_STREAMS = ("body", "left_hand", "right_hand", "face")
-NUM_STORED_KEYPOINTS = sum(STREAM_NUM_KEYPOINTS[name] for name in ALL_STREAMS)  # 160
-
-
-def stream_slices(streams=ALL_STREAMS) -> dict[str, slice]:
-    """Keypoint slice of each stream when `streams` are concatenated in order."""
-    slices, start = {}, 0
-    for name in streams:
-        slices[name] = slice(start, start + STREAM_NUM_KEYPOINTS[name])
-        start += STREAM_NUM_KEYPOINTS[name]
-    return slices
 
 
 @dataclass
@@ -49,7 +36,7 @@ class SignPose:
     Attributes:
         keypoints: `(num_frames, 160, 4)` float32: x and y normalised to the frame (0-1, as MediaPipe returns
             them), z and visibility where the source gives them (0 otherwise), for the streams of `ALL_STREAMS`
-            in that order. Undetected keypoints hold 0, never NaN.
+            (`keypoint_layout`) in that order. Undetected keypoints hold 0, never NaN.
         keypoint_mask: `(num_frames, 160)` bool, True where the keypoint was detected.
         fps: frames per second of the source.
         width, height: frame size in pixels (needed to correct the aspect ratio of normalised x, y); 0 if unknown.
@@ -287,7 +274,8 @@ def read_pose_file(path) -> SignPose:
 def read_pose_data(data: bytes, source: str = "pose bytes") -> SignPose:
     """`read_pose_file` for the bytes of a `.pose` file (a download, an upload); `source` names them in errors."""
     if not data:
-        raise ValueError(f"{source} is empty (0 bytes): it holds no pose header or frames. Re-extract it from the video.")
+        raise ValueError(f"{source} is empty (0 bytes): it holds no pose header or frames. Re-extract it from the "
+                         "video.")
     try:
         from pose_format import Pose
     except ImportError as error:

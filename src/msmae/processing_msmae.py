@@ -18,9 +18,8 @@ import numpy as np
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from .augmentation import build_augmentations, recognition_augmentations, translation_augmentations
-from .configuration_msmae import STREAM_NUM_KEYPOINTS
-from .keypoint_layout import BODY_POSE_NAMES
-from .pose_io import ALL_STREAMS, NUM_STORED_KEYPOINTS, SignPose, load_pose, stream_slices
+from .keypoint_layout import ALL_STREAMS, BODY_POSE_NAMES, NUM_STORED_KEYPOINTS, STREAM_NUM_KEYPOINTS, stream_slices
+from .pose_io import SignPose, load_pose
 
 logger = logging.getLogger(__name__)
 

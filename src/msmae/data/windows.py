@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..pose_io import NUM_STORED_KEYPOINTS, ROW_COLUMNS, SignPose
+from ..keypoint_layout import NUM_STORED_KEYPOINTS
+from ..pose_io import ROW_COLUMNS, SignPose
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ training works; accuracy on them says nothing about real signing.
 
 import numpy as np
 
-from ..pose_io import ALL_STREAMS, NUM_STORED_KEYPOINTS, SignPose, stream_slices
+from ..keypoint_layout import ALL_STREAMS, NUM_STORED_KEYPOINTS, stream_slices
+from ..pose_io import SignPose
 from datasets import Dataset
 
 from ..data.loading import pose_features
