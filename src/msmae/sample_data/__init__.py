@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pose_io import SignPose
+from ..pose_io import SignPose, load_pose
 
 SAMPLE_FILE = Path(__file__).with_name("signs.npz")
 DATASETS = ("asl-app-100", "msl150")
@@ -54,18 +54,20 @@ def clip_names(dataset: str | None = None) -> list[str]:
 
 
 def _clip(index: int) -> SignPose:
+    """The stored clip as a dataset row (its extra columns become `metadata`), read by the one clip loader."""
     arrays = _arrays()
     frames = slice(arrays["start"][index], arrays["start"][index] + arrays["num_frames"][index])
-    return SignPose(
-        keypoints=arrays["keypoints"][frames].astype(np.float32),
-        keypoint_mask=arrays["keypoint_mask"][frames],
-        fps=float(arrays["fps"][index]),
-        width=int(arrays["width"][index]),
-        height=int(arrays["height"][index]),
-        source=f"msmae.sample_data:{arrays['name'][index]}",
-        metadata={"label": str(arrays["label"][index]), "dataset": str(arrays["dataset"][index]),
-                  "upstream_file": str(arrays["source"][index])},
-    )
+    return load_pose({
+        "keypoints": arrays["keypoints"][frames],
+        "keypoint_mask": arrays["keypoint_mask"][frames],
+        "fps": float(arrays["fps"][index]),
+        "width": int(arrays["width"][index]),
+        "height": int(arrays["height"][index]),
+        "source": f"msmae.sample_data:{arrays['name'][index]}",
+        "label": str(arrays["label"][index]),
+        "dataset": str(arrays["dataset"][index]),
+        "upstream_file": str(arrays["source"][index]),
+    })
 
 
 def load_clip(name: str) -> SignPose:
