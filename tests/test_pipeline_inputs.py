@@ -244,3 +244,19 @@ def test_arrays_no_layout_fits_name_shape_dtype_and_layouts(recognizer, array, m
 def test_a_list_of_single_frames_is_a_batch_of_bad_clips(recognizer):
     with pytest.raises(ValueError, match=r"shape \(48, 64, 3\) and dtype uint8 .*one image"):
         recognizer([np.zeros((48, 64, 3), np.uint8)] * 3)
+
+
+def test_endpoint_handler_hands_request_bytes_to_the_pipeline(checkpoint, recognizer):
+    import base64
+
+    from msmae.handler import EndpointHandler
+
+    if not POSE_FILE.is_file():
+        pytest.skip(f"no sample .pose file at {POSE_FILE}")
+    endpoint = EndpointHandler(str(checkpoint))
+    data = POSE_FILE.read_bytes()
+    expected = recognizer(str(POSE_FILE), top_k=3)
+    assert endpoint({"inputs": base64.b64encode(data).decode(), "parameters": {"top_k": 3}}) == expected
+    assert endpoint({"inputs": data, "parameters": {"top_k": 3}}) == expected
+    with pytest.raises(ValueError, match=r"not a video or \.pose file.*b'hello world!'"):
+        endpoint({"inputs": base64.b64encode(b"hello world!").decode()})

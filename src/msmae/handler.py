@@ -8,8 +8,9 @@ The endpoint runtime (huggingface-inference-toolkit) imports `handler.py` from t
 `inputs` is a video (MP4/MOV, WebM/MKV or AVI) or a pose-format `.pose` file as base64 text (a
 `data:video/...;base64,` URL works too) or as raw bytes (what the runtime passes for a binary request body), or
 model-ready inputs `{"pose_values": [[[x, y], ...]]}`. The bytes go to the checkpoint's pipeline, which recognises the
-file from its signature and decodes it in memory; `parameters` go to the pipeline too. The answer is the pipeline's: `[{"label": ..., "score": ...}, ...]` for
-recognition, `[{"translation_text": ...}]` for translation, a list of floats for embeddings.
+file from its signature and decodes it in memory; `parameters` go to the pipeline too. The answer is the pipeline's:
+`[{"label": ..., "score": ...}, ...]` for recognition, `[{"translation_text": ...}]` for translation, a list of floats
+for embeddings.
 
 The pipeline comes from the checkpoint itself (`pipeline(model=path, trust_remote_code=True)`, the task read from
 `config.json`), so msmae need not be installed; videos need MediaPipe 0.10.21 and PyAV (list them in the repository's
