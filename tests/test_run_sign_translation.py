@@ -19,9 +19,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import MBartConfig, MBartForConditionalGeneration, PreTrainedTokenizerFast
 
 from msmae import MSMAEConfig, MSMAEForPreTraining
-from msmae.metrics import load_translation_metric
-from msmae.modeling_sign_translation import SignTranslationModel
-from msmae.phoenix import (
+from msmae.data.corpora.phoenix_skels import (
     load_phoenix_split,
     parse_skels_line,
     phoenix_dataset,
@@ -29,6 +27,8 @@ from msmae.phoenix import (
     skeleton_to_sign_pose,
 )
 from msmae.keypoint_layout import stream_slices
+from msmae.metrics import load_translation_metric
+from msmae.modeling_sign_translation import SignTranslationModel
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.recipes import sign_translation as recipe
 from msmae.training.arguments import inherited_normalization, parse_arguments
@@ -58,7 +58,7 @@ def fit_tokenizer(sentences, vocab_size=600) -> PreTrainedTokenizerFast:
     )
 
 
-# ---- the PHOENIX14T adapter (msmae.phoenix) ----------------------------------------------------------------------
+# ---- the PHOENIX14T .skels reader (msmae.data.corpora.phoenix_skels) -------------------------------------------------
 
 
 def synthetic_joints(frames=3):
@@ -136,7 +136,7 @@ def test_phoenix_sample_layout(shared_data):
         assert (xy[:, slices["body"].start, 0] > xy[:, slices["body"].start + 1, 0]).all()
         path = lambda i: np.linalg.norm(np.diff(xy[:, i], axis=0), axis=-1).sum()
         right_moves_more += path(slices["right_hand"].start) > path(slices["left_hand"].start)
-    assert right_moves_more == 12  # the dominant hand, as expected of right-handed signers (see msmae.phoenix)
+    assert right_moves_more == 12  # the dominant hand, as expected of right-handed signers (see phoenix_skels)
 
     dataset = phoenix_dataset(phoenix, "dev")
     assert len(dataset) == 5 and {"keypoints", "keypoint_mask", "text", "gloss", "name"} <= set(dataset.column_names)

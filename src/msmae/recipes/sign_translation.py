@@ -26,7 +26,7 @@ repeat it, a different value is an error.
 Data: `--dataset_name`, anything `msmae.data.loading.load_sign_dataset` reads (a folder from `msmae extract` or
 `save_to_disk`, Parquet/Arrow shards, a Hub dataset id) with pose columns and a text column, split into train/
 validation/test (by its own splits, its `split` column, or signer); or `--phoenix_dir` with PHOENIX14T `.skels`
-files (`msmae.phoenix`).
+files (`msmae.data.corpora.phoenix_skels`).
 
     python examples/run_sign_translation.py \\
         --pose_encoder_name_or_path ./msmae-pretrained \\
@@ -237,7 +237,7 @@ def apply_dataset_preset(training_args, data_args, freeze_pose_encoder: bool, ar
 def load_splits(data_args, model_args, seed: int) -> dict:
     """{"train", "validation", "test"} `datasets.Dataset`s with pose columns and the text column."""
     if data_args.phoenix_dir:
-        from msmae.phoenix import phoenix_dataset
+        from msmae.data.corpora.phoenix_skels import phoenix_dataset
 
         return {name: phoenix_dataset(data_args.phoenix_dir, split) for name, split in
                 (("train", "train"), ("validation", "dev"), ("test", "test"))}

@@ -6,7 +6,7 @@ are `PHOENIX-2014-T/annotations/manual/PHOENIX-2014-T.{train,dev,test}.corpus.cs
 tagesschau-2/1/*.png|-1|-1|Signer08|DRUCK TIEF KOMMEN|tiefer luftdruck ...`); `start`/`end` are -1 (the whole
 sequence). The frames are PNG images in `PHOENIX-2014-T/features/fullFrame-210x260px/{train,dev,test}/<name>/`
 (the `video` column's `<name>/1/*.png` pattern names a `1/` level that the 2014-T release does not have; both are
-accepted). 25 frames per second (the corpus paper; also `msmae.phoenix.PHOENIX_FPS`).
+accepted). 25 frames per second (the corpus paper; the skeleton reader `phoenix_skels` uses it too).
 Columns: `text` (translation), `gloss` (orth), `signer` (speaker), `name`, `split`. `dev` becomes `validation`.
 """
 

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
-from .pose_io import SignPose
-
-PHOENIX_FPS = 25.0
+from ...keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+from ...pose_io import SignPose
+from .phoenix14t import FPS as PHOENIX_FPS
 NUM_JOINTS = 50
 VALUES_PER_FRAME = NUM_JOINTS * 3 + 1
 
@@ -133,7 +132,7 @@ def phoenix_dataset(directory, split: str):
     rows of `SignPose.to_example`) plus `text`, `gloss` and `name`."""
     from datasets import Dataset, Value
 
-    from .data.loading import pose_features
+    from ..loading import pose_features
 
     features = pose_features(text=True)
     features["gloss"] = Value("string")
