@@ -19,24 +19,27 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..hub_packaging import EMBEDDING_TASK, HUB_PIPELINE_TAGS, RECOGNITION_TASK, TRANSLATION_TASK
+
 TAGS = ["sign-language", "pose", "mediapipe", "msmae", "ms-mae"]
 
+# `pipeline_tag` is the name the checkpoint's `custom_pipelines` lists its pipeline under, so the widget finds it.
 TASKS = {
     "pretraining": {
-        "pipeline_tag": "feature-extraction",
+        "pipeline_tag": HUB_PIPELINE_TAGS[EMBEDDING_TASK],
         "auto_classes": ("AutoModel", "AutoModelForPreTraining"),
         "summary": "an MS-MAE encoder pretrained by masked pose modelling (reconstructing masked cubelets of "
         "MediaPipe keypoint streams)",
         "tags": ["masked-auto-encoding"],
     },
     "sign-classification": {
-        "pipeline_tag": "video-classification",
+        "pipeline_tag": HUB_PIPELINE_TAGS[RECOGNITION_TASK],
         "auto_classes": ("AutoModelForVideoClassification",),
         "summary": "an MS-MAE model for isolated sign recognition (one gloss per clip)",
         "tags": ["sign-language-recognition"],
     },
     "translation": {
-        "pipeline_tag": "translation",
+        "pipeline_tag": HUB_PIPELINE_TAGS[TRANSLATION_TASK],
         "auto_classes": ("AutoModelForSeq2SeqLM", "AutoModelForVision2Seq", "AutoModel"),
         "summary": "an MS-MAE sign language translation model (pose sequence in, text out)",
         "tags": ["sign-language-translation"],
