@@ -60,19 +60,11 @@ def run_without_msmae(script: str, *args, cwd, timeout=300, env=None):
 
 
 def write_video(path, frames, fps=10, codec="libx264", rotation=None) -> str:
-    """Encode RGB uint8 frames `(T, H, W, 3)` (even H, W) to a video file (needs PyAV); returns the path as text."""
-    import av
+    """Encode RGB uint8 frames `(T, H, W, 3)` (even H, W) to a video file with msmae's one writer
+    (`msmae.visualization.write_video`, needs PyAV); returns the path as text."""
+    from msmae.visualization import write_video as write
 
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return str(path)
+    return str(write(frames, path, fps, codec=codec, rotation=rotation))
 
 
 # ---- clip builders shared by several test files ----------------------------------------------------------------------

@@ -52,20 +52,15 @@ def make_inputs(folder: Path) -> None:
     import av
     import numpy as np
 
+    from msmae.visualization import write_video
+
     with av.open(str(SAMPLE)) as container:
         frames = np.stack([f.to_ndarray(format="rgb24")[::2, ::2] for f in container.decode(video=0)])
     folder.mkdir(parents=True)
     names = [b"caf\xe9 latin-1.mp4", b"with spaces  and (brackets).mp4", b"long-" + b"x" * 195 + b".mp4"]
     clips = [frames[i * 7: i * 7 + FRAMES] for i in range(3)] + [np.zeros((4, 64, 64, 3), np.uint8)]
     for name, clip in zip(names + [b"black.mp4"], clips):
-        temporary = folder / "temporary.mp4"
-        with av.open(str(temporary), "w") as container:
-            stream = container.add_stream("libx264", rate=15)
-            stream.height, stream.width = clip.shape[1:3]
-            stream.pix_fmt = "yuv420p"
-            for frame in clip:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
+        temporary = write_video(clip, folder / "temporary.mp4", fps=15)
         os.rename(temporary, os.path.join(os.fsencode(folder), name))
     (folder / "notes.mp4").write_text("not a video\n")
 

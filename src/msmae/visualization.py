@@ -219,24 +219,31 @@ def save_images(images, path, fps=DEFAULT_FPS) -> Path:
         frames = [Image.fromarray(image) for image in images]
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(round(1000 / fps)), loop=0)
     elif suffix == ".mp4":
-        _save_mp4(images, path, fps)
+        write_video(images, path, fps)
     else:
         raise ValueError(f"Cannot write {path}: use .png, .gif or .mp4.")
     return path
 
 
-def _save_mp4(images, path, fps):
+def write_video(frames, path, fps=DEFAULT_FPS, codec="libx264", rotation=None) -> Path:
+    """Encode RGB uint8 frames `(T, H, W, 3)` (even H and W) to a video file with PyAV (`codec`, yuv420p);
+    `rotation` (degrees) is stored as the stream's display rotation. msmae's one video writer (renders, test and
+    fault-injection videos)."""
     from fractions import Fraction
 
     import av
 
+    path = Path(path)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.height, stream.width = images[0].shape[:2]
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
-        for image in images:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+    return path
 
 
 def render(pose, output, keypoint_mask=None, *, streams=None, frame=None, fps=None, height=512) -> Path:
