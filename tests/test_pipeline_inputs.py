@@ -9,11 +9,12 @@ import json
 import socket
 import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, run_without_msmae
+from conftest import SHARED_DATA, run_without_msmae, write_video
 from transformers import pipeline
 
 from msmae import MSMAEConfig, MSMAEForSignClassification
@@ -120,6 +121,15 @@ def test_video_bytes_and_file_objects_answer_as_the_path(recognizer, by_path, mo
     assert len(results) == 3
     for result in results:
         assert_same_answer(result, by_path)
+
+
+@needs_video
+@pytest.mark.slow
+@pytest.mark.parametrize(("suffix", "codec"), [(".webm", "libvpx-vp9"), (".avi", "mpeg4"), (".mov", "libx264")])
+def test_every_container_is_read_from_memory(recognizer, tmp_path, suffix, codec):
+    pytest.importorskip("mediapipe")
+    path = write_video(tmp_path / f"sign{suffix}", decoded_frames(12), fps=10, codec=codec)
+    assert_same_answer(recognizer(Path(path).read_bytes(), top_k=5), recognizer(path, top_k=5))
 
 
 def test_pose_file_bytes_answer_as_the_path(recognizer):
