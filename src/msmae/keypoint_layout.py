@@ -57,6 +57,13 @@ HAND_LANDMARK_NAMES = (
     "PINKY_MCP", "PINKY_PIP", "PINKY_DIP", "PINKY_TIP",
 )
 
+# The stored layout in words, for dataset cards (built from the tables above so that it cannot drift from them).
+STORED_STREAMS_TEXT = (
+    f"body (pose landmarks {BODY_POSE_INDICES[0]}-{BODY_POSE_INDICES[-1]}), "
+    f"left hand ({STREAM_NUM_KEYPOINTS['left_hand']}), right hand ({STREAM_NUM_KEYPOINTS['right_hand']}), "
+    f"face ({STREAM_NUM_KEYPOINTS['face']} mesh points)"
+)
+
 assert len(BODY_POSE_INDICES) == STREAM_NUM_KEYPOINTS["body"]
 assert len(FACE_MESH_INDICES) == STREAM_NUM_KEYPOINTS["face"] == len(set(FACE_MESH_INDICES))
 assert len(HAND_LANDMARK_NAMES) == STREAM_NUM_KEYPOINTS["left_hand"] == STREAM_NUM_KEYPOINTS["right_hand"]

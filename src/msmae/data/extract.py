@@ -40,6 +40,7 @@ from ..holistic import (
     holistic_settings,
     open_frames,
 )
+from ..keypoint_layout import NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
 from ..pose_io import ROW_COLUMNS, row_features
 from .discovery import find_clips
 from .manifest import RANGE_COLUMNS, plain_value, read_manifest
@@ -844,9 +845,9 @@ configs:
 
 # Sign-language poses extracted by `msmae extract`
 
-MediaPipe Holistic landmarks, one row per clip. Columns: `keypoints` (frames, 160, 4) float32 x, y (normalised
-to the frame), z, visibility of the streams body (pose 11-16), left hand (21), right hand (21), face (112 mesh
-points), in that order; `keypoint_mask` (frames, 160) bool, True where detected; `fps`, `width`, `height`,
+MediaPipe Holistic landmarks, one row per clip. Columns: `keypoints` (frames, {NUM_STORED_KEYPOINTS}, 4) float32 x, y
+(normalised to the frame), z, visibility of the streams {STORED_STREAMS_TEXT}, in that order;
+`keypoint_mask` (frames, {NUM_STORED_KEYPOINTS}) bool, True where detected; `fps`, `width`, `height`,
 `num_frames`, `source` (the video or frame folder), `clip_id`, `start_frame` and `end_frame` (the clip's frames in
 the source, end exclusive), and the clips' own columns (label, text, signer, ...). See `{INFO_FILE}`.
 

@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..keypoint_layout import STORED_STREAMS_TEXT
 from .corpora import READERS, CorpusError, read_corpus
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ Columns: {", ".join(f"`{name}`" for name in columns)}.
 Missing source files: {len(result.missing)} (listed in `missing.txt`). Clips that gave no row: {len(result.failures)}
 (listed in `extracted/failures.jsonl`). Reader notes: {"; ".join(index.notes) or "none"}.
 
-Keypoints: x, y normalised to the frame, z, visibility of the streams body (pose 11-16), left hand (21), right
-hand (21), face (112 mesh points); see `msmae.data.loading` for the row schema. The corpus's own licence applies
+Keypoints: x, y normalised to the frame, z, visibility of the streams {STORED_STREAMS_TEXT}; see
+`msmae.data.loading` for the row schema. The corpus's own licence applies
 to this derived data.
 """

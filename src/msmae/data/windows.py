@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..keypoint_layout import NUM_STORED_KEYPOINTS
+from ..keypoint_layout import NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
 from ..pose_io import ROW_COLUMNS, SignPose
 
 logger = logging.getLogger(__name__)
@@ -294,10 +294,9 @@ def dataset_card(dataset, *, source="", max_shard_size="", data_files=None) -> s
         lines.append(f"| {name} | {summary['rows']} | {summary['frames'] or ''} | {hours} |")
     first = next(iter(dataset.values()))
     lines += ["", "## Columns", "",
-              "- `keypoints` (frames, 160, 4) float32: x, y normalised to the frame (0-1), z, visibility of the "
-              "streams body (pose landmarks 11-16), left hand (21), right hand (21), face (112 mesh points), in "
-              "that order; undetected keypoints are 0.",
-              "- `keypoint_mask` (frames, 160) bool: True where MediaPipe detected the keypoint.",
+              f"- `keypoints` (frames, {NUM_STORED_KEYPOINTS}, 4) float32: x, y normalised to the frame (0-1), z, "
+              f"visibility of the streams {STORED_STREAMS_TEXT}, in that order; undetected keypoints are 0.",
+              f"- `keypoint_mask` (frames, {NUM_STORED_KEYPOINTS}) bool: True where MediaPipe detected the keypoint.",
               "- `fps`, `width`, `height` (pixels, for the aspect correction), `num_frames`, `source` (the video), "
               "and where present `clip_id`, `start_frame`, `end_frame` (the clip inside its source)."]
     others = [c for c in first.column_names if c not in ROW_COLUMNS]
