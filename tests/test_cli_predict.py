@@ -142,3 +142,27 @@ def test_command_line_on_a_real_video(classifier_dir, shared_data, tmp_path):
     assert prediction["input"] == str(video) and len(prediction["predictions"]) == 5
     assert sum(p["score"] for p in prediction["predictions"]) == pytest.approx(1.0, abs=1e-4)
     assert "inference_feedback_manager" not in result.stderr  # MediaPipe's start-up noise is filtered
+
+
+def test_a_url_input_is_downloaded_and_a_failed_one_named(classifier_dir, recognizer, pose_files, tmp_path, capsys, caplog):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "sign.pose").write_bytes(pose_files[0].read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        code = predict([f"{base}/sign.pose", f"{base}/missing.pose", "--model", str(classifier_dir), "--format",
+                        "json", "--top_k", "2"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == EXIT_INPUT  # the missing one; the other is still answered
+    results = json.loads(capsys.readouterr().out)
+    expected = recognizer(str(pose_files[0]), top_k=2)
+    assert [p["label"] for p in results[0]["predictions"]] == [p["label"] for p in expected]
+    assert f"{base}/missing.pose" in caplog.text

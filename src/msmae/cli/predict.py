@@ -101,6 +101,8 @@ def check_input(path) -> str | None:
     """A message naming what is wrong with an input path (missing, unsupported type), or None."""
     from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES, is_video
 
+    if str(path).startswith(("http://", "https://")):
+        return None  # downloaded by the pipeline, which names the URL if that fails
     candidate = Path(path)
     if not candidate.exists():
         return f"Input not found: {path}"
