@@ -19,8 +19,8 @@ from msmae.pipeline_msmae import (
     RECOGNITION_TASK,
     TRANSLATION_TASK,
     SignLanguageRecognitionPipeline,
-    add_pipeline_to_checkpoint,
 )
+from msmae.hub_packaging import add_pipeline_to_checkpoint
 from msmae.pose_io import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 

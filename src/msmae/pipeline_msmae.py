@@ -51,7 +51,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .embeddings import POOLINGS, embed_batch
-from .hub_packaging import EMBEDDING_TASK, RECOGNITION_TASK, TRANSLATION_TASK, add_pipeline_to_checkpoint
+from .hub_packaging import EMBEDDING_TASK, RECOGNITION_TASK, TRANSLATION_TASK
 from .pose_io import SignPose, is_byte_source, is_video, load_pose, read_clip_bytes
 from .processing_msmae import MSMAEPoseProcessor
 
@@ -403,7 +403,6 @@ __all__ = [
     "RECOGNITION_TASK",
     "TRANSLATION_TASK",
     "EMBEDDING_TASK",
-    "add_pipeline_to_checkpoint",  # defined in hub_packaging, with the rest of what checkpoints carry
 ]
 
 
