@@ -167,8 +167,12 @@ def test_input_errors_name_the_input():
 
 
 def test_invalid_settings():
-    with pytest.raises(ValueError, match="`streams`"):
-        MSMAEPoseProcessor(streams=["body", "hands"])
+    for streams in (["body", "hands"], ["body", "body"], []):  # the same check as the config's
+        with pytest.raises(ValueError, match="`streams` must be distinct names"):
+            MSMAEPoseProcessor(streams=streams)
+        with pytest.raises(ValueError, match="`streams` must be distinct names"):
+            MSMAEConfig(streams=streams)
+    assert MSMAEPoseProcessor().streams == list(MSMAEConfig().streams) == ["body", "left_hand", "right_hand"]
     with pytest.raises(ValueError, match="`sampling`"):
         MSMAEPoseProcessor(sampling="dense")
     with pytest.raises(ValueError, match="window_size"):

@@ -4,7 +4,7 @@ from transformers import PreTrainedConfig
 
 from .hub_packaging import HubConfigMixin  # custom_pipelines and the pipeline code on save
 # Keypoints per stream, defined with the landmarks that fill each stream in `keypoint_layout.py`.
-from .keypoint_layout import STREAM_NUM_KEYPOINTS  # noqa: E402
+from .keypoint_layout import DEFAULT_STREAMS, STREAM_NUM_KEYPOINTS, check_streams  # noqa: E402
 
 # Streams that share one input projection (and one reconstruction head) when
 # `share_hand_projection=True`: the paper uses a single Linear layer for both hands.
@@ -128,7 +128,7 @@ class MSMAEConfig(HubConfigMixin, PreTrainedConfig):
 
     model_type = "msmae"
 
-    streams: list[str] | tuple[str, ...] = ("body", "left_hand", "right_hand")
+    streams: list[str] | tuple[str, ...] = DEFAULT_STREAMS
     num_coordinates: int = 2
     cubelet_size: int = 2
     hidden_size: int = 512
@@ -167,11 +167,7 @@ class MSMAEConfig(HubConfigMixin, PreTrainedConfig):
         hook transformers uses) and when a model is built, so a config edited after construction is checked where
         it is used; call it yourself after editing one."""
         super().validate()
-        unknown = [name for name in self.streams if name not in STREAM_NUM_KEYPOINTS]
-        if unknown or not self.streams or len(set(self.streams)) != len(self.streams):
-            raise ValueError(
-                f"`streams` must be distinct names from {sorted(STREAM_NUM_KEYPOINTS)}, got {self.streams}."
-            )
+        check_streams(self.streams)
         if self.cubelet_size < 1:
             raise ValueError(f"`cubelet_size` must be at least 1, got {self.cubelet_size}.")
         if not 0.0 < self.mask_ratio < 1.0:

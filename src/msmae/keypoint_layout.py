@@ -16,7 +16,17 @@ STREAM_NUM_KEYPOINTS = {"body": 6, "left_hand": 21, "right_hand": 21, "face": 11
 # Every stored clip keeps all four streams in this order, whatever a model uses: a model's `streams`
 # picks its subset at load time, so one extraction serves body+hands and body+hands+face models alike.
 ALL_STREAMS = ("body", "left_hand", "right_hand", "face")
+# What a model uses unless told otherwise: the paper's body and both hands (the face stream is its option).
+DEFAULT_STREAMS = ("body", "left_hand", "right_hand")
 NUM_STORED_KEYPOINTS = sum(STREAM_NUM_KEYPOINTS[name] for name in ALL_STREAMS)  # 160
+
+
+def check_streams(streams) -> list[str]:
+    """`streams` as a list, or a `ValueError` unless they are distinct known stream names (config and processor)."""
+    streams = list(streams)
+    if not streams or len(set(streams)) != len(streams) or any(name not in STREAM_NUM_KEYPOINTS for name in streams):
+        raise ValueError(f"`streams` must be distinct names from {list(ALL_STREAMS)}, got {streams}.")
+    return streams
 
 
 def stream_slices(streams=ALL_STREAMS) -> dict[str, slice]:

@@ -18,7 +18,10 @@ import numpy as np
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from .augmentation import build_augmentations, recognition_augmentations, translation_augmentations
-from .keypoint_layout import ALL_STREAMS, BODY_POSE_NAMES, NUM_STORED_KEYPOINTS, STREAM_NUM_KEYPOINTS, stream_slices
+from .keypoint_layout import (
+    ALL_STREAMS, BODY_POSE_NAMES, DEFAULT_STREAMS, NUM_STORED_KEYPOINTS, STREAM_NUM_KEYPOINTS, check_streams,
+    stream_slices,
+)
 from .pose_io import SignPose, load_pose
 
 logger = logging.getLogger(__name__)
@@ -154,7 +157,7 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
 
     def __init__(
         self,
-        streams=("body", "left_hand", "right_hand"),
+        streams=DEFAULT_STREAMS,
         normalization="shoulder",
         sampling="uniform",
         num_frames=32,
@@ -165,9 +168,7 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        streams = list(streams)
-        if not streams or len(set(streams)) != len(streams) or any(s not in STREAM_NUM_KEYPOINTS for s in streams):
-            raise ValueError(f"`streams` must be distinct names from {list(ALL_STREAMS)}, got {streams}.")
+        streams = check_streams(streams)
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"`normalization` must be one of {NORMALIZATIONS}, got {normalization!r}.")
         if sampling not in SAMPLINGS:
