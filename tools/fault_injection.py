@@ -24,7 +24,8 @@ Faults (`KINDS`):
 
 Runs are forked from this process after msmae, torch and transformers are imported (a fresh interpreter takes
 20-40 s to start on a busy machine; the fork a fraction of a second), and run `pretraining.main(argv)`, the recipe's
-command line entry. The permission faults need root (the trials run as user nobody).
+command line entry. The permission faults need root (the trials run as user nobody, who must be able to read msmae's
+modules; where nobody cannot, the other faults run as root and the permission faults are refused).
 
     python tools/fault_injection.py --trials 60 --seed 0 --workdir /tmp/msmae-faults
     python tools/fault_injection.py --mode extraction ...   # the extraction side: tools/fault_injection_extraction.py
@@ -32,6 +33,7 @@ command line entry. The permission faults need root (the trials run as user nobo
 
 import argparse
 import collections
+import functools
 import importlib
 import json
 import os
@@ -170,6 +172,7 @@ def run(argv: list[str], workdir: Path, log: Path, fault: dict | None = None, ki
     """Fork, apply `fault` in the child and run the recipe as nobody; kill -9 it after `kill_after` s, call `flip()`
     (a permission flip) after `fault["flip_after"]` s. (exit status, negative for a signal; seconds)."""
     fault = fault or {}
+    as_nobody = not as_root and runs_as_nobody()
     started = time.time()
     pid = os.fork()
     if pid == 0:  # the run
@@ -179,7 +182,7 @@ def run(argv: list[str], workdir: Path, log: Path, fault: dict | None = None, ki
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             to_log()
-            if not as_root and os.geteuid() == 0:
+            if as_nobody:
                 os.setgid(NOBODY)
                 os.setuid(NOBODY)
             os.environ.update(HOME=str(workdir / "home"), MPLCONFIGDIR=str(workdir / "home"))
@@ -335,6 +338,34 @@ def trial(number: int, fault: dict, workdir: Path, data: Path, reference: dict) 
     return record
 
 
+def nobody_cannot_read_msmae() -> str | None:
+    """Why the runs cannot be done as user nobody, or None: nobody must read msmae's modules, which every checkpoint
+    save copies. A checkout below a folder only root may enter (`mktemp -d`, /root) fails that."""
+    import msmae
+
+    source = Path(msmae.__file__).resolve().parent / "modeling_msmae.py"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            with open(source, "rb"):
+                os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    return f"user nobody cannot read {source} (let others enter the checkout's folders: chmod o+rx on each parent)"
+
+
+@functools.cache
+def runs_as_nobody() -> bool:
+    """Whether the runs are done as user nobody (as root, when nobody can read msmae). Permission faults need it:
+    root ignores permissions. Otherwise the runs are done as the current user."""
+    return os.geteuid() == 0 and nobody_cannot_read_msmae() is None
+
+
 def setup(workdir: Path) -> tuple[Path, dict, float]:
     """The data, and an uninterrupted reference run: (data, its result, its seconds). Also checks that a resumed
     run equals it."""
@@ -404,9 +435,10 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--report", default=None, help="write the records and the summary to this JSON file")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0 and "permission" in args.kinds:
-        parser.error("permission faults need root (the runs are done as user nobody: root ignores permissions); "
-                     "run as root or leave permission out of --kinds")
+    if "permission" in args.kinds and not runs_as_nobody():
+        reason = "this is not root" if os.geteuid() != 0 else nobody_cannot_read_msmae()
+        parser.error(f"permission faults need the runs done as user nobody by root (root ignores permissions), but "
+                     f"{reason}; fix that or leave permission out of --kinds")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     import torch
