@@ -135,3 +135,15 @@ def test_combine_refuses_reports_with_different_held_out_files(tmp_path):
     with pytest.raises(SystemExit, match="different held-out"):
         transfer_eval.main(["--combine", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--common-masking", "none",
                             "--output", str(tmp_path / "c.json")])
+
+
+def test_hands_variant_turns_on_the_stream_type_embedding_in_the_pretraining_command():
+    strategy, ratio, overrides = transfer_eval.parse_variant("diff-0.5-hands")
+    assert (strategy, ratio) == ("diff", "0.5") and overrides.endswith(",stream_type_embedding=true")
+    config = MSMAEConfig()
+    config.update_from_string(overrides)  # what the recipe's --config_overrides does with it
+    assert config.stream_type_embedding is True and config.hidden_size == 256
+    assert "stream_type_embedding" not in transfer_eval.parse_variant("same-0.5")[2]
+    for bad in ("diff-0.5-face", "mixed-0.5", "diff"):
+        with pytest.raises(SystemExit, match="Unknown variant"):
+            transfer_eval.parse_variant(bad)

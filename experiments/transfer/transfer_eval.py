@@ -111,11 +111,15 @@ def parse_args(argv=None):
 
 def parse_variant(variant: str) -> tuple[str, str, str]:
     """`diff-0.5` or `diff-0.5-hands` -> (masking strategy, mask ratio, config overrides)."""
-    strategy, ratio, *extra = variant.split("-")
-    if strategy not in ("diff", "same") or extra not in ([], ["hands"]):
+    strategy, _, rest = variant.partition("-")
+    ratio, _, suffix = rest.partition("-")
+    try:
+        float(ratio)
+    except ValueError:
+        suffix = None
+    if strategy not in ("diff", "same") or suffix not in ("", "hands"):
         raise SystemExit(f"Unknown variant {variant!r}: use <diff|same>-<mask ratio>[-hands], e.g. diff-0.5-hands.")
-    overrides = MODEL_OVERRIDES + (",stream_type_embedding=true" if extra else "")
-    return strategy, ratio, overrides
+    return strategy, ratio, MODEL_OVERRIDES + (",stream_type_embedding=true" if suffix else "")
 
 
 def run_dir(args, variant, seed) -> Path:
