@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from msmae.keypoint_layout import DEFAULT_STREAMS
 from msmae.pose_io import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 
-STREAMS = ["body", "left_hand", "right_hand"]
+STREAMS = list(DEFAULT_STREAMS)  # body and both hands, as the transfer runs were made
 
 
 def split_signsuisse(data_root, work_dir, fraction=0.1, seed=0) -> tuple[Path, Path, list[str]]:

@@ -45,7 +45,7 @@ from transformers import set_seed
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification  # noqa: E402
-from transfer_data import STREAMS, clip_paths, msl150, normalised_clips, split_signsuisse  # noqa: E402
+from transfer_data import clip_paths, msl150, normalised_clips, split_signsuisse  # noqa: E402
 from transfer_fewshot import (  # noqa: E402
     encoder_features,
     episodes,
