@@ -101,7 +101,7 @@ def build_corpus(folder: Path, rows: dict) -> dict:
     """One Arrow file per kind of recording ({kind: number of rows}); returns {kind: path}."""
     import pyarrow as pa
 
-    from msmae.pose_io import row_features
+    from msmae.data.schema import row_features
 
     schema = row_features().arrow_schema
     folder.mkdir(parents=True, exist_ok=True)

@@ -127,7 +127,7 @@ def main(argv=None):
     processor = MSMAEPoseProcessor.from_preset("recognition", streams=config.streams, num_frames=args.frames)
     processor_ms = None
     if args.pose.exists():
-        from msmae.pose_io import load_pose
+        from msmae.clips import load_pose
 
         pose = load_pose(args.pose)
         summary = time_calls(lambda: processor([pose], return_tensors="pt"), max(args.steps, 5), 1, sampler, args.max_background)

@@ -2,7 +2,7 @@
 rate, on one CPU core.
 
 The stream is the real sample video (`pose-format-samples/test_video.mp4`, 58 frames, 29.9 fps) played `--loops`
-times back to back through `msmae.live.LiveRecognizer` (MediaPipe Holistic in streaming mode, a sliding window, the
+times back to back through `msmae.serving.live.LiveRecognizer` (MediaPipe Holistic in streaming mode, a sliding window, the
 recognition pipeline). The process is pinned to one core (`os.sched_setaffinity`, so MediaPipe's threads too) with
 one torch thread. Variants:
 
@@ -67,7 +67,7 @@ class Timed:
 
 def looped_frames(video, loops, realtime, stats):
     """The video `loops` times as one stream, timestamps continuing."""
-    from msmae.live import video_frames
+    from msmae.serving.live import video_frames
 
     offset, last = 0.0, 0.0
     for _ in range(loops):
@@ -83,7 +83,7 @@ def percentile(values, q):
 
 
 def run_variant(name, pipe, args, every, realtime):
-    from msmae.live import LiveRecognizer, run_live
+    from msmae.serving.live import LiveRecognizer, run_live
 
     recognizer = LiveRecognizer(pipe, window=args.window, every=every, top_k=5)
     extraction = Timed(recognizer.holistic.process)

@@ -61,8 +61,8 @@ def run_without_msmae(script: str, *args, cwd, timeout=300, env=None):
 
 def write_video(path, frames, fps=10, codec="libx264", rotation=None) -> str:
     """Encode RGB uint8 frames `(T, H, W, 3)` (even H, W) to a video file with msmae's one writer
-    (`msmae.visualization.write_video`, needs PyAV); returns the path as text."""
-    from msmae.visualization import write_video as write
+    (`msmae.serving.visualization.write_video`, needs PyAV); returns the path as text."""
+    from msmae.serving.visualization import write_video as write
 
     return str(write(frames, path, fps, codec=codec, rotation=rotation))
 

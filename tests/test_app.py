@@ -47,7 +47,7 @@ def expected_top5(classifier_dir, sample_video):
 
 
 def test_app_needs_a_fine_tuned_checkpoint(tmp_path_factory):
-    from msmae.app import checkpoint_task
+    from msmae.serving.app import checkpoint_task
 
     output = demo_checkpoints(tmp_path_factory)
     assert checkpoint_task(output / "sign-classification") == RECOGNITION_TASK
@@ -58,7 +58,7 @@ def test_app_needs_a_fine_tuned_checkpoint(tmp_path_factory):
 def test_demo_answers_and_animates(classifier_dir, sample_video, expected_top5):
     from PIL import Image
 
-    from msmae.app import ANIMATION_FRAMES, SignDemo
+    from msmae.serving.app import ANIMATION_FRAMES, SignDemo
 
     demo = SignDemo(classifier_dir)
     with pytest.raises(ValueError, match="Upload a video"):
@@ -203,7 +203,7 @@ print("SPACE" + json.dumps({"msmae": msmae.__file__, "answer": answer, "gif": os
 
 @pytest.mark.slow
 def test_space_runs_with_the_code_and_model_it_carries(classifier_dir, sample_video, expected_top5, tmp_path):
-    from msmae.app import write_space
+    from msmae.serving.app import write_space
 
     space = write_space(classifier_dir, tmp_path / "space")
     readme = (space / "README.md").read_text()
@@ -247,7 +247,7 @@ def test_translation_checkpoints_answer_with_text(tmp_path):
     from conftest import synthetic_clip
     from test_pipelines import save_tiny_translator
 
-    from msmae.app import SignDemo
+    from msmae.serving.app import SignDemo
     from msmae.modeling_sign_translation import SignTranslationModel
     from msmae.pipeline_msmae import TRANSLATION_TASK
 

@@ -15,7 +15,8 @@ from msmae.data.extract import clips_from_inputs, load_extracted, part_path, rea
 from msmae.data.manifest import read_manifest
 from msmae.holistic import ExtractionError, HolisticExtractor, VideoReader, extract_video
 from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
-from msmae.pose_io import SignPose, row_features
+from msmae.pose_io import SignPose
+from msmae.data.schema import row_features
 
 pytest.importorskip("mediapipe")
 av = pytest.importorskip("av")

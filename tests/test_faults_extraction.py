@@ -242,7 +242,7 @@ def test_workers_end_when_the_main_process_is_killed(videos, tmp_path):
 
 
 def test_messages_name_the_file(tmp_path):
-    from msmae.pose_io import load_pose
+    from msmae.clips import load_pose
 
     objects = tmp_path / "objects.npz"
     np.savez(objects, keypoints=np.array([{"x": 1}], dtype=object))

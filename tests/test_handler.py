@@ -15,7 +15,7 @@ from test_pipelines import save_tiny_translator
 from transformers import pipeline
 
 from msmae.handler import decode_video
-from msmae.pose_io import bytes_suffix as video_suffix  # the one signature check, which the pipeline applies
+from msmae.clips import bytes_suffix as video_suffix  # the one signature check, which the pipeline applies
 from msmae.pipeline_msmae import EMBEDDING_TASK, RECOGNITION_TASK, TRANSLATION_TASK
 
 # As huggingface-inference-toolkit's check_and_register_custom_pipeline_from_directory: the folder on sys.path, the

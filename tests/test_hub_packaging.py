@@ -92,7 +92,7 @@ WITHOUT_MSMAE = """
 import json, sys
 from transformers import pipeline
 recognizer = pipeline(model=sys.argv[1], trust_remote_code=True)
-config_module = type(recognizer.model.config).__mro__[1].__module__  # the config mixin, from the checkpoint's code
+config_module = next(c.__module__ for c in type(recognizer.model.config).__mro__ if c.__name__ == "HubConfigMixin")
 scores = recognizer({"pose_values": [[[0.1, 0.2]] * 48] * 6}, top_k=3)
 print(json.dumps([config_module, recognizer.task, len(scores)]))
 """

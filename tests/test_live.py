@@ -29,7 +29,7 @@ def sample_video():
 
 def test_streamed_windows_give_the_pipeline_answer(demo_output, sample_video):
     from msmae.holistic import extract_video
-    from msmae.live import LiveRecognizer, run_live, video_frames
+    from msmae.serving.live import LiveRecognizer, run_live, video_frames
 
     checkpoint = demo_output / "sign-classification"
     recognizer = LiveRecognizer(checkpoint, window=1.0, every=8, top_k=3)
@@ -53,7 +53,7 @@ def test_streamed_windows_give_the_pipeline_answer(demo_output, sample_video):
 
 def test_realtime_play_skips_late_frames(sample_video):
     from msmae.holistic import VideoReader
-    from msmae.live import video_frames
+    from msmae.serving.live import video_frames
 
     with VideoReader(sample_video) as video:
         fps, total = video.fps, sum(1 for _ in video)
@@ -68,7 +68,7 @@ def test_realtime_play_skips_late_frames(sample_video):
 
 def test_bad_frames_and_checkpoints_are_refused(demo_output, capsys):
     from msmae.cli import main
-    from msmae.live import StreamingHolistic
+    from msmae.serving.live import StreamingHolistic
 
     holistic = StreamingHolistic()
     with pytest.raises(ValueError, match="RGB uint8.*cvtColor"):

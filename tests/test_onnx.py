@@ -9,7 +9,7 @@ import torch
 
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
 from msmae.cli.export_onnx import add_export_onnx_arguments, run_export_onnx
-from msmae.onnx_export import example_inputs, export_onnx, to_onnx_inputs
+from msmae.serving.onnx_export import example_inputs, export_onnx, to_onnx_inputs
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")

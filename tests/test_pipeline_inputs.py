@@ -19,7 +19,7 @@ from transformers import pipeline
 
 from msmae import MSMAEConfig, MSMAEForSignClassification
 from msmae.pipeline_msmae import RECOGNITION_TASK
-from msmae.pose_io import bytes_suffix, download, load_pose
+from msmae.clips import bytes_suffix, download, load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 
 VIDEO = SHARED_DATA / "pose-format-samples" / "test_video.mp4"

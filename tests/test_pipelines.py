@@ -21,7 +21,7 @@ from msmae.pipeline_msmae import (
     SignLanguageRecognitionPipeline,
 )
 from msmae.hub_packaging import add_pipeline_to_checkpoint
-from msmae.pose_io import load_pose
+from msmae.clips import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 
 LABELS = ["ambulancia", "doctor", "dolor", "hoy", "yo"]

@@ -13,14 +13,13 @@ from msmae.pose_io import (
     ASL_APP_FACE_INDICES,
     STORED_POINT_NAMES,
     SignPose,
-    is_video,
-    load_pose,
     read_asl_app_json,
     read_frame_folder,
     read_landmark_array,
-    read_msl150_sample,
     read_pose_file,
 )
+from msmae.clips import is_video, load_pose
+from msmae.data.corpora.msl150 import read_msl150_sample
 
 SLICES = stream_slices()
 BODY, LEFT, RIGHT, FACE = SLICES["body"], SLICES["left_hand"], SLICES["right_hand"], SLICES["face"]

@@ -9,7 +9,8 @@ from conftest import run_without_msmae
 from msmae.augmentation import RandomRotation
 from msmae.configuration_msmae import MSMAEConfig
 from msmae.keypoint_layout import ALL_STREAMS, NUM_STORED_KEYPOINTS, stream_slices
-from msmae.pose_io import SignPose, load_pose, read_pose_file
+from msmae.pose_io import SignPose, read_pose_file
+from msmae.clips import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor, normalize_keypoints
 
 BODY = stream_slices()["body"]

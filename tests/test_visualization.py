@@ -1,12 +1,13 @@
-"""Skeleton drawing (`msmae.visualization`) and `msmae visualize`: files open, have the right size and frames, and
+"""Skeleton drawing (`msmae.serving.visualization`) and `msmae visualize`: files open, have the right size and frames, and
 show what they should (stream colours where streams are detected, grey where tokens are masked)."""
 
 import numpy as np
 import pytest
 
 from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
-from msmae.pose_io import SignPose, load_pose
-from msmae.visualization import (
+from msmae.pose_io import SignPose
+from msmae.clips import load_pose
+from msmae.serving.visualization import (
     HAND_BONES,
     MASKED_COLOR,
     STREAM_COLORS,
@@ -139,7 +140,7 @@ def test_reconstruction_side_by_side(tmp_path):
 
 def test_load_pose_reads_an_extract_output_folder(tmp_path):
     from msmae.data.extract import part_path, write_part
-    from msmae.pose_io import row_features
+    from msmae.data.schema import row_features
 
     (tmp_path / "data").mkdir()
     poses = [_signer(frames=n, seed=n) for n in (3, 4)]
@@ -163,7 +164,7 @@ def test_visualize_command(shared_data, tmp_path, capsys):
     output = tmp_path / "pose.gif"
     assert main(["visualize", str(pose_file), "--output", str(output), "--size", "160"]) == 0
     gif = Image.open(output)
-    from msmae.pose_io import load_pose
+    from msmae.clips import load_pose
 
     assert gif.n_frames == load_pose(pose_file).num_frames and gif.height == 160
     with pytest.raises(SystemExit) as exit_:

@@ -15,7 +15,8 @@ from msmae.data.extract import part_path, write_part
 from msmae.data.loading import load_sign_dataset
 from msmae.data.windows import PoseRow, PoseRows, compact, hub_folder, push_compacted, stream_for_node
 from msmae.keypoint_layout import NUM_STORED_KEYPOINTS
-from msmae.pose_io import SignPose, row_features
+from msmae.pose_io import SignPose
+from msmae.data.schema import row_features
 from msmae.processing_msmae import MSMAEPoseProcessor, normalize_keypoints
 from msmae.training.collator import ClipSampler, PoseClipDataset, PoseCollator, clip_dataset
 

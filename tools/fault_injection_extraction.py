@@ -52,7 +52,7 @@ def make_inputs(folder: Path) -> None:
     import av
     import numpy as np
 
-    from msmae.visualization import write_video
+    from msmae.serving.visualization import write_video
 
     with av.open(str(SAMPLE)) as container:
         frames = np.stack([f.to_ndarray(format="rgb24")[::2, ::2] for f in container.decode(video=0)])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from msmae.keypoint_layout import DEFAULT_STREAMS
-from msmae.pose_io import load_pose
+from msmae.clips import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 
 STREAMS = list(DEFAULT_STREAMS)  # body and both hands, as the transfer runs were made

@@ -35,10 +35,10 @@ _LAZY_NAMES = {
     "MSMAEPoseProcessor": "processing_msmae",
     "normalize_keypoints": "processing_msmae",
     "SignPose": "pose_io",
-    "load_pose": "pose_io",
+    "load_pose": "clips",
     "read_pose_file": "pose_io",
     "read_landmark_array": "pose_io",
-    "read_msl150_sample": "pose_io",
+    "read_msl150_sample": "data.corpora.msl150",
     "read_asl_app_json": "pose_io",
     "read_frame_folder": "pose_io",
 }
@@ -63,18 +63,32 @@ def __dir__():
 
 _registration = None  # None, "running" or "done"
 
+# The modules whose classes the Auto classes and the pipeline registry name: importing any of them registers msmae.
+REGISTERING_MODULES = frozenset(
+    f"{__name__}.{module}"
+    for module in (
+        "configuration_msmae",
+        "configuration_sign_translation",
+        "modeling_msmae",
+        "modeling_sign_translation",
+        "processing_msmae",
+        "pipeline_msmae",
+    )
+)
+
 
 def register_auto_classes():
     """Register msmae's configs, models and processor with transformers' Auto classes and its pipelines with the
-    pipeline registry, once.
+    pipeline registry, once; returns whether msmae is registered.
 
-    Called by `configuration_*`, `modeling_*`, `processing_msmae` and `pipeline_msmae` at the end of their import from
-    this package (never in a `trust_remote_code` copy). While one of them is still being imported by another, the
-    call returns and the outer module's own call registers.
+    The import hook below calls it at the right time, so users rarely need to. Where one of `REGISTERING_MODULES` or
+    a transformers module is still being imported, it returns False and the hook registers when that import ends.
     """
     global _registration
     if _registration is not None:
-        return
+        return _registration == "done"
+    if _importing(REGISTERING_MODULES.__contains__) or _importing(lambda name: name.partition(".")[0] == "transformers"):
+        return False
     _registration = "running"
     try:
         from transformers import (
@@ -92,10 +106,8 @@ def register_auto_classes():
         from .modeling_sign_translation import SignTranslationModel
         from .pipeline_msmae import register_pipelines
         from .processing_msmae import MSMAEPoseProcessor
-    except ImportError as error:
+    except BaseException:
         _registration = None
-        if "partially initialized" in str(error):  # an msmae module is mid-import; it registers when it ends
-            return
         raise
     AutoConfig.register("msmae", MSMAEConfig, exist_ok=True)
     AutoModel.register(MSMAEConfig, MSMAEModel, exist_ok=True)
@@ -117,27 +129,27 @@ def register_auto_classes():
     MSMAEForSignClassification.register_for_auto_class("AutoModelForVideoClassification")
     register_pipelines()
     _registration = "done"
+    return True
 
 
-def _transformers_importing(current=None) -> bool:
-    """Whether a module of transformers (other than `current`) is in the middle of its import."""
+def _importing(selected) -> bool:
+    """Whether a module whose name `selected` accepts is in the middle of its import."""
     return any(
-        name != current and name.partition(".")[0] == "transformers"
-        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+        selected(name) and getattr(getattr(module, "__spec__", None), "_initializing", False)
         for name, module in list(sys.modules.items())
     )
 
 
-class _RegisterWhenTransformersAutoLoads(importlib.abc.MetaPathFinder):
-    """Registers msmae once transformers' Auto classes are loaded and no transformers import is still running, so
-    that `import msmae` then `AutoModel.from_pretrained(msmae_checkpoint)` resolves `model_type="msmae"` without
-    `import msmae` paying for transformers. Registering in the middle of a transformers import (e.g. of `Trainer`,
-    which loads the Auto classes on its way) would re-enter that import. Removes itself once it has fired."""
+class _RegisterOnImport(importlib.abc.MetaPathFinder):
+    """The one registration path: registers msmae when one of its `REGISTERING_MODULES` has been imported, or when
+    transformers' Auto classes have been loaded (so that `import msmae` then `AutoModel.from_pretrained(checkpoint)`
+    resolves `model_type="msmae"` without `import msmae` paying for transformers), each time once no such import is
+    still running: registering in the middle of one would re-enter it. Removes itself once msmae is registered."""
 
     is_msmae_registration_hook = True  # one per process: a re-imported msmae replaces the old one
 
     def find_spec(self, fullname, path=None, target=None):
-        if not fullname.startswith("transformers."):
+        if not (fullname in REGISTERING_MODULES or fullname.startswith("transformers.")):
             return None
         for finder in sys.meta_path:
             hook = getattr(finder, "is_msmae_registration_hook", False)
@@ -162,17 +174,18 @@ class _RegisterAfterExec(importlib.abc.Loader):
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        if self.finder in sys.meta_path and _AUTO_MODULE in sys.modules and not _transformers_importing(module.__name__):
-            sys.meta_path.remove(self.finder)
-            register_auto_classes()
+        if self.finder not in sys.meta_path:
+            return
+        if module.__name__ in REGISTERING_MODULES or _AUTO_MODULE in sys.modules:
+            module.__spec__._initializing = False  # this import has ended; the spec says so only after we return
+            if register_auto_classes():
+                sys.meta_path.remove(self.finder)
 
 
 _AUTO_MODULE = "transformers.models.auto"
-if _AUTO_MODULE in sys.modules and not _transformers_importing():
-    register_auto_classes()
-else:
-    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "is_msmae_registration_hook", False)]
-    sys.meta_path.insert(0, _RegisterWhenTransformersAutoLoads())
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "is_msmae_registration_hook", False)]
+if not (_AUTO_MODULE in sys.modules and register_auto_classes()):
+    sys.meta_path.insert(0, _RegisterOnImport())
 
 
 if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
@@ -194,13 +207,7 @@ if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
         SignLanguageRecognitionPipeline,
         SignLanguageTranslationPipeline,
     )
-    from .pose_io import (
-        SignPose,
-        load_pose,
-        read_asl_app_json,
-        read_frame_folder,
-        read_landmark_array,
-        read_msl150_sample,
-        read_pose_file,
-    )
+    from .pose_io import SignPose, read_asl_app_json, read_frame_folder, read_landmark_array, read_pose_file
+    from .clips import load_pose
+    from .data.corpora.msl150 import read_msl150_sample
     from .processing_msmae import MSMAEPoseProcessor, normalize_keypoints

@@ -11,7 +11,42 @@ from .keypoint_layout import DEFAULT_STREAMS, STREAM_NUM_KEYPOINTS, check_stream
 HAND_STREAMS = ("left_hand", "right_hand")
 
 
-class MSMAEConfig(HubConfigMixin, PreTrainedConfig):
+class PipelineConfigMixin(HubConfigMixin):
+    """Config mixin of msmae's model configs: saves the checkpoint's pipeline (`HubConfigMixin`), and reports the
+    `custom_pipelines` that transformers' `pipeline()` should see where the config is loaded.
+
+    transformers refuses every task listed in a checkpoint's `custom_pipelines` unless `trust_remote_code=True`,
+    even when the same pipeline is installed. Tasks that an imported `msmae` serves are left out of what the
+    config reports; what is saved stays unchanged, so the checkpoint still works where msmae is not installed.
+    """
+
+    @property
+    def custom_pipelines(self) -> dict:
+        saved = self.__dict__.get("custom_pipelines") or {}
+        if saved and __name__.startswith("transformers_modules."):
+            # A checkpoint's code, where msmae may be missing: config.json lists each pipeline once, under its Hub name
+            # (so transformers can infer the task); `pipeline()` reads this before resolving a task name, so
+            # registering the sign-language-* names here lets those resolve too.
+            from .pipeline_msmae import register_pipelines
+
+            register_pipelines()
+        try:
+            from transformers.pipelines import PIPELINE_REGISTRY
+        except ImportError:
+            return saved
+        installed = {
+            task
+            for task, info in PIPELINE_REGISTRY.supported_tasks.items()
+            if getattr(info.get("impl"), "__module__", "").startswith("msmae.")
+        }
+        return {task: info for task, info in saved.items() if task not in installed}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value):
+        self.__dict__["custom_pipelines"] = value
+
+
+class MSMAEConfig(PipelineConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a Multi-Stream Masked Autoencoder (MS-MAE) for sign language pose sequences.
 
@@ -235,9 +270,3 @@ class MSMAEConfig(HubConfigMixin, PreTrainedConfig):
 
 
 __all__ = ["MSMAEConfig", "STREAM_NUM_KEYPOINTS"]
-
-
-if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
-    from . import register_auto_classes
-
-    register_auto_classes()

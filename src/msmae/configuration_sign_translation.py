@@ -3,8 +3,7 @@
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_msmae import MSMAEConfig
-from .hub_packaging import HubConfigMixin
+from .configuration_msmae import MSMAEConfig, PipelineConfigMixin
 
 # The paper's text model. Configs and models are only ever loaded from it by name (`from_pretrained_parts`).
 DEFAULT_TEXT_MODEL = "facebook/mbart-large-50-many-to-many-mmt"
@@ -14,7 +13,7 @@ FUSIONS = ("concat", "mean")
 DEFAULT_LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
-class SignTranslationConfig(HubConfigMixin, PreTrainedConfig):
+class SignTranslationConfig(PipelineConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a [`SignTranslationModel`]: an MS-MAE pose encoder, a linear projection to the text model's width,
     and a pretrained sequence-to-sequence text model (mBART-50 in the paper) whose encoder is fine-tuned in full and
@@ -111,9 +110,3 @@ class SignTranslationConfig(HubConfigMixin, PreTrainedConfig):
 
 
 __all__ = ["SignTranslationConfig", "DEFAULT_TEXT_MODEL", "DEFAULT_LORA_TARGET_MODULES"]
-
-
-if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
-    from . import register_auto_classes
-
-    register_auto_classes()

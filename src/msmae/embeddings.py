@@ -17,14 +17,24 @@ Pooling:
 - `"none"`: no pooling; every token's state, `(tokens, hidden)` per clip, in stream-major order (see
   `MSMAEModel.stream_tokens`).
 
-This module is exported with the model for `trust_remote_code`, so it imports only torch and flat siblings.
+This module is exported with the model for `trust_remote_code` and imports only torch: the models pool with its
+`masked_mean` and the pipelines with `embed_batch`, so neither depends on the other.
 """
 
 import torch
 
-from .modeling_msmae import masked_mean
-
 POOLINGS = ("mean", "cls", "none")
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Average of `values (..., H)` over `dim` where `mask` (`values`' shape without H) is nonzero.
+
+    The package's one masked mean (pooling, stream fusion). Masked positions are left out with `where`, so NaN or
+    inf there cannot reach the result; an all-masked row gives 0.
+    """
+    keep = mask.bool().unsqueeze(-1)
+    total = torch.where(keep, values, 0.0).sum(dim)
+    return total / keep.sum(dim).clamp(min=1).to(values.dtype)
 
 
 def encoder_of(model):

@@ -7,9 +7,9 @@
   (`HubConfigMixin`), or by `add_pipeline_to_checkpoint` for folders written otherwise.
 - What a push uploads (`UPLOAD_IGNORE_PATTERNS`, `files_to_upload`): model files, never pickles or resume state.
 
+It knows the pipelines by name (`PIPELINE_CLASSES`) and never imports the pipeline module, which builds on it.
 Checkpoints carry this file (the configuration and modeling modules import it), so at module level it imports only
-the standard library; transformers and the pipeline code are imported inside the functions that use them, which keeps
-`import msmae.configuration_msmae` free of torch.
+the standard library; transformers is imported inside the functions that use it.
 """
 
 import json
@@ -33,6 +33,12 @@ ARCHITECTURE_TASKS = {
     "SignTranslationModel": TRANSLATION_TASK,
 }
 PIPELINE_MODULE = "pipeline_msmae"  # the flat module whose classes `custom_pipelines` names
+# The pipeline class (in `PIPELINE_MODULE`) and the Auto class that loads the model, of each task.
+PIPELINE_CLASSES = {
+    RECOGNITION_TASK: ("SignLanguageRecognitionPipeline", "AutoModelForVideoClassification"),
+    TRANSLATION_TASK: ("SignLanguageTranslationPipeline", "AutoModelForSeq2SeqLM"),
+    EMBEDDING_TASK: ("SignLanguageEmbeddingPipeline", "AutoModel"),
+}
 
 # Every checkpoint names all heads of its family (by `model_type`), so e.g. `AutoModel` loads the encoder of a
 # pretraining checkpoint with trust_remote_code.
@@ -87,38 +93,7 @@ class HubModelMixin:
 
 
 class HubConfigMixin:
-    """Config mixin: a model's config saves its pipeline (`custom_pipelines`, the pipeline code and `handler.py`), and
-    an imported msmae's own pipelines serve `pipeline(task, model=path)` without `trust_remote_code`.
-
-    transformers refuses every task listed in a checkpoint's `custom_pipelines` unless `trust_remote_code=True`,
-    even when the same pipeline is installed. Tasks that an imported `msmae` serves are left out of what the
-    config reports; what is saved stays unchanged, so the checkpoint still works where msmae is not installed.
-    """
-
-    @property
-    def custom_pipelines(self) -> dict:
-        saved = self.__dict__.get("custom_pipelines") or {}
-        if saved and __name__.startswith("transformers_modules."):
-            # A checkpoint's code, where msmae may be missing: config.json lists each pipeline once, under its Hub name
-            # (so transformers can infer the task); `pipeline()` reads this before resolving a task name, so
-            # registering the sign-language-* names here lets those resolve too.
-            from .pipeline_msmae import register_pipelines
-
-            register_pipelines()
-        try:
-            from transformers.pipelines import PIPELINE_REGISTRY
-        except ImportError:
-            return saved
-        installed = {
-            task
-            for task, info in PIPELINE_REGISTRY.supported_tasks.items()
-            if getattr(info.get("impl"), "__module__", "").startswith("msmae.")
-        }
-        return {task: info for task, info in saved.items() if task not in installed}
-
-    @custom_pipelines.setter
-    def custom_pipelines(self, value):
-        self.__dict__["custom_pipelines"] = value
+    """Config mixin: a model's config saves its pipeline (`custom_pipelines`, the pipeline code and `handler.py`)."""
 
     def save_pretrained(self, save_directory, **kwargs):
         """Saves the config; a model's config (with `architectures` and `auto_map`) also gets its pipeline:
@@ -149,6 +124,22 @@ def tasks_for_checkpoint(config: dict) -> list[str]:
     return list(dict.fromkeys(tasks))
 
 
+def checkpoint_task(model) -> str:
+    """The task an application serves for a checkpoint (a folder or Hub id): recognition if the checkpoint has a
+    classification head, else translation. `msmae predict`, `msmae app` and `msmae live` all use this rule; a
+    pretrained encoder (embedding only) is refused with what to do instead."""
+    from transformers import AutoConfig  # msmae's configs resolve without trust_remote_code once msmae is imported
+
+    tasks = tasks_for_checkpoint(AutoConfig.from_pretrained(str(model)).to_dict())
+    for task in (RECOGNITION_TASK, TRANSLATION_TASK):
+        if task in tasks:
+            return task
+    raise ValueError(
+        f"{model} is a pretrained encoder (it serves {', '.join(tasks)}); a checkpoint fine-tuned for sign "
+        "recognition (examples/run_sign_classification.py) or translation (examples/run_sign_translation.py) is needed."
+    )
+
+
 def custom_pipelines_for(config: dict, tasks=None) -> dict:
     """The `custom_pipelines` entry of a saved config: each task under its Hub name (`HUB_PIPELINE_TAGS`).
 
@@ -157,21 +148,18 @@ def custom_pipelines_for(config: dict, tasks=None) -> dict:
     transformers infer it (`pipeline(model=repo, trust_remote_code=True)`). The `sign-language-*` names resolve too:
     the checkpoint's configuration code registers them when it loads (`HubConfigMixin.custom_pipelines`).
     """
-    from .pipeline_msmae import PIPELINES  # which pipeline class and Auto class serve each task
-
     tasks = [tasks] if isinstance(tasks, str) else list(tasks) if tasks is not None else tasks_for_checkpoint(config)
     custom = {}
     for name in tasks:
-        if name not in PIPELINES:
-            raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINES)}.")
-        pipeline_class, auto_class = PIPELINES[name]
-        if auto_class.__name__ not in (config.get("auto_map") or {}):
+        if name not in PIPELINE_CLASSES:
+            raise ValueError(f"Unknown task {name!r}; use one of {', '.join(PIPELINE_CLASSES)}.")
+        pipeline_class, auto_class = PIPELINE_CLASSES[name]
+        if auto_class not in (config.get("auto_map") or {}):
             raise ValueError(
-                f"The config has no auto_map entry for {auto_class.__name__}, so {name} could not load the model "
+                f"The config has no auto_map entry for {auto_class}, so {name} could not load the model "
                 "with trust_remote_code; save the model after `import msmae`."
             )
-        impl = f"{PIPELINE_MODULE}.{pipeline_class.__name__}"
-        custom[HUB_PIPELINE_TAGS[name]] = {"impl": impl, "pt": [auto_class.__name__]}
+        custom[HUB_PIPELINE_TAGS[name]] = {"impl": f"{PIPELINE_MODULE}.{pipeline_class}", "pt": [auto_class]}
     return custom
 
 
@@ -248,6 +236,8 @@ def files_to_upload(folder) -> list[str]:
 __all__ = [
     "AUTO_MAPS",
     "ARCHITECTURE_TASKS",
+    "PIPELINE_CLASSES",
+    "PIPELINE_MODULE",
     "HUB_PIPELINE_TAGS",
     "RECOGNITION_TASK",
     "TRANSLATION_TASK",
@@ -256,6 +246,7 @@ __all__ = [
     "HubConfigMixin",
     "HubModelMixin",
     "add_pipeline_to_checkpoint",
+    "checkpoint_task",
     "copy_pipeline_code",
     "custom_pipelines_for",
     "files_to_upload",

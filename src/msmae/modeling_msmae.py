@@ -17,6 +17,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_msmae import MSMAEConfig
+from .embeddings import masked_mean
 from .hub_packaging import HubModelMixin
 
 try:  # transformers >= 5: checkpoint key renames
@@ -601,17 +602,6 @@ class MSMAEModel(MSMAEPreTrainedModel):
         return {name: tokens[:, i] for i, name in enumerate(self.config.streams)}
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """Average of `values (..., H)` over `dim` where `mask` (`values`' shape without H) is nonzero.
-
-    The package's one masked mean (pooling, stream fusion). Masked positions are left out with `where`, so NaN or
-    inf there cannot reach the result; an all-masked row gives 0.
-    """
-    keep = mask.bool().unsqueeze(-1)
-    total = torch.where(keep, values, 0.0).sum(dim)
-    return total / keep.sum(dim).clamp(min=1).to(values.dtype)
-
-
 class MSMAEDecoder(nn.Module):
     """Lightweight MAE decoder: fills masked cubelets with a mask token and reconstructs their keypoints."""
 
@@ -845,11 +835,4 @@ __all__ = [
     "MSMAEModelOutput",
     "MSMAEForPreTrainingOutput",
     "TrainableFromConfigMixin",
-    "masked_mean",
 ]
-
-
-if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
-    from . import register_auto_classes
-
-    register_auto_classes()

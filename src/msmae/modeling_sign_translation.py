@@ -13,7 +13,8 @@ from transformers.utils import logging
 from .configuration_msmae import MSMAEConfig
 from .configuration_sign_translation import DEFAULT_TEXT_MODEL, SignTranslationConfig
 from .hub_packaging import HubModelMixin
-from .modeling_msmae import MSMAEModel, TrainableFromConfigMixin, masked_mean
+from .embeddings import masked_mean
+from .modeling_msmae import MSMAEModel, TrainableFromConfigMixin
 
 logger = logging.get_logger(__name__)
 
@@ -436,9 +437,3 @@ __all__ = [
     "SignTranslationEncoderOutput",
     "load_pose_encoder",
 ]
-
-
-if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
-    from . import register_auto_classes
-
-    register_auto_classes()

@@ -46,13 +46,15 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForVideoClassification, Pipeline
+import transformers
+from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .embeddings import POOLINGS, embed_batch
-from .hub_packaging import EMBEDDING_TASK, RECOGNITION_TASK, TRANSLATION_TASK
-from .pose_io import SignPose, is_byte_source, is_video, load_pose, read_clip_bytes
+from .hub_packaging import EMBEDDING_TASK, PIPELINE_CLASSES, RECOGNITION_TASK, TRANSLATION_TASK
+from .pose_io import SignPose
+from .clips import is_byte_source, is_video, load_pose, read_clip_bytes
 from .processing_msmae import MSMAEPoseProcessor
 
 logger = logging.get_logger(__name__)
@@ -377,11 +379,11 @@ class SignLanguageEmbeddingPipeline(SignPosePipeline):
 
 # ---- registration --------------------------------------------------------------------------------------------------
 
-# The pipeline class and Auto class of each task (`hub_packaging.custom_pipelines_for` writes them into checkpoints).
+# The pipeline class and Auto class of each task, as `hub_packaging.PIPELINE_CLASSES` names them (what checkpoints'
+# `custom_pipelines` say).
 PIPELINES = {
-    RECOGNITION_TASK: (SignLanguageRecognitionPipeline, AutoModelForVideoClassification),
-    TRANSLATION_TASK: (SignLanguageTranslationPipeline, AutoModelForSeq2SeqLM),
-    EMBEDDING_TASK: (SignLanguageEmbeddingPipeline, AutoModel),
+    task: (globals()[pipeline_class], getattr(transformers, auto_class))
+    for task, (pipeline_class, auto_class) in PIPELINE_CLASSES.items()
 }
 
 
@@ -404,9 +406,3 @@ __all__ = [
     "TRANSLATION_TASK",
     "EMBEDDING_TASK",
 ]
-
-
-if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
-    from . import register_auto_classes
-
-    register_auto_classes()

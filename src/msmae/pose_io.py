@@ -1,16 +1,14 @@
-"""In-memory pose clips, the dataset row format that `msmae extract` writes, and readers of pose files.
+"""The in-memory pose clip (`SignPose`) and the readers of pose files and landmark arrays.
 
-Readers turn every supported source into a `SignPose` (x, y normalised to the frame, a keypoint mask, never NaN):
+Readers turn every supported pose source into a `SignPose` (x, y normalised to the frame, a keypoint mask, never NaN):
 pose-format `.pose` files (MediaPipe Holistic, full or reduced), landmark arrays (`.npy`/`.npz`, MediaPipe
 Holistic order, the stored MS-MAE order or the MSL-150 per-frame vectors), folders of per-frame `.npy` vectors,
-and ASL-App JSON landmark files. `load_pose` picks the reader from the path's suffix (for bytes, file objects and
-URLs, from the bytes' signature).
+and ASL-App JSON landmark files. `clips.load_pose` picks the reader for a source; videos go through `holistic`, which
+builds on this module (and never the other way round).
 """
 
 import json
 import os
-import struct
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,43 +97,11 @@ class SignPose:
         )
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# The stored row
-# ----------------------------------------------------------------------------------------------------------------------
 
-# The one definition of a pose dataset's row (what `msmae extract` writes and every loader reads):
-#   keypoints (frames, 160, 4) float32, keypoint_mask (frames, 160) bool, fps, width, height, num_frames,
-#   source: the video, frame folder or pose file the clip comes from,
-#   clip_id: the clip's key within its dataset (the source for a whole video),
-#   start_frame, end_frame: the clip's frames in the source, end exclusive (0 and num_frames for a whole video).
-# Datasets add their own columns (label, text, signer, split, ...) after these.
+
+# The SignPose part of a stored dataset row (`SignPose.to_example`); the whole row, with its clip columns and
+# `datasets` features, is defined once on the data side, in `msmae.data.schema`.
 POSE_COLUMNS = ("keypoints", "keypoint_mask", "fps", "width", "height", "num_frames", "source")
-CLIP_COLUMNS = ("clip_id", "start_frame", "end_frame")
-ROW_COLUMNS = POSE_COLUMNS + CLIP_COLUMNS
-
-
-def row_features(extra_columns=None):
-    """`datasets.Features` of the stored row (`ROW_COLUMNS`) followed by `extra_columns` ({name: feature})."""
-    try:  # in a try: checkpoints carry this module, and transformers' check of their imports skips try blocks
-        from datasets import Array2D, Array3D, Features, Value
-    except ImportError as error:
-        raise ImportError("Pose datasets need the datasets package: pip install datasets") from error
-    clash = sorted(set(extra_columns or {}) & set(ROW_COLUMNS))
-    if clash:
-        raise ValueError(f"Columns {clash} are part of the stored pose row ({', '.join(ROW_COLUMNS)}); rename them.")
-    return Features({
-        "keypoints": Array3D(shape=(None, NUM_STORED_KEYPOINTS, 4), dtype="float32"),
-        "keypoint_mask": Array2D(shape=(None, NUM_STORED_KEYPOINTS), dtype="bool"),
-        "fps": Value("float32"),
-        "width": Value("int32"),
-        "height": Value("int32"),
-        "num_frames": Value("int32"),
-        "source": Value("string"),
-        "clip_id": Value("string"),
-        "start_frame": Value("int32"),
-        "end_frame": Value("int32"),
-        **(extra_columns or {}),
-    })
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -337,7 +303,7 @@ def pose_format_to_sign_pose(pose, source: str = "") -> SignPose:
 # ---- landmark arrays (.npy / .npz / in-memory) -----------------------------------------------------------------------
 
 
-def _infer_layout(shape, name) -> str:
+def infer_layout(shape, name) -> str:
     if len(shape) == 3 and 2 <= shape[2] <= 4:
         if shape[1] == NUM_STORED_KEYPOINTS:
             return "msmae"
@@ -411,10 +377,10 @@ def read_landmark_array(source, layout: str = "auto", *, fps: float = 0.0, width
     array = array.astype(np.float64)
     if array.shape[:1] == (0,):
         raise ValueError(f"{name} has zero frames.")
-    layout = _infer_layout(array.shape, name) if layout == "auto" else layout
+    layout = infer_layout(array.shape, name) if layout == "auto" else layout
     if layout not in LANDMARK_LAYOUTS:
         raise ValueError(f"{name}: unknown layout {layout!r}; use 'auto' or one of {sorted(LANDMARK_LAYOUTS)}.")
-    if _infer_layout(array.shape, name) != layout:
+    if infer_layout(array.shape, name) != layout:
         raise ValueError(f"{name}: shape {array.shape} does not fit layout {layout!r} ({LANDMARK_LAYOUTS[layout]}).")
     if not np.isfinite(array).any():
         raise ValueError(f"{name} holds no finite coordinate (all NaN/inf); nothing was detected or the file is broken.")
@@ -480,12 +446,6 @@ def read_frame_folder(folder, layout: str = "auto", *, fps: float = 0.0, width: 
     return pose
 
 
-def read_msl150_sample(folder) -> SignPose:
-    """Read one MSL-150 sample folder (`data/sample_npy/<gloss>/<sample>/`, 30 frame files); the gloss is kept in
-    `metadata["gloss"]`."""
-    pose = read_frame_folder(folder, layout="msl150", fps=MSL150_FPS, width=MSL150_WIDTH, height=MSL150_HEIGHT)
-    pose.metadata["gloss"] = Path(folder).resolve().parent.name
-    return pose
 
 
 # ---- ASL-App JSON ----------------------------------------------------------------------------------------------------
@@ -540,241 +500,3 @@ def read_asl_app_json(path, *, width: int = 0, height: int = 0) -> SignPose:
         values, _present(values), source=str(path), fps=document.get("fps") or 0.0,
         width=width, height=height, metadata=metadata,
     )
-
-
-# ---- clips given as bytes, file objects or URLs ----------------------------------------------------------------------
-
-# Container signatures ((offset, bytes) pairs that must all match) -> the video's suffix; Matroska and WebM share EBML's.
-VIDEO_SIGNATURES = (
-    (((4, b"ftyp"),), ".mp4"),
-    (((4, b"moov"),), ".mov"),
-    (((4, b"mdat"),), ".mov"),
-    (((4, b"wide"),), ".mov"),
-    (((0, b"\x1a\x45\xdf\xa3"),), ".webm"),
-    (((0, b"RIFF"), (8, b"AVI ")), ".avi"),
-)
-# A pose-format file starts with its format version, a little-endian float32 (0.1 and 0.2 so far).
-POSE_VERSION_HEADERS = frozenset(struct.pack("<f", version / 10) for version in range(10))
-URL_SCHEMES = ("http://", "https://")
-DOWNLOAD_TIMEOUT = 60.0  # seconds a download may wait for the server
-
-
-def _signature_suffix(data) -> str:
-    head = bytes(data[:16])
-    for marks, suffix in VIDEO_SIGNATURES:
-        if all(head[offset : offset + len(mark)] == mark for offset, mark in marks):
-            return suffix
-    return ".pose" if head[:4] in POSE_VERSION_HEADERS else ""
-
-
-def bytes_suffix(data, name="the bytes") -> str:
-    """The file suffix of a clip given as bytes, from its signature: a video container (`VIDEO_SIGNATURES`) or a
-    pose-format `.pose` file. Raises `ValueError` naming `name` for anything else."""
-    suffix = _signature_suffix(data)
-    if not suffix:
-        raise ValueError(
-            f"{name}: not a video or .pose file msmae reads (starts with {bytes(data[:12])!r}). Given as bytes, a "
-            "file object or a URL, a clip must be a video (MP4/MOV, WebM/MKV or AVI, recognised by its container "
-            "signature) or a pose-format .pose file; pass other files by their path."
-        )
-    return suffix
-
-
-def is_byte_source(source) -> bool:
-    """Whether `source` is a clip to read as bytes: `bytes`/`bytearray`/`memoryview`, a binary file object (anything
-    with `read()`, e.g. `open(path, "rb")`, `io.BytesIO`) or an `http://`/`https://` URL."""
-    if isinstance(source, str):
-        return source.lower().startswith(URL_SCHEMES)
-    return isinstance(source, (bytes, bytearray, memoryview)) or callable(getattr(source, "read", None))
-
-
-def download(url, timeout=DOWNLOAD_TIMEOUT) -> bytes:
-    """The body of an http(s) URL, with the standard library (proxies from the environment apply). Raises `OSError`
-    naming the URL when the download fails."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, headers={"User-Agent": "msmae"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
-    except urllib.error.HTTPError as error:
-        reason = f"HTTP {error.code} {error.reason}"
-    except (OSError, ValueError) as error:  # refused, unknown host, timed out, malformed address
-        reason = str(getattr(error, "reason", None) or error)
-    raise OSError(f"Could not download {url} ({reason}); check the address, or download the file and pass its path.")
-
-
-def read_clip_bytes(source, timeout=DOWNLOAD_TIMEOUT) -> tuple[bytes, str]:
-    """The bytes of a clip given as bytes, a binary file object or a URL (see `is_byte_source`; URLs are downloaded,
-    waiting at most `timeout` seconds at a time), and a name for messages."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        return data, f"the {len(data)} bytes given"
-    if isinstance(source, str):
-        return download(source, timeout), source
-    name = str(getattr(source, "name", "") or f"the {type(source).__name__} object")
-    data = source.read()
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ValueError(f"{name} gave {type(data).__name__}, not bytes: open videos and .pose files in binary mode, "
-                         "open(path, 'rb').")
-    return bytes(data), name
-
-
-# Every array layout a clip may have, for messages.
-ARRAY_LAYOUTS = {"video frames": "(frames, height, width, 3) uint8 RGB (MediaPipe Holistic runs on them)",
-                 **{f"landmarks (layout={name!r})": text for name, text in LANDMARK_LAYOUTS.items()}}
-
-
-def check_clip_array(array):
-    """Raise a `ValueError` naming the shape and dtype of an array that no clip layout (`ARRAY_LAYOUTS`) fits; uint8
-    arrays are pixels, so only `(frames, height, width, 3)` fits them (a single image is not a clip)."""
-    shape, dtype = tuple(array.shape), str(array.dtype).removeprefix("torch.")
-    hint = ""
-    if dtype == "uint8":
-        if len(shape) == 4 and shape[-1] == 3:
-            return
-        if len(shape) == 3 and shape[-1] in (3, 4):
-            hint = ": it looks like one image (height, width, channels); a clip is its frames, e.g. np.stack(images)"
-        elif len(shape) == 4 and shape[-1] == 4:
-            hint = ": RGBA frames; pass the RGB channels, frames[..., :3]"
-    else:
-        try:
-            _infer_layout(shape, "")
-            return
-        except ValueError:
-            pass
-        if len(shape) == 4 and shape[-1] == 3:
-            hint = ": video frames must be uint8 RGB; for 0-1 floats use (frames * 255).round().astype(np.uint8)"
-    layouts = "; ".join(f"{name}: {text}" for name, text in ARRAY_LAYOUTS.items())
-    raise ValueError(f"An array of shape {shape} and dtype {dtype} matches no known layout{hint}. Accepted arrays: "
-                     f"{layouts}.")
-
-
-# ---- dispatcher ------------------------------------------------------------------------------------------------------
-
-
-def is_video(source) -> bool:
-    """Whether `source` is something MediaPipe must read: a video file, a folder of frame images, a video's bytes, or
-    RGB uint8 frames `(T, H, W, 3)` (numpy or torch)."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.is_dir():
-            return any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()) and not any(path.glob("*.npy"))
-        return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _signature_suffix(source) in VIDEO_SUFFIXES
-    return getattr(source, "ndim", 0) == 4 and source.shape[-1] == 3 and str(source.dtype) in ("uint8", "torch.uint8")
-
-
-def video_extractor(**extractor_kwargs):
-    """A MediaPipe Holistic extractor (`msmae.holistic.HolisticExtractor`); needs msmae's `video` extra."""
-    try:  # absolute and guarded: video extraction is optional (MediaPipe) and not part of exported model code
-        from msmae.holistic import HolisticExtractor
-    except ImportError as error:
-        raise ImportError(
-            f"Reading a video needs MediaPipe and PyAV (msmae's video extra): pip install 'msmae[video]' ({error})."
-        ) from error
-    return HolisticExtractor(**extractor_kwargs)
-
-
-def read_extracted_row(folder, index) -> SignPose:
-    """Row `index` (in `load_extracted` order) of a dataset folder written by `msmae extract`, reading only the
-    part file that holds it."""
-    try:  # in a try: checkpoints carry this module, and transformers' check of their imports skips try blocks
-        import pyarrow.parquet as pq
-        from datasets import Dataset
-        from datasets.table import InMemoryTable
-    except ImportError as error:
-        raise ImportError(f"Reading {folder} needs the datasets package: pip install datasets") from error
-    folder = Path(folder)
-    parts = sorted((folder / "data").glob("*.parquet"))
-    rows = 0
-    for part in parts:
-        count = pq.ParquetFile(part).metadata.num_rows
-        if 0 <= index < rows + count:
-            table = InMemoryTable(pq.read_table(part))
-            return SignPose.from_example(Dataset(table).with_format("numpy")[index - rows])
-        rows += count
-    raise ValueError(f"{folder} holds {rows} extracted clips; index {index} is out of range (0 to {rows - 1}).")
-
-
-def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> SignPose:
-    """Load one clip from whatever it is given as: the one clip loader of msmae (processor, pipelines, `msmae
-    predict`, `msmae visualize` and the dataset builders all read clips through it).
-
-    `source` may be:
-    - a `SignPose` (returned as is) or a dataset row (`SignPose.to_example` format);
-    - a landmark array (see `read_landmark_array`), or a path: `.pose` (pose-format), `.npy`/`.npz` (landmark
-      arrays), `.json` (ASL-App), a folder of per-frame `.npy` files;
-    - a folder written by `msmae extract`: its row `index`;
-    - a video (`VIDEO_SUFFIXES`), a folder of frame images (`IMAGE_SUFFIXES`, recorded at `fps`) or RGB uint8
-      frames `(T, H, W, 3)` (recorded at `fps`, default 30): MediaPipe Holistic runs on them, with `extractor` (a
-      `HolisticExtractor`, to reuse one graph across clips) or a new one made with `kwargs`; needs msmae's `video`
-      extra. A video without a person raises `ValueError`;
-    - the bytes of a video or a `.pose` file, a binary file object holding one, or an `http://`/`https://` URL of
-      one (see `read_clip_bytes`); the kind is read from the bytes' signature (`bytes_suffix`).
-
-    An array no layout fits (`ARRAY_LAYOUTS`), e.g. a single image, raises `ValueError` naming its shape and dtype.
-
-    Other `kwargs` go to the reader (`layout`, `width`, `height`, ...).
-    """
-    if isinstance(source, SignPose):
-        return source
-    if isinstance(source, Mapping):
-        return SignPose.from_example(source)
-    if is_byte_source(source):
-        data, name = read_clip_bytes(source)
-        if index is not None:
-            raise ValueError(f"index={index} picks a row of an `msmae extract` folder; {name} is not one.")
-        if bytes_suffix(data, name) == ".pose":
-            return read_pose_data(data, source=name, **kwargs)
-        return _extract_pose(data, extractor, fps, kwargs, name=name)
-    path = Path(source) if isinstance(source, (str, os.PathLike)) else None
-    extracted = path is not None and path.is_dir() and any((path / "data").glob("*.parquet"))
-    if index is not None and not extracted:
-        raise ValueError(f"index={index} picks a row of an `msmae extract` folder; {source} is not one.")
-    if is_video(source):
-        return _extract_pose(source, extractor, fps, kwargs)
-    if path is None:
-        if hasattr(source, "shape") and hasattr(source, "dtype"):
-            check_clip_array(source)
-        return read_landmark_array(source, **kwargs)
-    suffix = path.suffix.lower()
-    if path.is_dir():
-        if extracted:
-            return read_extracted_row(path, 0 if index is None else index)
-        return read_frame_folder(path, **kwargs)
-    if not path.exists():
-        raise FileNotFoundError(f"No such pose or video file: {path}")
-    if suffix == ".pose":
-        return read_pose_file(path, **kwargs)
-    if suffix in (".npy", ".npz"):
-        return read_landmark_array(path, **kwargs)
-    if suffix == ".json":
-        return read_asl_app_json(path, **kwargs)
-    raise ValueError(
-        f"{path}: unsupported file type {suffix or '(no suffix)'!r}. Supported: {', '.join(POSE_SUFFIXES)}, a folder of "
-        f"per-frame .npy files or frame images, an `msmae extract` folder, or a video ({', '.join(VIDEO_SUFFIXES)})."
-    )
-
-
-def _extract_pose(source, extractor, fps, kwargs, name=None) -> SignPose:
-    own = extractor is None
-    extractor = video_extractor(**kwargs) if own else extractor
-    try:
-        if isinstance(source, (str, os.PathLike)):
-            name = str(source)
-            pose = extractor.extract_video(source, fps=fps)
-        elif isinstance(source, bytes):  # a video's bytes, read from memory
-            pose = extractor.extract_video(source, fps=fps, source=name)
-        else:
-            name = "the frames"
-            frames = source.detach().cpu().numpy() if hasattr(source, "detach") else np.asarray(source)
-            pose = extractor.extract_frames(frames, 30.0 if fps is None else fps)
-    finally:
-        if own:
-            extractor.close()
-    if not pose.keypoint_mask.any():
-        raise ValueError(f"MediaPipe found no person in {name}; check that the signer is visible in the video.")
-    return pose

@@ -22,7 +22,8 @@ from .keypoint_layout import (
     ALL_STREAMS, BODY_POSE_NAMES, DEFAULT_STREAMS, NUM_STORED_KEYPOINTS, STREAM_NUM_KEYPOINTS, check_streams,
     stream_slices,
 )
-from .pose_io import SignPose, load_pose
+from .pose_io import SignPose
+from .clips import load_pose
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
 
         Args:
             poses: a `SignPose`, a path (`.pose`, `.npy`, `.npz`, `.json`, a frame folder or a video; see
-                `msmae.pose_io.load_pose`), a landmark array (numpy or torch; 4-D means a batch), a dataset row in
+                `msmae.clips.load_pose`), a landmark array (numpy or torch; 4-D means a batch), a dataset row in
                 `SignPose.to_example` format or a batch of rows (dict of columns), or a list of any of these.
             training: random frame sampling and augmentations (see the class docstring).
             seed, generator: randomness for training: a `numpy.random.Generator`, or a seed to make one
@@ -444,9 +445,3 @@ def _describe(item) -> str:
 
 
 __all__ = ["MSMAEPoseProcessor", "normalize_keypoints"]
-
-
-if __name__.startswith("msmae."):  # the installed package, not a trust_remote_code copy: Auto-class registration
-    from . import register_auto_classes
-
-    register_auto_classes()

@@ -1,4 +1,4 @@
-"""`msmae app`: the web demo of a checkpoint (Gradio), served on this machine (see `msmae.app`)."""
+"""`msmae app`: the web demo of a checkpoint (Gradio), served on this machine (see `msmae.serving.app`)."""
 
 APP_HELP = "web demo: upload or record a video, see the top-5 signs (or the translation) and the extracted skeleton"
 
@@ -23,7 +23,7 @@ def run_app(args, parser) -> int:
         import gradio  # noqa: F401
     except ImportError:
         parser.error("msmae app needs Gradio: pip install 'msmae[app]'")
-    from ..app import build_app
+    from ..serving.app import build_app
 
     try:
         app = build_app(args.model, device=args.device, top_k=args.top_k)

@@ -1,4 +1,4 @@
-"""`msmae export-onnx`: a sign classifier, or with `--encoder` any checkpoint's encoder, to ONNX (`msmae.onnx_export`)."""
+"""`msmae export-onnx`: a sign classifier, or with `--encoder` any checkpoint's encoder, to ONNX (`msmae.serving.onnx_export`)."""
 
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def run_export_onnx(args, parser) -> int:
         parser.error(f"--output {args.output}: the file name must end in .onnx")
     if not (Path(args.model) / "config.json").is_file():
         parser.error(f"--model {args.model}: no config.json there; pass the folder of a saved sign classifier")
-    from ..onnx_export import (
+    from ..serving.onnx_export import (
         ONNX_INPUT_NAMES, export_onnx, load_classifier, load_encoder, max_abs_difference, output_names,
     )
 

@@ -1,4 +1,4 @@
-"""`msmae live`: live sign recognition from a camera or a video (see `msmae.live`)."""
+"""`msmae live`: live sign recognition from a camera or a video (see `msmae.serving.live`)."""
 
 LIVE_HELP = "live sign recognition: MediaPipe over a camera or video, a running top-k printed as the person signs"
 
@@ -17,7 +17,7 @@ def add_live_arguments(parser):
 
 
 def run_live(args, parser) -> int:
-    from .. import live
+    from ..serving import live
 
     if args.window <= 0 or args.every < 1 or args.top_k < 1:
         parser.error("--window must be positive, --every and --top_k at least 1")

@@ -9,7 +9,6 @@ content cannot be read (empty, corrupt, no person found: the other inputs are st
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 logger = logging.getLogger("msmae")
@@ -99,7 +98,8 @@ def run_predict(args, parser) -> int:
 
 def check_input(path) -> str | None:
     """A message naming what is wrong with an input path (missing, unsupported type), or None."""
-    from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES, is_video
+    from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES
+    from ..clips import is_video
 
     if str(path).startswith(("http://", "https://")):
         return None  # downloaded by the pipeline, which names the URL if that fails
@@ -157,7 +157,7 @@ def load_predictor(model, device):
 
 def read_clip(pipe, path, fps=None):
     """Loads one input (running MediaPipe on videos, with the pipeline's extractor) and checks it processes."""
-    from ..pose_io import is_video, load_pose
+    from ..clips import is_video, load_pose
 
     if is_video(path):
         from ..holistic import filter_native_stderr

@@ -1,4 +1,4 @@
-"""`msmae space`: write a checkpoint's web demo as a Hugging Face Space folder (see `msmae.app.write_space`)."""
+"""`msmae space`: write a checkpoint's web demo as a Hugging Face Space folder (see `msmae.serving.app.write_space`)."""
 
 SPACE_HELP = "write the web demo of a checkpoint as a Hugging Face Space (app.py, requirements.txt, README.md)"
 
@@ -15,7 +15,7 @@ def run_space(args, parser) -> int:
         import gradio  # noqa: F401
     except ImportError:
         parser.error("msmae space needs Gradio (its version goes into the Space metadata): pip install 'msmae[app]'")
-    from ..app import write_space
+    from ..serving.app import write_space
 
     try:
         folder = write_space(args.model, args.output_dir, title=args.title)

@@ -1,4 +1,4 @@
-"""`msmae visualize`: draw a pose clip (any input `msmae.pose_io.load_pose` reads) as a skeleton."""
+"""`msmae visualize`: draw a pose clip (any input `msmae.clips.load_pose` reads) as a skeleton."""
 
 import logging
 from pathlib import Path
@@ -23,8 +23,8 @@ def add_visualize_arguments(parser):
 
 
 def run_visualize(args, parser) -> int:
-    from ..pose_io import is_video, load_pose
-    from ..visualization import render
+    from ..clips import is_video, load_pose
+    from ..serving.visualization import render
 
     output = Path(args.output)
     if output.suffix.lower() not in (".png", ".gif", ".mp4"):

@@ -1,7 +1,7 @@
 """The resumable dataset writer behind `msmae extract` (MediaPipe itself is in `msmae.holistic`).
 
 `run_extraction(...)` turns many videos, frame folders or clips cut from long videos (`ClipSource`) into a Hugging
-Face `datasets` dataset on disk, one row per clip (columns: `msmae.pose_io.ROW_COLUMNS`, then the clip's own):
+Face `datasets` dataset on disk, one row per clip (columns: `msmae.data.schema.ROW_COLUMNS`, then the clip's own):
 
     OUTPUT_DIR/data/train-<16 hex>.parquet   one file per clip (hash of its clip_id: a whole video's is its path),
                                               written atomically
@@ -41,7 +41,7 @@ from ..holistic import (
     open_frames,
 )
 from ..keypoint_layout import NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
-from ..pose_io import ROW_COLUMNS, row_features
+from .schema import ROW_COLUMNS, row_features
 from .discovery import find_clips
 from .manifest import RANGE_COLUMNS, plain_value, read_manifest
 

@@ -33,7 +33,9 @@ from datasets import (
     load_from_disk,
 )
 
-from ..pose_io import POSE_SUFFIXES, ROW_COLUMNS, VIDEO_SUFFIXES, load_pose, row_features
+from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES
+from ..clips import load_pose
+from .schema import ROW_COLUMNS, row_features
 from .discovery import find_clips
 from .manifest import RANGE_COLUMNS, SPLIT_NAMES, read_manifest
 
@@ -44,7 +46,7 @@ _CLIP_ERRORS = (ValueError, OSError)
 
 
 def pose_features(label_names=None, *, text=False, signer=False, split=False) -> Features:
-    """The `Features` of the stored row (`msmae.pose_io.row_features`) with the optional columns asked for."""
+    """The `Features` of the stored row (`msmae.data.schema.row_features`) with the optional columns asked for."""
     features = {}
     if label_names is not None:
         features["label"] = ClassLabel(names=list(label_names))
@@ -92,7 +94,7 @@ def _generate_rows(records, optional_columns, load_kwargs):
 def dataset_from_records(
     records: Iterable[dict], *, label_names=None, cache_dir=None, num_proc=None, load_kwargs=None
 ) -> Dataset:
-    """A dataset from clip records: dicts with `path` (anything `msmae.pose_io.load_pose` reads: a `.pose`, `.npy`,
+    """A dataset from clip records: dicts with `path` (anything `msmae.clips.load_pose` reads: a `.pose`, `.npy`,
     `.npz` or ASL-App `.json` file, a folder of per-frame `.npy` vectors, or a video, which runs MediaPipe) and
     optionally `label`, `text`, `signer`, `split`.
 

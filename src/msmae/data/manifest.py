@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from ..pose_io import CLIP_COLUMNS, ROW_COLUMNS
+from .schema import CLIP_COLUMNS, ROW_COLUMNS
 
 SPLIT_NAMES = ("train", "validation", "test")
 # Always text, even when every value looks like a number: labels are class names (a `ClassLabel` is built from

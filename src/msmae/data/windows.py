@@ -30,7 +30,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..keypoint_layout import NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
-from ..pose_io import ROW_COLUMNS, SignPose
+from ..pose_io import SignPose
+from .schema import ROW_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def _child_range(array, start, stop):
         return array.values, offsets[start].as_py(), offsets[stop].as_py()
     raise ValueError(
         f"keypoints or their mask are stored as Arrow type {array.type}, not as nested lists; rebuild the dataset in "
-        "msmae's schema (msmae.pose_io.row_features)."
+        "msmae's schema (msmae.data.schema.row_features)."
     )
 
 
@@ -92,7 +93,7 @@ class _Columns:
 
 
 class PoseRow(Mapping):
-    """One stored pose row (msmae's schema, `msmae.pose_io.row_features`), read lazily.
+    """One stored pose row (msmae's schema, `msmae.data.schema.row_features`), read lazily.
 
     `row.num_frames` reads list offsets only; `row.read_frames(start, stop)` reads frames `[start, stop)` as a
     `SignPose` (keypoints: a read-only view of the Arrow values); `row[column]` reads one column's value
@@ -153,7 +154,7 @@ class PoseRow(Mapping):
         if (high - low, value_high - value_low, mask_high - mask_low) != (expected, 4 * expected, expected):
             raise ValueError(
                 f"{source or 'row'}: keypoints are not stored as (frames, {NUM_STORED_KEYPOINTS}, 4) with a "
-                f"(frames, {NUM_STORED_KEYPOINTS}) mask; rebuild the dataset in msmae's schema (msmae.pose_io.row_features)."
+                f"(frames, {NUM_STORED_KEYPOINTS}) mask; rebuild the dataset in msmae's schema (msmae.data.schema.row_features)."
             )
         xyzv = values.slice(value_low, value_high - value_low).to_numpy(zero_copy_only=False)
         return SignPose(

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pose_io import SignPose, load_pose
+from ..pose_io import SignPose
+from ..clips import load_pose
 
 SAMPLE_FILE = Path(__file__).with_name("signs.npz")
 DATASETS = ("asl-app-100", "msl150")

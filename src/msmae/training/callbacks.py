@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..visualization import expand_token_mask, render_reconstruction
+from ..serving.visualization import expand_token_mask, render_reconstruction
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class EpochCallback(TrainerCallback):
 
 class ReconstructionPictureCallback(TrainerCallback):
     """At every evaluation, reconstructs one evaluation clip and saves original | masked input | reconstruction
-    (`msmae.visualization.render_reconstruction`) as `output_dir/reconstructions/step-XXXXXXX.png`.
+    (`msmae.serving.visualization.render_reconstruction`) as `output_dir/reconstructions/step-XXXXXXX.png`.
 
     The clip and its mask are the evaluation set's first clip and fixed noise, so pictures of successive
     evaluations show the same thing learned better.
@@ -78,7 +78,7 @@ class ReconstructionPictureCallback(TrainerCallback):
         frame = int(candidates[np.argmin(np.abs(candidates - frames // 2))])
         path = self.output_dir / f"step-{state.global_step:07d}.png"
         try:
-            import matplotlib  # noqa: F401  (msmae.visualization draws with it)
+            import matplotlib  # noqa: F401  (msmae.serving.visualization draws with it)
         except ImportError:
             logger.warning("matplotlib is not installed (pip install 'msmae[viz]'): no reconstruction picture.")
             return

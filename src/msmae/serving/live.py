@@ -13,12 +13,11 @@ processed, so latency and dropped frames are what a person in front of a camera 
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
-from .pose_io import SignPose
+from ..keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
+from ..pose_io import SignPose
 
 
 class StreamingHolistic:
@@ -26,7 +25,7 @@ class StreamingHolistic:
 
     def __init__(self, **settings):
         # msmae.holistic's helpers: the same checked settings and landmark layout as `msmae extract`.
-        from .holistic import _copy_landmarks, _import_mediapipe, holistic_settings
+        from ..holistic import _copy_landmarks, _import_mediapipe, holistic_settings
 
         _, holistic = _import_mediapipe()
         self.settings = holistic_settings(**settings)
@@ -88,7 +87,7 @@ class LiveRecognizer:
         if window <= 0 or every < 1 or top_k < 1:
             raise ValueError(f"window must be positive and every, top_k at least 1; got window={window}, "
                              f"every={every}, top_k={top_k}.")
-        from .pipeline_msmae import SignLanguageRecognitionPipeline
+        from ..pipeline_msmae import SignLanguageRecognitionPipeline
 
         self.pipeline = model if isinstance(model, SignLanguageRecognitionPipeline) else self._load(model, device)
         self.window, self.every, self.top_k = float(window), int(every), int(top_k)
@@ -104,8 +103,7 @@ class LiveRecognizer:
     def _load(model, device):
         from transformers import pipeline
 
-        from .app import checkpoint_task
-        from .pipeline_msmae import RECOGNITION_TASK
+        from ..hub_packaging import RECOGNITION_TASK, checkpoint_task
 
         task = checkpoint_task(model)
         if task != RECOGNITION_TASK:
@@ -146,7 +144,7 @@ class LiveRecognizer:
 def video_frames(path, realtime=False, stats=None):
     """`(frame, timestamp, arrival)` for each frame of a video file; `realtime` paces them at the video's frame rate
     and skips frames that are already late (a camera would have replaced them), counting them in `stats["dropped"]`."""
-    from .holistic import VideoReader
+    from ..holistic import VideoReader
 
     with VideoReader(path) as video:
         fps = video.fps or 30.0

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .keypoint_layout import ALL_STREAMS, stream_slices
-from .pose_io import SignPose
+from ..keypoint_layout import ALL_STREAMS, stream_slices
+from ..pose_io import SignPose
 
 # MediaPipe hand landmarks (see keypoint_layout.HAND_LANDMARK_NAMES): thumb, four fingers, and the palm.
 HAND_BONES = (

@@ -6,7 +6,7 @@ checkpoint's pipeline gives the top-5 signs with their scores (a recognition che
 translation checkpoint), and an animation of the extracted skeleton is shown beside the answer. Needs the `app`
 extra: `pip install 'msmae[app]'` (Gradio, MediaPipe, PyAV, matplotlib).
 
-    >>> from msmae.app import build_app  # doctest: +SKIP
+    >>> from msmae.serving.app import build_app  # doctest: +SKIP
     >>> build_app("path/to/sign-classification").launch()  # doctest: +SKIP
 """
 
@@ -19,27 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .hub_packaging import RECOGNITION_TASK, TRANSLATION_TASK, tasks_for_checkpoint
+from ..hub_packaging import RECOGNITION_TASK, checkpoint_task
 
 ANIMATION_FRAMES = 48  # at most this many frames in the skeleton animation: a GIF stays small and quick to draw
 ANIMATION_HEIGHT = 320
-
-
-def checkpoint_task(model) -> str:
-    """The task the demo shows for a checkpoint (folder or Hub id): recognition or translation."""
-    from transformers import AutoConfig
-
-    from . import register_auto_classes
-
-    register_auto_classes()  # msmae's configs resolve without trust_remote_code
-    tasks = tasks_for_checkpoint(AutoConfig.from_pretrained(str(model)).to_dict())
-    for task in (RECOGNITION_TASK, TRANSLATION_TASK):
-        if task in tasks:
-            return task
-    raise ValueError(
-        f"{model} is a pretrained encoder (it serves {', '.join(tasks)}); the app needs a checkpoint fine-tuned for "
-        "sign recognition (examples/run_sign_classification.py) or translation (examples/run_sign_translation.py)."
-    )
 
 
 class SignDemo:
@@ -48,7 +31,7 @@ class SignDemo:
     def __init__(self, model, *, device=None, top_k=5):
         from transformers import pipeline
 
-        from .holistic import HolisticExtractor
+        from ..holistic import HolisticExtractor
 
         self.model_name = Path(model).name if Path(str(model)).is_dir() else str(model)  # a Hub id, or the folder's name
         self.task = checkpoint_task(model)
@@ -129,7 +112,7 @@ def build_app(model, *, device=None, top_k=5, title=None):
 
 
 def add_live_tab(demo: SignDemo, top_k: int, window=2.0, every=4):
-    """A webcam stream with the running top-k (`msmae.live`): one MediaPipe graph per visitor, `every` frames
+    """A webcam stream with the running top-k (`msmae.serving.live`): one MediaPipe graph per visitor, `every` frames
     between answers over the last `window` seconds."""
     import time
 
@@ -164,7 +147,7 @@ def add_live_tab(demo: SignDemo, top_k: int, window=2.0, every=4):
 
 SPACE_APP = '''"""{title}: the msmae web demo (written by `msmae space`)."""
 
-from msmae.app import build_app
+from msmae.serving.app import build_app
 
 demo = build_app({model!r}, title={title!r})
 
@@ -205,7 +188,7 @@ def write_space(model, output_dir, *, title=None) -> Path:
     local = Path(str(model)).is_dir()
     if local:
         shutil.copytree(model, output_dir / "model", ignore=lambda _, names: [n for n in names if _NOT_FOR_SPACE.match(n)])
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the whole msmae package, of which this is msmae/serving/app.py
     shutil.copytree(package, output_dir / "msmae", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (output_dir / "app.py").write_text(SPACE_APP.format(title=title, model="model" if local else str(model)))
     (output_dir / "requirements.txt").write_text("\n".join(space_requirements()) + "\n")
@@ -235,4 +218,4 @@ def write_space(model, output_dir, *, title=None) -> Path:
     return output_dir
 
 
-__all__ = ["SignDemo", "build_app", "add_live_tab", "checkpoint_task", "write_space", "space_requirements"]
+__all__ = ["SignDemo", "build_app", "add_live_tab", "write_space", "space_requirements"]

@@ -161,7 +161,7 @@ def _write_metadata(path: Path, config) -> None:
 def load_encoder(path):
     """Loads the encoder (`MSMAEModel`, with the [CLS] token the checkpoint was trained with) of any MS-MAE
     checkpoint: pretraining, classifier or encoder."""
-    from .modeling_msmae import MSMAEModel
+    from ..modeling_msmae import MSMAEModel
 
     return MSMAEModel.from_pretrained(str(path))
 
@@ -170,7 +170,7 @@ def load_classifier(path):
     """Loads a saved `MSMAEForSignClassification`; raises ValueError if the folder holds another architecture."""
     from transformers import PreTrainedConfig
 
-    from .modeling_msmae import MSMAEForSignClassification
+    from ..modeling_msmae import MSMAEForSignClassification
 
     config, _ = PreTrainedConfig.get_config_dict(str(path))
     architectures = config.get("architectures") or []
