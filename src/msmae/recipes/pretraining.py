@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
-from msmae import MSMAEConfig, MSMAEForPreTraining
+from msmae.configuration_msmae import MSMAEConfig
+from msmae.modeling_msmae import MSMAEForPreTraining
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import (
     given,

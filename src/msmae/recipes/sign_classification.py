@@ -34,7 +34,8 @@ import torch
 from datasets import ClassLabel, DatasetDict
 from transformers import Trainer, TrainingArguments, set_seed
 
-from msmae import MSMAEConfig, MSMAEForSignClassification
+from msmae.configuration_msmae import MSMAEConfig
+from msmae.modeling_msmae import MSMAEForSignClassification
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import (
     given,

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-from msmae import MSMAEConfig
+from msmae.configuration_msmae import MSMAEConfig
 from msmae.augmentation import RandomFrameDropDuplicate
 from msmae.configuration_sign_translation import DEFAULT_TEXT_MODEL
 from msmae.metrics import load_translation_metric

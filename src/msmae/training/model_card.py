@@ -326,10 +326,10 @@ def _versions() -> dict:
     import torch
     import transformers
 
-    from .. import __version__ as msmae_version
+    from importlib.metadata import version
 
     return {
-        "msmae": msmae_version,
+        "msmae": version("msmae"),
         "transformers": transformers.__version__,
         "torch": torch.__version__,
         "datasets": datasets.__version__,
