@@ -7,9 +7,9 @@
   (`HubConfigMixin`), or by `add_pipeline_to_checkpoint` for folders written otherwise.
 - What a push uploads (`UPLOAD_IGNORE_PATTERNS`, `files_to_upload`): model files, never pickles or resume state.
 
-It knows the pipelines by name (`PIPELINE_CLASSES`) and never imports the pipeline module, which builds on it.
-Checkpoints carry this file (the configuration and modeling modules import it), so at module level it imports only
-the standard library; transformers is imported inside the functions that use it.
+It knows the pipelines by name (`PIPELINE_CLASSES`) and never imports the pipeline module, which builds on it. At
+module level it imports only the standard library (the configuration imports it; transformers is imported inside the
+functions that use it).
 """
 
 import json
@@ -130,13 +130,15 @@ def checkpoint_task(model) -> str:
     pretrained encoder (embedding only) is refused with what to do instead."""
     from transformers import AutoConfig  # msmae's configs resolve without trust_remote_code once msmae is imported
 
-    tasks = tasks_for_checkpoint(AutoConfig.from_pretrained(str(model)).to_dict())
+    config = AutoConfig.from_pretrained(str(model)).to_dict()
+    tasks = tasks_for_checkpoint(config)
     for task in (RECOGNITION_TASK, TRANSLATION_TASK):
         if task in tasks:
             return task
     raise ValueError(
-        f"{model} is a pretrained encoder (it serves {', '.join(tasks)}); a checkpoint fine-tuned for sign "
-        "recognition (examples/run_sign_classification.py) or translation (examples/run_sign_translation.py) is needed."
+        f"{model} holds {', '.join(config['architectures'])}, a pretrained encoder without a task head (it serves "
+        f"{', '.join(tasks)}); a checkpoint fine-tuned for sign recognition (examples/run_sign_classification.py) or "
+        "translation (examples/run_sign_translation.py) is needed."
     )
 
 

@@ -34,9 +34,6 @@ it loads where msmae is not installed, with the task named (`sign-language-*` or
     >>> recognizer = pipeline(model="path/or/repo", trust_remote_code=True)  # doctest: +SKIP
     >>> recognizer("hello.mp4", top_k=3)  # doctest: +SKIP
     [{'label': 'HELLO', 'score': 0.91}, ...]
-
-This module is exported with the model for `trust_remote_code`, so it imports only numpy, torch, transformers and
-flat sibling modules (relative imports).
 """
 
 import functools
@@ -138,7 +135,8 @@ class SignPosePipeline(Pipeline):
     """Shared input handling: any clip -> `MSMAEPoseProcessor` -> model inputs, batched with frame padding.
 
     The processor is the checkpoint's `preprocessor_config.json`, or pass `feature_extractor=` (a processor or a path).
-    Extra keyword arguments for reading clips (`width`, `height`, `layout`, ...) go in `load_kwargs`.
+    Extra keyword arguments for reading clips (`fps` of frame-image folders and frame arrays, `width`, `height`,
+    `layout`, ...) go in `load_kwargs`.
     """
 
     _load_processor = False

@@ -1,9 +1,11 @@
 """`msmae predict`: sign recognition or translation of videos and pose files with a saved checkpoint.
 
-The task follows the checkpoint: an `MSMAEForSignClassification` gives the top-k signs with scores, a
-`SignTranslationModel` gives text. Exit codes: 0 every input was predicted; 1 the model could not be loaded;
-2 bad arguments (checked before the model loads: a missing input, an unsupported file type), or an input whose
-content cannot be read (empty, corrupt, no person found: the other inputs are still predicted and printed).
+The task follows the checkpoint (`hub_packaging.checkpoint_task`, the rule `msmae app` and `msmae live` use): an
+`MSMAEForSignClassification` gives the top-k signs with scores, a `SignTranslationModel` gives text; a pretrained
+encoder is refused. Each input (a path or URL) is handed as it is to the task's pipeline, which reads it (download,
+MediaPipe, preprocessing). Exit codes: 0 every input was predicted; 1 the model could not be loaded; 2 bad arguments
+(checked before the model loads: a missing input, an unsupported file type), or an input whose content cannot be read
+(empty, corrupt, no person found: the other inputs are still predicted and printed).
 """
 
 import argparse
@@ -68,38 +70,65 @@ def run_predict(args, parser) -> int:
         logger.error("Could not load a model from %s: %s", args.model, "no such checkpoint folder" if missing else error)
         return EXIT_MODEL
 
+    from ..clips import is_video
     from ..pipeline_msmae import RECOGNITION_TASK
 
     call_kwargs = {"top_k": args.top_k} if task == RECOGNITION_TASK else {
         key: value for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
         if value is not None
     }
+    if args.fps is not None:
+        call_kwargs["load_kwargs"] = {"fps": args.fps}
+    if any(map(is_video, args.inputs)):
+        from ..holistic import filter_native_stderr
+
+        filter_native_stderr()  # MediaPipe's native start-up lines are noise here
     results, failed = [], 0
-    clips, positions = [], []
-    for index, path in enumerate(args.inputs):
-        try:
-            clips.append(read_clip(pipe, path, fps=args.fps))
-            positions.append(index)
-            results.append({"input": path})
-        except (OSError, ValueError, ImportError) as error:
+    for path, answer in zip(args.inputs, predict_each(pipe, args.inputs, args.batch_size, call_kwargs)):
+        if isinstance(answer, Exception):
             failed += 1
-            logger.error("Cannot read %s: %s", path, error)
-            results.append({"input": path, "error": str(error)})
-    if clips:
-        outputs = pipe(clips, batch_size=args.batch_size, **call_kwargs)
-        for index, output in zip(positions, outputs):
-            if task == RECOGNITION_TASK:
-                results[index]["predictions"] = output
-            else:
-                results[index]["translation"] = output[0]["translation_text"]
+            logger.error("Cannot read %s: %s", path, answer)
+            results.append({"input": path, "error": str(answer)})
+        elif task == RECOGNITION_TASK:
+            results.append({"input": path, "predictions": answer})
+        else:
+            results.append({"input": path, "translation": answer[0]["translation_text"]})
     print(format_results(results, args.format, task))
     return EXIT_INPUT if failed else EXIT_OK
 
 
+# What the pipeline raises for an input it cannot read (missing or corrupt file, failed download, no person, no
+# MediaPipe); anything else is a bug and propagates.
+READ_ERRORS = (OSError, ValueError, ImportError)
+
+
+def predict_each(pipe, inputs, batch_size, call_kwargs) -> list:
+    """The pipeline's answer for each input, or the exception it raised for that input, in input order.
+
+    The pipeline reads every input itself. Inputs go through it `batch_size` at a time (one pipeline call, so one
+    padded forward pass); a call that fails on an unreadable input is redone one input at a time, so the other inputs
+    of that batch are still answered (and read a second time: the price of a bad input, not of a good run).
+    """
+    answers = []
+    for start in range(0, len(inputs), batch_size):
+        batch = list(inputs[start:start + batch_size])
+        try:
+            answers += pipe(batch, batch_size=batch_size, **call_kwargs)
+            continue
+        except READ_ERRORS:
+            pass  # which input failed is known only by running them one at a time
+        for path in batch:
+            try:
+                answers.append(pipe(path, **call_kwargs))
+            except READ_ERRORS as error:
+                answers.append(error)
+    return answers
+
+
 def check_input(path) -> str | None:
     """A message naming what is wrong with an input path (missing, unsupported type), or None."""
-    from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES
     from ..clips import is_video
+    from ..pose_io import POSE_SUFFIXES, VIDEO_SUFFIXES
 
     if str(path).startswith(("http://", "https://")):
         return None  # downloaded by the pipeline, which names the URL if that fails
@@ -132,40 +161,21 @@ def _resolve_device(device, parser):
 
 
 def load_predictor(model, device):
-    """The pipeline for a checkpoint and its task (recognition or translation), from its saved architecture."""
-    from transformers import PreTrainedConfig, pipeline
+    """The pipeline for a checkpoint and its task (`hub_packaging.checkpoint_task`: recognition or translation)."""
+    from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
     from .. import pipeline_msmae as pipelines
-    from ..hub_packaging import tasks_for_checkpoint
+    from ..hub_packaging import checkpoint_task
 
     hf_logging.disable_progress_bar()
-    config, _ = PreTrainedConfig.get_config_dict(model)
-    task = tasks_for_checkpoint(config)[0]
+    task = checkpoint_task(model)  # raises, naming the architecture, for a pretrained encoder
     if task == pipelines.RECOGNITION_TASK:
         from ..modeling_msmae import MSMAEForSignClassification as model_class
-    elif task == pipelines.TRANSLATION_TASK:
-        from ..modeling_sign_translation import SignTranslationModel as model_class
     else:
-        raise ValueError(
-            f"it holds {', '.join(config.get('architectures') or [])}, a pretrained encoder without a task head; "
-            "predict needs a fine-tuned sign classifier or translation model."
-        )
+        from ..modeling_sign_translation import SignTranslationModel as model_class
     loaded = model_class.from_pretrained(model)
     return pipeline(task, model=loaded, pipeline_class=pipelines.PIPELINES[task][0], device=device), task
-
-
-def read_clip(pipe, path, fps=None):
-    """Loads one input (running MediaPipe on videos, with the pipeline's extractor) and checks it processes."""
-    from ..clips import is_video, load_pose
-
-    if is_video(path):
-        from ..holistic import filter_native_stderr
-
-        filter_native_stderr()
-    clip = load_pose(path, extractor=pipe._extractor() if is_video(path) else None, fps=fps)
-    pipe.preprocess(clip)  # raises here, naming the input, if the clip cannot be processed
-    return clip
 
 
 def format_results(results, output_format, task) -> str:
