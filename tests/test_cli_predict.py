@@ -166,3 +166,31 @@ def test_a_url_input_is_downloaded_and_a_failed_one_named(classifier_dir, recogn
     expected = recognizer(str(pose_files[0]), top_k=2)
     assert [p["label"] for p in results[0]["predictions"]] == [p["label"] for p in expected]
     assert f"{base}/missing.pose" in caplog.text
+
+
+def recording(calls, function, record):
+    def wrapper(*args, **kwargs):
+        calls.append(record(*args, **kwargs))
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def test_the_pipeline_reads_each_input_once(classifier_dir, pose_files, monkeypatch, capsys):
+    # The CLI hands each path to the pipeline as it is; loading and preprocessing happen there, once per input.
+    import msmae.clips
+    from msmae.pipeline_msmae import SignPosePipeline
+    from msmae.processing_msmae import MSMAEPoseProcessor
+
+    handed, reads, processed = [], [], []
+    monkeypatch.setattr(SignPosePipeline, "preprocess",
+                        recording(handed, SignPosePipeline.preprocess, lambda pipe, clip, **kwargs: clip))
+    monkeypatch.setattr(msmae.clips, "read_pose_file",
+                        recording(reads, msmae.clips.read_pose_file, lambda path, **kwargs: str(path)))
+    monkeypatch.setattr(MSMAEPoseProcessor, "__call__",
+                        recording(processed, MSMAEPoseProcessor.__call__, lambda *args, **kwargs: None))
+    paths = [str(p) for p in pose_files if p.exists()]
+    assert predict([*paths, "--model", str(classifier_dir), "--format", "json", "--batch_size", "2"]) == EXIT_OK
+    assert len(json.loads(capsys.readouterr().out)) == len(paths)
+    assert handed == paths  # the paths themselves, not clips the CLI loaded
+    assert sorted(reads) == sorted(paths) and len(processed) == len(paths)
