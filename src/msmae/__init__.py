@@ -1,11 +1,19 @@
 """MS-MAE: Multi-Stream Masked Autoencoders for sign language, as Hugging Face Transformers models.
 
+What a checkpoint carries sits here, as the flat modules of this folder (configuration, modeling, processing,
+pipeline, clip loading, pose reading, MediaPipe Holistic, keypoint layout, augmentation, embeddings, Hub packaging,
+the endpoint handler). `save_pretrained` copies them into the checkpoint folder, where msmae may be missing, so each
+imports only third-party packages and its flat siblings, relatively (`from .pose_io import SignPose`): never `msmae`
+by name nor a subpackage. Everything else lives in subpackages that checkpoints do not carry: `data` (datasets,
+extraction, corpora), `training` and `recipes`, `serving` (web demo, live, ONNX export, drawing) and `cli`.
+tests/test_layout.py enforces this and the layers of README's "Code map".
+
 `import msmae` is cheap: the names below are imported when first used (PEP 562), so data-only work (`msmae.pose_io`,
-`msmae.data`, `msmae --help`) never loads torch. Using any model, config, processor or pipeline name, or importing
-one of their modules from this package, registers msmae with transformers' Auto classes and pipeline registry
-(`register_auto_classes`) and marks the classes for `trust_remote_code` export: `save_pretrained` writes `auto_map`
-and copies the code files, so the saved folder loads with `AutoModel.from_pretrained(path, trust_remote_code=True)`
-where msmae is not installed.
+`msmae.data`, `msmae --help`) never loads torch. One import hook registers msmae with transformers' Auto classes and
+pipeline registry (`register_auto_classes`) as soon as one of the model, config, processor or pipeline modules is
+imported, or transformers' Auto classes are loaded, and marks the classes for `trust_remote_code` export:
+`save_pretrained` writes `auto_map` and copies the code files, so the saved folder loads with
+`AutoModel.from_pretrained(path, trust_remote_code=True)` where msmae is not installed.
 """
 
 import importlib

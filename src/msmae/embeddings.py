@@ -17,8 +17,8 @@ Pooling:
 - `"none"`: no pooling; every token's state, `(tokens, hidden)` per clip, in stream-major order (see
   `MSMAEModel.stream_tokens`).
 
-This module is exported with the model for `trust_remote_code` and imports only torch: the models pool with its
-`masked_mean` and the pipelines with `embed_batch`, so neither depends on the other.
+It imports only torch: the models pool with its `masked_mean` and the pipelines with `embed_batch`, so neither
+depends on the other.
 """
 
 import torch

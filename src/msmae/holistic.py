@@ -1,5 +1,5 @@
 """MediaPipe Holistic pose extraction from videos and decoded frames: what inference needs (pipelines, the
-processor, `msmae predict`), kept flat so that Hub checkpoints can carry it.
+processor, `msmae predict`); checkpoints carry it.
 
 `extract_video(path)` / `extract_frames(frames, fps)` return a `SignPose` (all four streams of `ALL_STREAMS`);
 `HolisticExtractor.extract_ranges` gives the clips of several frame ranges of one video (or frame folder: `open_frames`)

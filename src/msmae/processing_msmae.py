@@ -4,9 +4,6 @@ Pipeline for each clip: load (`load_pose`) -> choose the frames to read (`frame_
 -> normalise x, y over them (`normalize_keypoints`) -> keep the configured streams -> augment (training only) -> pick
 frames (`sampling`) -> pad the batch. Output: `pose_values (B, T, K, 2)` float32,
 `keypoint_mask (B, T, K)` bool and `attention_mask (B, T)` int64, with padding at the end.
-
-This module is exported with the model for `trust_remote_code`, so it imports only numpy, transformers and flat
-sibling modules.
 """
 
 import logging
