@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import write_video
 
-from msmae.data.extract import load_extracted, part_path, run_extraction
+from msmae.data.extract import run_extraction
+from msmae.data.parts import load_extracted, part_path
 
 av = pytest.importorskip("av")
 pytest.importorskip("mediapipe")

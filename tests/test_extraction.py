@@ -11,7 +11,9 @@ import pytest
 from conftest import write_video
 
 from msmae.data.discovery import find_clips
-from msmae.data.extract import clips_from_inputs, load_extracted, part_path, read_failures, shard_paths, write_part
+from msmae.data.extract import shard_paths
+from msmae.data.parts import load_extracted, part_path, read_failures, write_part
+from msmae.data.sources import clips_from_inputs
 from msmae.data.manifest import read_manifest
 from msmae.holistic import ExtractionError, HolisticExtractor, VideoReader, extract_video
 from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
@@ -280,7 +282,7 @@ def _random_pose(frames, seed, source):
 def test_parts_load_as_one_dataset(tmp_path):
     from datasets import Value, load_dataset
 
-    from msmae.data.extract import _write_info
+    from msmae.data.parts import _write_info
 
     features = row_features({"label": Value("string")})
     poses = [_random_pose(n, n, f"clip{n}.mp4") for n in (1, 7, 30)]
@@ -348,7 +350,7 @@ def test_decode_ahead_passes_items_errors_and_stops_early():
 
 
 def test_clip_sources_are_checked_and_keyed():
-    from msmae.data.extract import ClipSource
+    from msmae.data.sources import ClipSource
 
     clip = ClipSource("videos/../a.mp4", start=1.0, end=1.5)
     assert clip.path == "a.mp4" and clip.clip_id == "a.mp4#t=1,1.5"
@@ -382,7 +384,8 @@ def _counting_open_frames(monkeypatch):
 
 @pytest.mark.slow
 def test_clips_of_one_video_decode_it_once(shared_data, tmp_path, monkeypatch):
-    from msmae.data.extract import ClipSource, run_extraction
+    from msmae.data.extract import run_extraction
+    from msmae.data.sources import ClipSource
 
     video = str(shared_data / "pose-format-samples" / "test_video.mp4")
     clips = [
@@ -427,7 +430,8 @@ def test_clips_of_one_video_decode_it_once(shared_data, tmp_path, monkeypatch):
 def test_frame_folders_are_read_as_videos(shared_data, tmp_path):
     from PIL import Image
 
-    from msmae.data.extract import ClipSource, run_extraction
+    from msmae.data.extract import run_extraction
+    from msmae.data.sources import ClipSource
 
     frames, _ = read_frames(shared_data / "pose-format-samples" / "test_video.mp4", 12)
     frames = np.ascontiguousarray(frames[:, ::2, ::2])
@@ -459,7 +463,8 @@ def test_frame_folders_are_read_as_videos(shared_data, tmp_path):
 def test_clip_ids_must_be_unique_and_class_labels_are_encoded(tmp_path):
     from datasets import ClassLabel, Features, Value
 
-    from msmae.data.extract import ClipSource, run_extraction
+    from msmae.data.extract import run_extraction
+    from msmae.data.sources import ClipSource
 
     with pytest.raises(ValueError, match="share the clip_id 'x'"):
         run_extraction(clips=[ClipSource("a.mp4", clip_id="x"), ClipSource("b.mp4", clip_id="x")],

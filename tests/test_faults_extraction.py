@@ -18,17 +18,9 @@ import pytest
 from conftest import write_video
 
 from msmae.data.discovery import find_clips
-from msmae.data.extract import (
-    ExtractionBusy,
-    OutputError,
-    _append_failure,
-    _lock,
-    clips_from_inputs,
-    load_extracted,
-    part_path,
-    read_failures,
-    run_extraction,
-)
+from msmae.data.extract import OutputError, run_extraction
+from msmae.data.parts import ExtractionBusy, _append_failure, _lock, load_extracted, part_path, read_failures
+from msmae.data.sources import clips_from_inputs
 from msmae.data.manifest import read_manifest
 
 av = pytest.importorskip("av")

@@ -139,7 +139,7 @@ def test_reconstruction_side_by_side(tmp_path):
 
 
 def test_load_pose_reads_an_extract_output_folder(tmp_path):
-    from msmae.data.extract import part_path, write_part
+    from msmae.data.parts import part_path, write_part
     from msmae.data.schema import row_features
 
     (tmp_path / "data").mkdir()

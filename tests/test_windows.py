@@ -11,7 +11,7 @@ import torch
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 
 from msmae.configuration_msmae import MSMAEConfig
-from msmae.data.extract import part_path, write_part
+from msmae.data.parts import part_path, write_part
 from msmae.data.loading import load_sign_dataset
 from msmae.data.windows import PoseRow, PoseRows, compact, hub_folder, push_compacted, stream_for_node
 from msmae.keypoint_layout import NUM_STORED_KEYPOINTS

@@ -181,7 +181,7 @@ def result(output: Path) -> dict:
     """{"rows": {clip_id: row}, "failures": {clip_id: kind}, "parts": number of part files}."""
     import pyarrow.parquet as pq
 
-    from msmae.data.extract import read_failures
+    from msmae.data.parts import read_failures
 
     rows, parts = {}, sorted((output / "data").glob("*.parquet"))
     for part in parts:

@@ -39,7 +39,9 @@ def run_extract(args, parser) -> int:
         parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
     if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
         parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
-    from ..data.extract import ExtractionBusy, OutputError, clips_from_inputs, printable, run_extraction
+    from ..data.extract import OutputError, run_extraction
+    from ..data.parts import ExtractionBusy
+    from ..data.sources import clips_from_inputs, printable
     from ..holistic import filter_native_stderr, holistic_settings
 
     extractor_kwargs = {"model_complexity": args.model_complexity,
@@ -78,6 +80,6 @@ def run_extract(args, parser) -> int:
                     summary.num_damaged, summary.num_updated)
     if summary.failures:
         logger.info("Failures are listed in %s.", Path(args.output_dir) / "failures*.jsonl")
-    logger.info("Load the dataset with msmae.data.extract.load_extracted(%r) or "
+    logger.info("Load the dataset with msmae.data.parts.load_extracted(%r) or "
                 "datasets.load_dataset(%r, split='train').", args.output_dir, args.output_dir)
     return 0 if summary.num_extracted + summary.num_already_extracted > 0 else 1

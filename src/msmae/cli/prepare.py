@@ -56,7 +56,8 @@ def add_prepare_arguments(parser):
 
 def run_prepare(args, parser) -> int:
     from ..data.corpora import CorpusError, read_corpus
-    from ..data.extract import ExtractionBusy, OutputError
+    from ..data.extract import OutputError
+    from ..data.parts import ExtractionBusy
     from ..data.prepare import prepare, reader_options
 
     if args.num_workers < 1:

@@ -208,7 +208,7 @@ def load_sign_dataset(
     """Load pose clips in the schema above from wherever they are.
 
     `source` is one of:
-    - a folder written by `msmae extract` (`msmae.data.extract.load_extracted`) or by `Dataset.save_to_disk` /
+    - a folder written by `msmae extract` (`msmae.data.parts.load_extracted`) or by `Dataset.save_to_disk` /
       `DatasetDict.save_to_disk`;
     - a folder or file of Parquet (`.parquet`) or Arrow (`.arrow`) shards;
     - MSL-150 (`data/sample_npy/...`) or ASL-App (`signs/*.json`) as distributed;
@@ -256,7 +256,7 @@ def _load_local(path: Path, *, cache_dir, num_proc, streaming):
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         return load_from_disk(str(path))
     if (path / "extraction_info.json").exists():  # written by `msmae extract`
-        from .extract import load_extracted
+        from .parts import load_extracted
 
         dataset = load_extracted(path, cache_dir=cache_dir)
         return dataset.to_iterable_dataset() if streaming else dataset

@@ -1,6 +1,6 @@
 """The one manifest reader: a table of clips, one `path` per row plus that clip's columns.
 
-Used by `msmae extract --manifest` (`msmae.data.extract`) and the dataset builders (`msmae.data.loading`).
+Used by `msmae extract --manifest` (`msmae.data.sources`) and the dataset builders (`msmae.data.loading`).
 """
 
 import csv
@@ -14,7 +14,7 @@ SPLIT_NAMES = ("train", "validation", "test")
 # Always text, even when every value looks like a number: labels are class names (a `ClassLabel` is built from
 # them in sorted or official order), signer ids and clip ids are names.
 TEXT_COLUMNS = ("label", "text", "signer", "split", "clip_id")
-# Where a clip lies in its source (`msmae.data.extract.ClipSource`'s fields); numbers.
+# Where a clip lies in its source (`msmae.data.sources.ClipSource`'s fields); numbers.
 RANGE_COLUMNS = ("start", "end", "start_frame", "end_frame", "fps")
 # Columns a manifest may not have: they are computed from the clip.
 _COMPUTED = tuple(c for c in ROW_COLUMNS if c not in CLIP_COLUMNS + RANGE_COLUMNS)

@@ -84,7 +84,8 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     """
     from datasets import ClassLabel, DatasetDict
 
-    from .extract import load_extracted, read_failures, run_extraction
+    from .extract import run_extraction
+    from .parts import load_extracted, read_failures
 
     unknown = sorted(set(options) - set(reader_options(dataset)))
     if unknown:
@@ -149,7 +150,7 @@ def _split(rows, index, order, extracted) -> dict:
     from datasets import Dataset, Features
 
     if rows is None:  # no clip gave a row: empty splits with the run's schema
-        from .extract import INFO_FILE as EXTRACTION_INFO
+        from .parts import INFO_FILE as EXTRACTION_INFO
 
         features = Features.from_dict(json.loads((extracted / EXTRACTION_INFO).read_text())["features"])
         empty = Dataset.from_dict({name: [] for name in features}, features=features)

@@ -1,7 +1,7 @@
 """Readers for the paper's corpora, from the files their publishers distribute (one module per corpus).
 
 `read_corpus(name, root, **options)` returns a `CorpusIndex`: the clips of each official split as
-`msmae.data.extract.ClipSource`s, the class names in the official order, and the source files that are missing.
+`msmae.data.sources.ClipSource`s, the class names in the official order, and the source files that are missing.
 `msmae.data.prepare.prepare` turns an index into a pose dataset. Each module's docstring says which publisher
 files and code its layout was checked against. `phoenix_skels` reads the PHOENIX14T skeleton files (`.skels`,
 the Progressive Transformers layout) into `SignPose`s and datasets for the translation recipe's `--phoenix_dir`.

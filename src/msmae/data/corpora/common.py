@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...pose_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ..extract import ClipSource
+from ..sources import ClipSource
 
 SPLIT_ALIASES = {"train": "train", "val": "validation", "dev": "validation", "validation": "validation",
                  "test": "test"}

@@ -2,7 +2,7 @@
 
 The paper's JSL word-level clips are cut from an annotated corpus; exported annotation tiers give one row per sign.
 The file is read by the one manifest reader, `msmae.data.manifest.read_manifest` (CSV, TSV, JSON or JSON lines),
-and its rows become clips as `msmae extract --manifest` makes them (`msmae.data.extract.clips_from_inputs`):
+and its rows become clips as `msmae extract --manifest` makes them (`msmae.data.sources.clips_from_inputs`):
 
 | column    | required | meaning                                                                              |
 | --------- | -------- | ------------------------------------------------------------------------------------ |
@@ -23,7 +23,7 @@ whose source is not on disk is missing (listed, not fatal); a malformed manifest
 
 from pathlib import Path
 
-from ..extract import clips_from_inputs
+from ..sources import clips_from_inputs
 from .common import CorpusError, CorpusIndex, ordered_labels
 
 SPLITS = ("train", "validation", "test")
