@@ -103,3 +103,206 @@ def random_pose_inputs(config, batch_size=2, frames=12, second_clip_frames=None,
         attention_mask[1, second_clip_frames:] = 0
     return {"pose_values": pose_values * keypoint_mask.unsqueeze(-1), "keypoint_mask": keypoint_mask,
             "attention_mask": attention_mask}
+
+
+# ---- tiny models and checkpoints shared by the test files (no test file imports another) ------------------------------
+
+# The one tiny MS-MAE configuration of the suite. A test that needs another size passes the difference to
+# `tiny_config` / `tiny_overrides`, so what differs from the common model is written where it matters.
+# tests/test_regression.py pins outputs of seeded models built on it: changing it moves those values.
+TINY = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
+    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
+)
+# MSL-150's five glosses: the labels of the tiny classifiers.
+LABELS = ["ambulancia", "doctor", "dolor", "hoy", "yo"]
+
+
+def tiny_config(**overrides):
+    """An `MSMAEConfig` of `TINY` with `overrides` (which may replace TINY's values)."""
+    from msmae import MSMAEConfig
+
+    return MSMAEConfig(**{**TINY, **overrides})
+
+
+def tiny_overrides(**overrides) -> str:
+    """`TINY` with `overrides` as the recipes' `--config_overrides` text ("hidden_size=32,...")."""
+    return ",".join(f"{key}={value}" for key, value in {**TINY, **overrides}.items())
+
+
+def labelled(labels=LABELS) -> dict:
+    """`num_labels`, `id2label` and `label2id` config arguments for `labels`."""
+    return dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from several threads, and threads waiting on each other on a busy machine make
+    them many times slower. Use it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def save_tiny_classifier(folder, **overrides) -> Path:
+    """A fine-tuned-classifier checkpoint as training saves it: weights (seed 0), config with `LABELS`, processor,
+    pipeline."""
+    import torch
+
+    from msmae import MSMAEForSignClassification
+    from msmae.hub_packaging import add_pipeline_to_checkpoint
+    from msmae.pipeline_msmae import RECOGNITION_TASK
+    from msmae.processing_msmae import MSMAEPoseProcessor
+
+    torch.manual_seed(0)
+    config = tiny_config(**labelled(), **overrides)
+    MSMAEForSignClassification(config).save_pretrained(folder)
+    MSMAEPoseProcessor.from_preset("recognition", streams=config.streams).save_pretrained(folder)
+    assert add_pipeline_to_checkpoint(folder) == [RECOGNITION_TASK]
+    return Path(folder)
+
+
+def save_tiny_encoder(folder) -> Path:
+    """A pretraining checkpoint (seed 1) with its processor and the embedding pipeline."""
+    import torch
+
+    from msmae import MSMAEForPreTraining
+    from msmae.hub_packaging import add_pipeline_to_checkpoint
+    from msmae.pipeline_msmae import EMBEDDING_TASK
+    from msmae.processing_msmae import MSMAEPoseProcessor
+
+    torch.manual_seed(1)
+    MSMAEForPreTraining(tiny_config()).save_pretrained(folder)
+    MSMAEPoseProcessor.from_preset("recognition").save_pretrained(folder)
+    assert add_pipeline_to_checkpoint(folder) == [EMBEDDING_TASK]
+    return Path(folder)
+
+
+WORDS = ["ich", "du", "heute", "regen", "sonne", "morgen", "wetter", "kalt", "warm", "nord"]
+
+
+def tiny_tokenizer():
+    """A word-level tokenizer of `WORDS` with mBART's special tokens (<s>=0, <pad>=1, </s>=2, <unk>=3)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["<s>", "<pad>", "</s>", "<unk>", *WORDS])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+
+
+def save_tiny_translator(folder) -> Path:
+    """A sign translation checkpoint: tiny random mBART (saved beside it as `<folder>-text`) + MS-MAE encoder, its
+    tokenizer, processor and pipeline."""
+    import torch
+    from transformers import MBartConfig, MBartForConditionalGeneration
+
+    from msmae.hub_packaging import add_pipeline_to_checkpoint
+    from msmae.modeling_sign_translation import SignTranslationModel
+    from msmae.pipeline_msmae import TRANSLATION_TASK
+    from msmae.processing_msmae import MSMAEPoseProcessor
+
+    folder = Path(folder)
+    tokenizer = tiny_tokenizer()
+    text_dir = folder.parent / f"{folder.name}-text"
+    torch.manual_seed(2)
+    text_config = MBartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
+        dropout=0.0,
+    )
+    text_model = MBartForConditionalGeneration(text_config)
+    text_model.generation_config.max_length = 8
+    text_model.save_pretrained(text_dir)
+    torch.manual_seed(3)
+    model = SignTranslationModel.from_pretrained_parts(
+        text_model_name_or_path=str(text_dir), pose_encoder_config=tiny_config(), lora_r=0
+    )
+    if model._auto_class is None:  # msmae/__init__ registers it; keep the tests independent of that wiring
+        SignTranslationModel.register_for_auto_class("AutoModelForSeq2SeqLM")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    MSMAEPoseProcessor.from_preset("translation", streams=model.config.encoder.streams).save_pretrained(folder)
+    assert add_pipeline_to_checkpoint(folder) == [TRANSLATION_TASK]
+    return folder
+
+
+# A SignTranslationModel small enough to build per test: the tiny encoder, a 64-token mBART.
+TRANSLATION_VOCAB = 64
+DE_DE = 60  # a language-code token id of the tiny vocabulary
+
+
+def tiny_text_config(**overrides):
+    """A tiny random-weights `MBartConfig` (64 tokens, d_model 16) with `overrides`."""
+    from transformers import MBartConfig
+
+    values = dict(
+        vocab_size=TRANSLATION_VOCAB, d_model=16, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
+        dropout=0.0, scale_embedding=True,
+    )
+    return MBartConfig(**{**values, **overrides})
+
+
+def tiny_translation_model(seed=0, randomize_adapters=True, **kwargs):
+    """A tiny `SignTranslationModel` in eval mode. LoRA starts as a no-op (B = 0); `randomize_adapters` gives B random
+    values so that tests comparing outputs see the adapters' effect."""
+    import torch
+
+    from msmae.configuration_sign_translation import SignTranslationConfig
+    from msmae.modeling_sign_translation import SignTranslationModel
+
+    values = dict(encoder=tiny_config(), text_config=tiny_text_config(), lora_r=4, lora_alpha=8, lora_dropout=0.0)
+    torch.manual_seed(seed)
+    model = SignTranslationModel(SignTranslationConfig(**{**values, **kwargs}))
+    if randomize_adapters:
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0.0, 0.5)
+    return model.eval()
+
+
+def translation_inputs(num_keypoints=48, frames=(11, 7), seed=1):
+    """Model inputs for clips of `frames` frames (uniform random keypoints, all detected), padded to the longest."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    batch, length = len(frames), max(frames)
+    attention_mask = torch.zeros(batch, length, dtype=torch.long)
+    for i, n in enumerate(frames):
+        attention_mask[i, :n] = 1
+    pose_values = torch.rand(batch, length, num_keypoints, 2, generator=generator) * attention_mask[..., None, None]
+    keypoint_mask = attention_mask[..., None].bool().expand(-1, -1, num_keypoints).clone()
+    return {"pose_values": pose_values, "keypoint_mask": keypoint_mask, "attention_mask": attention_mask}
+
+
+def run_classification_recipe(dataset, output_dir, *arguments, config_overrides=None):
+    """Fine-tune a tiny classifier from scratch with the package's own recipe (`msmae.recipes.sign_classification`,
+    behind examples/run_sign_classification.py) on one thread: 2 steps of 4 clips of 8 frames, a third of the clips
+    each for validation and test, CPU, quiet. `arguments` add to (or, given again, override) these; returns the
+    recipe's result."""
+    import torch
+
+    from msmae.recipes.sign_classification import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return main([
+            "--dataset_name", str(dataset), "--output_dir", str(output_dir),
+            "--config_overrides", config_overrides or tiny_overrides(), "--do_train", "--max_steps", "2",
+            "--per_device_train_batch_size", "4", "--num_frames", "8", "--validation_split_percentage", "0.34",
+            "--test_split_percentage", "0.34", "--use_cpu", "--report_to", "none", "--disable_tqdm", "true",
+            "--log_level", "warning", *map(str, arguments),
+        ])
+    finally:
+        torch.set_num_threads(threads)

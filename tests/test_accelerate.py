@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import tiny_overrides
 from datasets import load_from_disk
 
 from msmae.data.loading import split_dataset
@@ -16,11 +17,6 @@ from msmae.training.synthetic import synthetic_pretraining_dataset, synthetic_si
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml"
-TINY = (
-    "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
-    "decoder_hidden_size=32,decoder_num_hidden_layers=1,decoder_num_attention_heads=4,decoder_intermediate_size=64"
-)
-
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 pytestmark = pytest.mark.skipif(
     not ACCELERATE.exists() and shutil.which("accelerate") is None, reason="the accelerate command is not installed"
@@ -43,8 +39,8 @@ def test_pretraining_on_two_processes(tmp_path):
     synthetic_pretraining_dataset(num_clips=train_clips, seed=0, cache_dir=str(tmp_path / "cache")).save_to_disk(str(data))
     output = tmp_path / "out"
     log = launch(
-        "run_pretraining.py", "--dataset_name", str(data), "--output_dir", str(output), "--config_overrides", TINY,
-        "--do_train", "--do_eval", "--max_steps", "3", "--per_device_train_batch_size", "2",
+        "run_pretraining.py", "--dataset_name", str(data), "--output_dir", str(output),
+        "--config_overrides", tiny_overrides(), "--do_train", "--do_eval", "--max_steps", "3", "--per_device_train_batch_size", "2",
         "--validation_split_percentage", "0.2", "--window_size", "48", "--num_frames", "24",
         "--warmup_steps", "1", "--logging_steps", "1", cwd=tmp_path,
     )
@@ -65,7 +61,7 @@ def test_classification_on_two_processes_writes_each_prediction_once(tmp_path):
     output = tmp_path / "out"
     launch(
         "run_sign_classification.py", "--dataset_name", str(data), "--output_dir", str(output),
-        "--config_overrides", TINY, "--do_train", "--do_eval", "--do_predict", "--max_steps", "2",
+        "--config_overrides", tiny_overrides(), "--do_train", "--do_eval", "--do_predict", "--max_steps", "2",
         "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
         "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--num_frames", "8",
         "--validation_split_percentage", "0.25", "--test_split_percentage", "0.25", cwd=tmp_path,

@@ -244,8 +244,7 @@ def test_commands_refuse_what_they_cannot_serve(tmp_path_factory, tmp_path, caps
 
 
 def test_translation_checkpoints_answer_with_text(tmp_path):
-    from conftest import synthetic_clip
-    from test_pipelines import save_tiny_translator
+    from conftest import save_tiny_translator, synthetic_clip
 
     from msmae.serving.app import SignDemo
     from msmae.modeling_sign_translation import SignTranslationModel

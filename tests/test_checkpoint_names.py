@@ -4,27 +4,25 @@
 import json
 
 import torch
+from conftest import tiny_config
 from safetensors.torch import load_file, save_file
 
-from msmae import MSMAEConfig, MSMAEForPreTraining
-
-TINY = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, decoder_hidden_size=16,
-            decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=32)
+from msmae import MSMAEForPreTraining
 
 
 def test_saved_names_are_the_modules_names(tmp_path):
-    model = MSMAEForPreTraining(MSMAEConfig(**TINY))
+    model = MSMAEForPreTraining(tiny_config())
     model.save_pretrained(tmp_path)
     saved = load_file(tmp_path / "model.safetensors")
     assert set(saved) == set(model.state_dict())
     assert any(key.startswith("decoder.layers.") for key in saved)
     # What Trainer's resume does: a strict load of the saved tensors into a fresh model.
-    MSMAEForPreTraining(MSMAEConfig(**TINY)).load_state_dict(saved, strict=True)
+    MSMAEForPreTraining(tiny_config()).load_state_dict(saved, strict=True)
 
 
 def test_checkpoint_with_the_old_decoder_names_loads(tmp_path):
     torch.manual_seed(0)
-    model = MSMAEForPreTraining(MSMAEConfig(**TINY))
+    model = MSMAEForPreTraining(tiny_config())
     model.save_pretrained(tmp_path)
     state = load_file(tmp_path / "model.safetensors")
     old = {key.replace("decoder.layers.", "decoder.encoder.layers.", 1): value for key, value in state.items()}

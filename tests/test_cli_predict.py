@@ -9,11 +9,10 @@ import sys
 import pytest
 from transformers import pipeline
 
-from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification
+from msmae import MSMAEForPreTraining, MSMAEForSignClassification
 from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK, add_predict_arguments, run_predict
 from msmae.pipeline_msmae import RECOGNITION_TASK, TRANSLATION_TASK
-from conftest import synthetic_clip
-from test_pipelines import TINY, save_tiny_classifier, save_tiny_translator
+from conftest import save_tiny_classifier, save_tiny_translator, synthetic_clip, tiny_config
 
 
 def predict(argv):
@@ -91,7 +90,7 @@ def test_model_problems_exit_1(pose_files, tmp_path, caplog):
     assert predict([str(pose_files[0]), "--model", str(tmp_path / "no-such-model")]) == EXIT_MODEL
     assert "no such checkpoint folder" in caplog.text
     pretrained = tmp_path / "pretrained"
-    MSMAEForPreTraining(MSMAEConfig(**TINY)).save_pretrained(pretrained)
+    MSMAEForPreTraining(tiny_config()).save_pretrained(pretrained)
     assert predict([str(pose_files[0]), "--model", str(pretrained)]) == EXIT_MODEL
     assert "MSMAEForPreTraining" in caplog.text and "without a task head" in caplog.text
 

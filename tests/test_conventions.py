@@ -8,26 +8,16 @@ import torch
 
 from transformers import AutoModel, PreTrainedModel
 
-from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
-from test_translation_model import DE_DE, make_inputs, make_model
+from conftest import DE_DE, tiny_config, tiny_translation_model, translation_inputs
 
-TINY = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-)
+from msmae import MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def classifier(**kwargs):
     torch.manual_seed(0)
-    return MSMAEForSignClassification(MSMAEConfig(**TINY, num_labels=3, **kwargs))
+    return MSMAEForSignClassification(tiny_config(num_labels=3, **kwargs))
 
 
 # ---- half precision -------------------------------------------------------------------------------------------------
@@ -39,16 +29,16 @@ def test_bfloat16_checkpoint_runs_on_float32_inputs(tmp_path, model_class):
     model = model_class.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
     assert next(model.parameters()).dtype == torch.bfloat16
     with torch.no_grad():
-        out = model(**make_inputs())  # float32 pose_values
+        out = model(**translation_inputs())  # float32 pose_values
     values = out.last_hidden_state if model_class is MSMAEModel else out.logits
     assert values.dtype == torch.bfloat16 and torch.isfinite(values.float()).all()
 
 
 def test_bfloat16_translation_model_generates(tmp_path):
-    make_model().save_pretrained(tmp_path)
-    model = type(make_model()).from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    tiny_translation_model().save_pretrained(tmp_path)
+    model = type(tiny_translation_model()).from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
     assert model.projection.weight.dtype == torch.bfloat16
-    tokens = model.generate(**make_inputs(), max_new_tokens=3, forced_bos_token_id=DE_DE)
+    tokens = model.generate(**translation_inputs(), max_new_tokens=3, forced_bos_token_id=DE_DE)
     assert tokens.shape[0] == 2 and (tokens[:, 1] == DE_DE).all()
 
 
@@ -69,32 +59,32 @@ def lora_trains(model, inputs, target_modules):
 
 
 def test_peft_lora_with_gradient_checkpointing_trains_the_classifier():
-    lora_trains(classifier(), {**make_inputs(), "labels": torch.tensor([0, 2])}, ["q_proj", "v_proj"])
+    lora_trains(classifier(), {**translation_inputs(), "labels": torch.tensor([0, 2])}, ["q_proj", "v_proj"])
 
 
 def test_peft_lora_with_gradient_checkpointing_trains_the_translation_model():
-    model = make_model(lora_r=0)
+    model = tiny_translation_model(lora_r=0)
     labels = torch.tensor([[DE_DE, 5, 6, 2], [DE_DE, 8, 2, -100]])
-    lora_trains(model, {**make_inputs(), "labels": labels}, ["q_proj", "v_proj"])
+    lora_trains(model, {**translation_inputs(), "labels": labels}, ["q_proj", "v_proj"])
 
 
 # ---- unknown inputs -------------------------------------------------------------------------------------------------
 
 
 def test_misspelled_input_is_an_error():
-    inputs = make_inputs()
+    inputs = translation_inputs()
     with pytest.raises(TypeError, match=r"keypoints_mask.*keypoint_mask"):
         classifier()(pose_values=inputs["pose_values"], keypoints_mask=inputs["keypoint_mask"])
     with pytest.raises(TypeError, match=r"MSMAEForPreTraining.*\['labels'\]"):
-        MSMAEForPreTraining(MSMAEConfig(**TINY))(**inputs, labels=torch.tensor([0, 1]))
+        MSMAEForPreTraining(tiny_config())(**inputs, labels=torch.tensor([0, 1]))
     with pytest.raises(TypeError, match="MSMAEModel"):
-        MSMAEModel(MSMAEConfig(**TINY))(**inputs, label=torch.tensor([0, 1]))
+        MSMAEModel(tiny_config())(**inputs, label=torch.tensor([0, 1]))
     with pytest.raises(TypeError, match=r"SignTranslationModel.*\['keypoints_mask'\]"):
-        make_model()(pose_values=inputs["pose_values"], keypoints_mask=inputs["keypoint_mask"], labels=torch.tensor([[DE_DE, 2]]))
+        tiny_translation_model()(pose_values=inputs["pose_values"], keypoints_mask=inputs["keypoint_mask"], labels=torch.tensor([[DE_DE, 2]]))
 
 
 def test_trainer_keyword_still_accepted():
-    out = classifier()(**make_inputs(), labels=torch.tensor([0, 1]), num_items_in_batch=torch.tensor(2))
+    out = classifier()(**translation_inputs(), labels=torch.tensor([0, 1]), num_items_in_batch=torch.tensor(2))
     assert out.loss is not None
 
 
@@ -107,7 +97,7 @@ def test_every_auto_class_loads_the_trained_cls_token(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["use_cls_token"] is True
     encoder = AutoModel.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(encoder.cls_token, model.msmae.cls_token)
-    inputs = make_inputs()
+    inputs = translation_inputs()
     with torch.no_grad():
         torch.testing.assert_close(encoder(**inputs).pooler_output, model.msmae(**inputs).pooler_output)
 
@@ -126,7 +116,7 @@ def test_pretraining_and_linear_probe_have_no_cls_token(tmp_path):
     classifier().save_pretrained(tmp_path)
     assert MSMAEForPreTraining.from_pretrained(tmp_path).msmae.cls_token is None
     assert MSMAEForSignClassification.from_pretrained(tmp_path, linear_probe=True).msmae.cls_token is None
-    assert MSMAEModel(MSMAEConfig(**TINY)).cls_token is None
+    assert MSMAEModel(tiny_config()).cls_token is None
 
 
 # ---- classification problem type and modalities ---------------------------------------------------------------------
@@ -135,19 +125,19 @@ def test_pretraining_and_linear_probe_have_no_cls_token(tmp_path):
 def test_multi_label_classification_uses_binary_cross_entropy():
     model = classifier(problem_type="multi_label_classification")
     labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
-    out = model(**make_inputs(), labels=labels)
+    out = model(**translation_inputs(), labels=labels)
     torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels))
     with pytest.raises(ValueError, match="Multi-label `labels` must have shape"):
-        model(**make_inputs(), labels=torch.tensor([0, 1]))
+        model(**translation_inputs(), labels=torch.tensor([0, 1]))
 
 
 def test_single_label_is_cross_entropy_and_regression_is_refused():
     model = classifier()
-    out = model(**make_inputs(), labels=torch.tensor([0, 2]))
+    out = model(**translation_inputs(), labels=torch.tensor([0, 2]))
     torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 2])))
     model.config.problem_type = "regression"
     with pytest.raises(ValueError, match="problem_type"):
-        model(**make_inputs(), labels=torch.tensor([0, 2]))
+        model(**translation_inputs(), labels=torch.tensor([0, 2]))
 
 
 def test_input_modalities():
@@ -182,8 +172,7 @@ def test_processor_pad_is_a_trainer_collator(tmp_path):
 
 
 def test_bfloat16_recognition_pipeline(tmp_path):
-    from conftest import synthetic_clip
-    from test_pipelines import LABELS, save_tiny_classifier
+    from conftest import LABELS, save_tiny_classifier, synthetic_clip
     from transformers import pipeline
 
     from msmae import MSMAEPoseProcessor
@@ -198,8 +187,7 @@ def test_bfloat16_recognition_pipeline(tmp_path):
 
 
 def test_multi_label_recognition_pipeline_scores_each_label_independently(tmp_path):
-    from conftest import synthetic_clip
-    from test_pipelines import save_tiny_classifier
+    from conftest import save_tiny_classifier, synthetic_clip
     from transformers import pipeline
 
     from msmae import MSMAEPoseProcessor

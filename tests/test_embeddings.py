@@ -3,22 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_clip
+from conftest import synthetic_clip, tiny_config
 
-from msmae import MSMAEConfig, MSMAEForSignClassification, MSMAEModel
+from msmae import MSMAEForSignClassification, MSMAEModel
 from msmae.embeddings import embed_clips, pool_hidden_states
 from msmae.processing_msmae import MSMAEPoseProcessor
-
-TINY = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-)
-
 
 @pytest.fixture(scope="module")
 def encoder():
     torch.manual_seed(0)
-    return MSMAEModel(MSMAEConfig(**TINY)).eval()
+    return MSMAEModel(tiny_config()).eval()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +53,7 @@ def test_cls_pooling_needs_a_cls_token(encoder, full_length):
     with pytest.raises(ValueError, match="pooling='mean'"):
         embed_clips(encoder, full_length, [clip], pooling="cls")
     torch.manual_seed(0)
-    classifier = MSMAEForSignClassification(MSMAEConfig(**TINY, num_labels=3)).eval()
+    classifier = MSMAEForSignClassification(tiny_config(num_labels=3)).eval()
     cls = embed_clips(classifier, full_length, [clip], pooling="cls")
     mean = embed_clips(classifier, full_length, [clip], pooling="mean")
     with torch.no_grad():
@@ -80,7 +74,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="Unknown pooling"):
         pool_hidden_states(hidden, mask, pooling="max")
     with pytest.raises(ValueError, match="no clips"):
-        embed_clips(MSMAEModel(MSMAEConfig(**TINY)), MSMAEPoseProcessor(), [])
+        embed_clips(MSMAEModel(tiny_config()), MSMAEPoseProcessor(), [])
 
 
 def test_embedding_pipeline_matches_embed_clips(encoder, full_length):

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_without_msmae, synthetic_clip
+from conftest import run_without_msmae, save_tiny_translator, synthetic_clip
 from huggingface_hub import ModelCard
 from demo_checkpoints import demo_checkpoints
-from test_pipelines import save_tiny_translator
 from transformers import pipeline
 
 from msmae.handler import decode_video

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from msmae import MSMAEConfig, MSMAEForSignClassification, hub_packaging
+from msmae import MSMAEForSignClassification, hub_packaging
 from msmae.hub_packaging import (
     AUTO_MAPS,
     HUB_PIPELINE_TAGS,
@@ -18,15 +18,13 @@ from msmae.hub_packaging import (
     files_to_upload,
 )
 
-from conftest import run_without_msmae
+from conftest import run_without_msmae, tiny_config
 
-TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-            decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64, num_labels=3)
 
 
 def save_classifier(folder) -> Path:
     torch.manual_seed(0)
-    MSMAEForSignClassification(MSMAEConfig(**TINY)).save_pretrained(folder)
+    MSMAEForSignClassification(tiny_config(num_labels=3)).save_pretrained(folder)
     return Path(folder)
 
 

@@ -7,39 +7,32 @@ import subprocess
 import sys
 
 import pytest
-import torch
+from conftest import run_classification_recipe
 from huggingface_hub import ModelCard
 
-from msmae.training.demo import load_example
 from msmae.training.hub import files_to_upload
 from msmae.training.model_card import build_model_card, write_model_card
 from msmae.training.synthetic import synthetic_sign_dataset
 
-TINY = (
-    "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
-    "decoder_hidden_size=32,decoder_num_hidden_layers=1,decoder_num_attention_heads=4,decoder_intermediate_size=64"
-)
+
+
+def three_signs(folder, source=None):
+    """A saved synthetic dataset of 3 signs x 4 clips by 3 signers; `source(i)` names clip i's source."""
+    signs = synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(folder / "cache"))
+    if source is not None:
+        signs = signs.map(lambda row, i: {"source": source(i)}, with_indices=True)
+    signs.save_to_disk(str(folder / "signs"))
+    return folder / "signs"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny fine-tuned model saved by examples/run_sign_classification.py (checkpoints included)."""
     folder = tmp_path_factory.mktemp("card")
-    data = folder / "signs"
-    signs = synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(folder / "cache"))
-    signs.save_to_disk(str(data))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        load_example("run_sign_classification").main([
-            "--dataset_name", str(data), "--output_dir", str(folder / "out"), "--config_overrides", TINY,
-            "--do_train", "--do_eval", "--do_predict", "--max_steps", "2", "--eval_strategy", "steps",
-            "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2", "--per_device_train_batch_size", "4",
-            "--num_frames", "8", "--validation_split_percentage", "0.34", "--test_split_percentage", "0.34",
-            "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--log_level", "warning",
-        ])
-    finally:
-        torch.set_num_threads(threads)
+    run_classification_recipe(
+        three_signs(folder), folder / "out", "--do_eval", "--do_predict", "--eval_strategy", "steps", "--eval_steps", 2,
+        "--save_strategy", "steps", "--save_steps", 2,
+    )
     return folder / "out"
 
 
@@ -194,24 +187,12 @@ def test_push_to_hub_commits_exactly_the_intended_files(tmp_path, monkeypatch):
     RecordingHfApi.commits = []
     monkeypatch.setattr(transformers.trainer, "hf_api", RecordingHfApi)
     monkeypatch.setattr(msmae.training.hub, "HfApi", RecordingHfApi)
-    data = tmp_path / "signs"
-    signs = synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=3, seed=0, cache_dir=str(tmp_path / "cache"))
     # Sources as a dataset read from files has them (absolute local paths): the upload must not carry them.
-    signs = signs.map(lambda row, i: {"source": str(tmp_path / "clips" / f"{i}.pose")}, with_indices=True)
-    signs.save_to_disk(str(data))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        load_example("run_sign_classification").main([
-            "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"), "--config_overrides", TINY,
-            "--do_train", "--do_predict", "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1",
-            "--eval_strategy", "steps", "--eval_steps", "1",
-            "--per_device_train_batch_size", "4", "--num_frames", "8", "--validation_split_percentage", "0.34",
-            "--test_split_percentage", "0.34", "--use_cpu", "--report_to", "none", "--disable_tqdm", "true",
-            "--log_level", "warning", "--push_to_hub", "--hub_model_id", "someone/tiny",
-        ])
-    finally:
-        torch.set_num_threads(threads)
+    data = three_signs(tmp_path, source=lambda i: str(tmp_path / "clips" / f"{i}.pose"))
+    run_classification_recipe(
+        data, tmp_path / "out", "--do_predict", "--save_strategy", "steps", "--save_steps", 1, "--eval_strategy", "steps",
+        "--eval_steps", 1, "--push_to_hub", "--hub_model_id", "someone/tiny",
+    )
     commits = RecordingHfApi.commits
     # One commit per save (steps 1 and 2), then the final one: nothing else (no Trainer.save_model push).
     assert [c["message"] for c in commits] == [

@@ -6,28 +6,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import LABELS, labelled, tiny_config
 
-from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
+from msmae import MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
 from msmae.cli.export_onnx import add_export_onnx_arguments, run_export_onnx
 from msmae.serving.onnx_export import example_inputs, export_onnx, to_onnx_inputs
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-LABELS = ["ambulancia", "doctor", "dolor", "hoy", "yo"]
-TINY = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-)
 
 
 def tiny_classifier(**overrides):
     torch.manual_seed(0)
-    config = MSMAEConfig(
-        **TINY, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
-        **overrides,
-    )
-    return MSMAEForSignClassification(config).eval()
+    return MSMAEForSignClassification(tiny_config(**labelled(), **overrides)).eval()
 
 
 def session(path):
@@ -108,7 +100,7 @@ def test_export_onnx_command_rejects_bad_arguments(tmp_path):
 
 def test_export_onnx_command_refuses_a_model_without_classifier(tmp_path, caplog):
     pretrained = tmp_path / "pretrained"
-    MSMAEForPreTraining(MSMAEConfig(**TINY)).save_pretrained(pretrained)
+    MSMAEForPreTraining(tiny_config()).save_pretrained(pretrained)
     args, parser = parse(["--model", str(pretrained), "--output", str(tmp_path / "model.onnx")])
     assert run_export_onnx(args, parser) == 1
     assert "MSMAEForPreTraining" in caplog.text and not (tmp_path / "model.onnx").exists()
@@ -126,7 +118,7 @@ def test_config_json_is_written_beside_the_onnx_file(tmp_path):
 def test_encoder_export_matches_pytorch(tmp_path, source):
     """The encoder of a pretraining or a classifier checkpoint (with its fine-tuned [CLS] token)."""
     torch.manual_seed(0)
-    source(MSMAEConfig(**TINY)).save_pretrained(tmp_path / "checkpoint")
+    source(tiny_config()).save_pretrained(tmp_path / "checkpoint")
     output = tmp_path / "encoder" / "encoder.onnx"
     args, parser = parse(["--model", str(tmp_path / "checkpoint"), "--output", str(output), "--encoder"])
     assert run_export_onnx(args, parser) == 0

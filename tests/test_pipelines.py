@@ -10,10 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_without_msmae, synthetic_clip
+from conftest import (
+    LABELS,
+    WORDS,
+    run_without_msmae,
+    save_tiny_classifier,
+    save_tiny_encoder,
+    save_tiny_translator,
+    synthetic_clip,
+    tiny_overrides,
+)
 from transformers import pipeline
 
-from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification, MSMAEModel
+from msmae import MSMAEForSignClassification, MSMAEModel
 from msmae.pipeline_msmae import (
     EMBEDDING_TASK,
     RECOGNITION_TASK,
@@ -24,81 +33,8 @@ from msmae.hub_packaging import add_pipeline_to_checkpoint
 from msmae.clips import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 
-LABELS = ["ambulancia", "doctor", "dolor", "hoy", "yo"]
-TINY = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-)
 
-
-# ---- tiny checkpoints and clips ---------------------------------------------------------------------------------------
-
-
-def save_tiny_classifier(folder) -> Path:
-    """A fine-tuned-classifier checkpoint as training saves it: weights, config with labels, processor, pipeline."""
-    torch.manual_seed(0)
-    config = MSMAEConfig(
-        **TINY, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)}
-    )
-    MSMAEForSignClassification(config).save_pretrained(folder)
-    MSMAEPoseProcessor.from_preset("recognition", streams=config.streams).save_pretrained(folder)
-    assert add_pipeline_to_checkpoint(folder) == [RECOGNITION_TASK]
-    return Path(folder)
-
-
-def save_tiny_encoder(folder) -> Path:
-    torch.manual_seed(1)
-    MSMAEForPreTraining(MSMAEConfig(**TINY)).save_pretrained(folder)
-    MSMAEPoseProcessor.from_preset("recognition").save_pretrained(folder)
-    assert add_pipeline_to_checkpoint(folder) == [EMBEDDING_TASK]
-    return Path(folder)
-
-
-WORDS = ["ich", "du", "heute", "regen", "sonne", "morgen", "wetter", "kalt", "warm", "nord"]
-
-
-def tiny_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {token: i for i, token in enumerate(["<s>", "<pad>", "</s>", "<unk>", *WORDS])}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
-    )
-
-
-def save_tiny_translator(folder) -> Path:
-    """A sign translation checkpoint: tiny random mBART + MS-MAE encoder, its tokenizer and processor."""
-    from transformers import MBartConfig, MBartForConditionalGeneration
-
-    from msmae.modeling_sign_translation import SignTranslationModel
-
-    folder = Path(folder)
-    tokenizer = tiny_tokenizer()
-    text_dir = folder.parent / f"{folder.name}-text"
-    torch.manual_seed(2)
-    text_config = MBartConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
-        dropout=0.0,
-    )
-    text_model = MBartForConditionalGeneration(text_config)
-    text_model.generation_config.max_length = 8
-    text_model.save_pretrained(text_dir)
-    torch.manual_seed(3)
-    model = SignTranslationModel.from_pretrained_parts(
-        text_model_name_or_path=str(text_dir), pose_encoder_config=MSMAEConfig(**TINY), lora_r=0
-    )
-    if model._auto_class is None:  # msmae/__init__ registers it; keep this test independent of that wiring
-        SignTranslationModel.register_for_auto_class("AutoModelForSeq2SeqLM")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    MSMAEPoseProcessor.from_preset("translation", streams=model.config.encoder.streams).save_pretrained(folder)
-    assert add_pipeline_to_checkpoint(folder) == [TRANSLATION_TASK]
-    return folder
+# ---- tiny checkpoints and clips: save_tiny_* in conftest -----------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +284,7 @@ def test_checkpoints_load_with_trust_remote_code_where_msmae_is_missing(classifi
 def train_tiny_classifier(shared_data, output_dir) -> Path:
     """A tiny classifier fine-tuned for two steps on MSL-150 by examples/run_sign_classification.py."""
     script = Path(__file__).resolve().parents[1] / "examples" / "run_sign_classification.py"
-    overrides = ",".join(f"{key}={value}" for key, value in {**TINY, "num_hidden_layers": 1}.items())
+    overrides = tiny_overrides(num_hidden_layers=1)
     command = [
         sys.executable, str(script), "--dataset_name", str(shared_data / "msl150"), "--config_overrides", overrides,
         "--output_dir", str(output_dir), "--do_train", "--max_steps", "2", "--per_device_train_batch_size", "8",

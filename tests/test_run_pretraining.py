@@ -6,26 +6,13 @@ import math
 import shutil
 
 import pytest
-import torch
+from conftest import tiny_overrides
 from safetensors.torch import load_file
 
 from msmae.recipes import pretraining as recipe
 from msmae.training.synthetic import synthetic_pretraining_dataset
 
-TINY = (
-    "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64,"
-    "decoder_hidden_size=32,decoder_num_hidden_layers=1,decoder_num_attention_heads=4,decoder_intermediate_size=64"
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from several threads, and threads waiting on each other on a busy machine make
-    them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +29,7 @@ def corpus(tmp_path_factory):
 
 def common(output_dir, *extra):
     return [
-        "--output_dir", str(output_dir), "--config_overrides", TINY, "--do_train",
+        "--output_dir", str(output_dir), "--config_overrides", tiny_overrides(), "--do_train",
         "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
         "--window_size", "48", "--num_frames", "24", "--warmup_steps", "2", "--logging_steps", "1",
         "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--log_level", "warning", *extra,

@@ -7,26 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config, tiny_overrides
 from safetensors.torch import load_file
 
-from msmae import MSMAEConfig, MSMAEForPreTraining
+from msmae import MSMAEForPreTraining
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.recipes import sign_classification as recipe
 from msmae.metrics.classification import classification_metrics, confusion_matrix
 from msmae.training.synthetic import synthetic_sign_dataset
 
-TINY = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: see tests/test_run_pretraining.py
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +29,7 @@ def pretrained(tmp_path_factory):
     """A tiny MSMAEForPreTraining checkpoint with its processor, as run_pretraining.py saves one."""
     folder = tmp_path_factory.mktemp("pretrained")
     torch.manual_seed(0)
-    MSMAEForPreTraining(MSMAEConfig(**TINY)).save_pretrained(folder)
+    MSMAEForPreTraining(tiny_config()).save_pretrained(folder)
     MSMAEPoseProcessor.from_preset("pretraining").save_pretrained(folder)
     return folder
 
@@ -121,7 +111,7 @@ def test_linear_probe_trains_only_the_classifier(script, pretrained, signs, tmp_
 
 def test_from_scratch_choosing_by_top5_with_signer_split(script, signs, tmp_path):
     output = tmp_path / "scratch"
-    overrides = ",".join(f"{k}={v}" for k, v in TINY.items())
+    overrides = tiny_overrides()
     script.main(common(
         output, "--dataset_name", signs, "--config_overrides", overrides, "--streams", "body", "right_hand",
         "--metric_for_best_model", "top5", "--num_train_epochs", "2", "--warmup_epochs", "1",

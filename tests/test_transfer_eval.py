@@ -14,12 +14,11 @@ import transfer_eval  # noqa: E402
 from transfer_fewshot import encoder_features, episodes, fine_tune_accuracy, linear_probe_accuracy  # noqa: E402
 from transfer_recon import interpolate, reconstruction_errors  # noqa: E402
 
+from conftest import tiny_config  # noqa: E402
+
 from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEForSignClassification  # noqa: E402
 
-TINY = dict(
-    hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-    decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64, cubelet_size=2,
-)
+SIZE = dict(num_hidden_layers=1, cubelet_size=2)  # the model here: conftest's TINY with one encoder layer
 
 
 def test_interpolation_is_linear_between_visible_detections_and_falls_back():
@@ -54,7 +53,7 @@ def windows_of(count, frames, keypoints=48, seed=0):
 @pytest.mark.parametrize("strategy", ["diff", "same"])
 def test_reconstruction_error_is_the_models_loss(strategy):
     torch.manual_seed(0)
-    model = MSMAEForPreTraining(MSMAEConfig(masking_strategy=strategy, **TINY))
+    model = MSMAEForPreTraining(tiny_config(masking_strategy=strategy, **SIZE))
     pieces = windows_of(3, 16) + windows_of(1, 11, seed=1)  # one shorter window: padding must not be scored
     mean_pose = np.zeros((48, 2), np.float32)
     result = reconstruction_errors(model, pieces, mean_pose, repeats=2)
@@ -78,7 +77,7 @@ def test_episodes_are_seeded_disjoint_and_balanced():
 
 def test_frozen_features_and_fine_tuning_run_on_the_models_device():
     torch.manual_seed(0)
-    config = MSMAEConfig(num_labels=3, **TINY)
+    config = tiny_config(num_labels=3, **SIZE)
     values = np.random.default_rng(0).normal(0, 1, (9, 8, 48, 2)).astype(np.float32)
     mask = np.ones((9, 8, 48), bool)
     labels = np.repeat(np.arange(3), 3)

@@ -6,7 +6,15 @@ import os
 
 import pytest
 import torch
-from conftest import run_without_msmae
+from conftest import (
+    DE_DE,
+    TRANSLATION_VOCAB as VOCAB,
+    run_without_msmae,
+    tiny_config,
+    tiny_text_config,
+    tiny_translation_model,
+    translation_inputs,
+)
 from safetensors import safe_open
 from transformers import (
     AutoConfig,
@@ -22,60 +30,7 @@ from msmae import MSMAEConfig, MSMAEForPreTraining, MSMAEModel
 from msmae.configuration_sign_translation import SignTranslationConfig
 from msmae.modeling_sign_translation import SignTranslationModel, load_pose_encoder
 
-VOCAB = 64
-DE_DE = 60  # a language-code token id of the tiny vocabulary
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: extra threads only add contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def pose_config(**kwargs):
-    values = dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-        decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-    )
-    return MSMAEConfig(**{**values, **kwargs})
-
-
-def text_config(**kwargs):
-    values = dict(
-        vocab_size=VOCAB, d_model=16, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
-        dropout=0.0, scale_embedding=True,
-    )
-    return MBartConfig(**{**values, **kwargs})
-
-
-def make_model(seed=0, randomize_adapters=True, **kwargs):
-    """A tiny model in eval mode. LoRA starts as a no-op (B = 0); `randomize_adapters` gives B random values so that
-    tests comparing outputs see the adapters' effect."""
-    values = dict(encoder=pose_config(), text_config=text_config(), lora_r=4, lora_alpha=8, lora_dropout=0.0)
-    torch.manual_seed(seed)
-    model = SignTranslationModel(SignTranslationConfig(**{**values, **kwargs}))
-    if randomize_adapters:
-        with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                if "lora_B" in name:
-                    parameter.normal_(0.0, 0.5)
-    return model.eval()
-
-
-def make_inputs(num_keypoints=48, frames=(11, 7), seed=1):
-    generator = torch.Generator().manual_seed(seed)
-    batch, length = len(frames), max(frames)
-    attention_mask = torch.zeros(batch, length, dtype=torch.long)
-    for i, n in enumerate(frames):
-        attention_mask[i, :n] = 1
-    pose_values = torch.rand(batch, length, num_keypoints, 2, generator=generator) * attention_mask[..., None, None]
-    keypoint_mask = attention_mask[..., None].bool().expand(-1, -1, num_keypoints).clone()
-    return {"pose_values": pose_values, "keypoint_mask": keypoint_mask, "attention_mask": attention_mask}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 DECODER_INPUTS = torch.tensor([[2, DE_DE, 5, 6, 7], [2, DE_DE, 8, 9, 1]])
@@ -87,8 +42,8 @@ def one_clip(inputs, index, frames):
 
 @pytest.mark.parametrize("fusion", ["concat", "mean"])
 def test_shapes_of_both_fusions(fusion):
-    model = make_model(fusion=fusion)
-    inputs = make_inputs(frames=(11, 7))  # 6 cubelets of 2 frames for the longer clip, 3 streams
+    model = tiny_translation_model(fusion=fusion)
+    inputs = translation_inputs(frames=(11, 7))  # 6 cubelets of 2 frames for the longer clip, 3 streams
     with torch.no_grad():
         outputs = model(**inputs, decoder_input_ids=DECODER_INPUTS)
         encoded = model.encode(**inputs)
@@ -103,8 +58,8 @@ def test_shapes_of_both_fusions(fusion):
 
 @pytest.mark.parametrize("fusion", ["concat", "mean"])
 def test_padding_does_not_change_a_clip(fusion):
-    model = make_model(fusion=fusion)
-    inputs = make_inputs(frames=(12, 5))
+    model = tiny_translation_model(fusion=fusion)
+    inputs = translation_inputs(frames=(12, 5))
     with torch.no_grad():
         batched = model(**inputs, decoder_input_ids=DECODER_INPUTS)
         alone = model(**one_clip(inputs, 1, 5), decoder_input_ids=DECODER_INPUTS[1:])
@@ -116,7 +71,7 @@ def test_padding_does_not_change_a_clip(fusion):
 
 
 def test_concat_keeps_stream_order_of_real_tokens():
-    model = make_model()
+    model = tiny_translation_model()
     hidden = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 12, 1).expand(-1, -1, 32)
     mask = torch.tensor([[1] * 12, [1, 1, 0, 0] * 3])
     fused, fused_mask = model.fuse_streams(hidden, mask)
@@ -125,7 +80,7 @@ def test_concat_keeps_stream_order_of_real_tokens():
 
 
 def test_mean_fusion_averages_streams_per_time_step():
-    model = make_model(fusion="mean")
+    model = tiny_translation_model(fusion="mean")
     hidden = torch.randn(1, 3 * 4, 32)
     fused, fused_mask = model.fuse_streams(hidden, torch.ones(1, 12, dtype=torch.long))
     torch.testing.assert_close(fused[0], hidden[0].view(3, 4, 32).mean(0))
@@ -133,7 +88,7 @@ def test_mean_fusion_averages_streams_per_time_step():
 
 
 def test_lora_only_in_the_decoder_and_encoder_side_trainable():
-    model = make_model(randomize_adapters=False)
+    model = tiny_translation_model(randomize_adapters=False)
     decoder = model.text_model.get_decoder()
     adapters = model.adapter_parameter_names()
     # A and B for q, k, v, out of self- and cross-attention in each of the 2 decoder layers.
@@ -157,7 +112,7 @@ def test_lora_only_in_the_decoder_and_encoder_side_trainable():
 
     # Gradients reach the projection, the text encoder and the adapters (B; A's gradient is 0 while B = 0).
     model.train()
-    loss = model(**make_inputs(), labels=torch.tensor([[DE_DE, 5, 6, 2], [DE_DE, 8, 2, -100]])).loss
+    loss = model(**translation_inputs(), labels=torch.tensor([[DE_DE, 5, 6, 2], [DE_DE, 8, 2, -100]])).loss
     loss.backward()
     assert model.projection.weight.grad.abs().sum() > 0
     assert model.pose_encoder.embeddings.streams["body"].projection.weight.grad.abs().sum() > 0
@@ -168,19 +123,19 @@ def test_lora_only_in_the_decoder_and_encoder_side_trainable():
 
 
 def test_frozen_pose_encoder():
-    model = make_model(freeze_pose_encoder=True)
+    model = tiny_translation_model(freeze_pose_encoder=True)
     assert not any(p.requires_grad for p in model.pose_encoder.parameters())
     assert model.projection.weight.requires_grad
     model.train()
     assert not model.pose_encoder.training and model.projection.training
-    model(**make_inputs(), labels=torch.tensor([[DE_DE, 5, 2], [DE_DE, 8, 2]])).loss.backward()
+    model(**translation_inputs(), labels=torch.tensor([[DE_DE, 5, 2], [DE_DE, 8, 2]])).loss.backward()
     assert all(p.grad is None for p in model.pose_encoder.parameters())
     assert model.projection.weight.grad is not None
 
 
 def test_loss_ignores_padded_labels():
-    model = make_model()
-    inputs = make_inputs()
+    model = tiny_translation_model()
+    inputs = translation_inputs()
     labels = torch.tensor([[DE_DE, 5, 6, 2], [DE_DE, 8, 2, -100]])
     with torch.no_grad():
         outputs = model(**inputs, labels=labels)
@@ -194,9 +149,9 @@ def test_loss_ignores_padded_labels():
 
 
 def test_generate_forces_the_target_language_and_limits_length():
-    model = make_model()
+    model = tiny_translation_model()
     model.generation_config.forced_bos_token_id = DE_DE
-    inputs = make_inputs()
+    inputs = translation_inputs()
     with torch.no_grad():
         generated = model.generate(**inputs, num_beams=3, max_length=9, do_sample=False)
         greedy = model.generate(**inputs, num_beams=1, max_new_tokens=4)
@@ -220,7 +175,7 @@ def test_set_target_lang_uses_the_tokenizer():
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")), unk_token="<unk>", pad_token="<pad>"
     )
-    model = make_model()
+    model = tiny_translation_model()
     model.set_target_lang("de_DE", tokenizer)
     assert model.generation_config.forced_bos_token_id == DE_DE and model.config.target_lang == "de_DE"
     with pytest.raises(ValueError, match="no token for target language 'xx_XX'"):
@@ -228,9 +183,9 @@ def test_set_target_lang_uses_the_tokenizer():
 
 
 def test_save_load_round_trip_keeps_adapters(tmp_path):
-    model = make_model()
+    model = tiny_translation_model()
     model.generation_config.forced_bos_token_id = DE_DE
-    inputs = make_inputs()
+    inputs = translation_inputs()
     model.save_pretrained(tmp_path)
     with safe_open(tmp_path / "model.safetensors", "pt") as weights:
         keys = set(weights.keys())
@@ -250,8 +205,8 @@ def test_save_load_round_trip_keeps_adapters(tmp_path):
 
 
 def test_merged_adapters_give_the_same_outputs(tmp_path):
-    model = make_model()
-    inputs = make_inputs()
+    model = tiny_translation_model()
+    inputs = translation_inputs()
     with torch.no_grad():
         logits = model(**inputs, decoder_input_ids=DECODER_INPUTS).logits
         generated = model.generate(**inputs, num_beams=3, max_length=10)
@@ -275,9 +230,9 @@ def test_merged_adapters_give_the_same_outputs(tmp_path):
 
 def test_from_pretrained_parts(tmp_path):
     torch.manual_seed(0)
-    pretraining = MSMAEForPreTraining(pose_config())
+    pretraining = MSMAEForPreTraining(tiny_config())
     pretraining.save_pretrained(tmp_path / "pose")
-    mbart = MBartForConditionalGeneration(text_config())
+    mbart = MBartForConditionalGeneration(tiny_text_config())
     mbart.generation_config.num_beams = 4
     mbart.generation_config.max_length = 50
     mbart.save_pretrained(tmp_path / "text")
@@ -300,7 +255,7 @@ def test_from_pretrained_parts(tmp_path):
 
 def test_face_stream_added_to_a_body_hands_checkpoint(tmp_path, caplog):
     torch.manual_seed(0)
-    MSMAEForPreTraining(pose_config()).save_pretrained(tmp_path)
+    MSMAEForPreTraining(tiny_config()).save_pretrained(tmp_path)
     checkpoint = MSMAEModel.from_pretrained(tmp_path)
     with caplog.at_level(logging.WARNING, logger="msmae"):
         encoder = load_pose_encoder(tmp_path, streams=["body", "left_hand", "right_hand", "face"])
@@ -315,7 +270,7 @@ def test_face_stream_added_to_a_body_hands_checkpoint(tmp_path, caplog):
             torch.testing.assert_close(value, old[name], msg=name)
     assert encoder.embeddings.streams["face"].projection.weight.abs().sum() > 0  # initialised, not left empty
     with torch.no_grad():
-        assert encoder(**make_inputs(num_keypoints=160)).last_hidden_state.shape == (2, 4 * 6, 32)
+        assert encoder(**translation_inputs(num_keypoints=160)).last_hidden_state.shape == (2, 4 * 6, 32)
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="msmae"):
@@ -334,19 +289,19 @@ def test_face_stream_added_to_a_body_hands_checkpoint(tmp_path, caplog):
 )
 def test_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        SignTranslationConfig(**{"encoder": pose_config(), "text_config": text_config(), **kwargs})
+        SignTranslationConfig(**{"encoder": tiny_config(), "text_config": tiny_text_config(), **kwargs})
 
 
 def test_clip_longer_than_the_text_positions_gets_a_clear_error():
-    model = make_model(text_config=text_config(max_position_embeddings=16))
+    model = tiny_translation_model(text_config=tiny_text_config(max_position_embeddings=16))
     with pytest.raises(ValueError, match="24 text-encoder tokens but the text model has 16 positions.*at most 10 fr"):
-        model.encode(**make_inputs(frames=(16, 4)))  # 8 cubelets x 3 streams
-    mean = make_model(fusion="mean", text_config=text_config(max_position_embeddings=16))
-    assert mean.encode(**make_inputs(frames=(16, 4))).last_hidden_state.shape[1] == 8
+        model.encode(**translation_inputs(frames=(16, 4)))  # 8 cubelets x 3 streams
+    mean = tiny_translation_model(fusion="mean", text_config=tiny_text_config(max_position_embeddings=16))
+    assert mean.encode(**translation_inputs(frames=(16, 4))).last_hidden_state.shape[1] == 8
 
 
 def test_config_round_trip_and_nested_parts(tmp_path):
-    config = SignTranslationConfig(encoder=pose_config(streams=["body", "right_hand"]), text_config=text_config(),
+    config = SignTranslationConfig(encoder=tiny_config(streams=["body", "right_hand"]), text_config=tiny_text_config(),
                                    fusion="mean", target_lang="de_DE", lora_target_modules=["q_proj", "v_proj"])
     config.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
@@ -370,7 +325,7 @@ def registered():
 
 
 def test_auto_classes_resolve(registered):
-    config = SignTranslationConfig(encoder=pose_config(), text_config=text_config(), lora_r=2)
+    config = SignTranslationConfig(encoder=tiny_config(), text_config=tiny_text_config(), lora_r=2)
     assert isinstance(AutoConfig.for_model("msmae_translation"), SignTranslationConfig)
     assert type(AutoModelForSeq2SeqLM.from_config(config)) is SignTranslationModel
     assert type(AutoModel.from_config(config)) is SignTranslationModel
@@ -389,14 +344,14 @@ torch.save(generated, sys.argv[3])
 
 
 def test_fresh_process_loads_with_trust_remote_code(registered, tmp_path):
-    model = make_model()
+    model = tiny_translation_model()
     model.generation_config.forced_bos_token_id = DE_DE
     model.save_pretrained(tmp_path / "ckpt")
     saved = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert saved["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_sign_translation.SignTranslationModel"
     assert {"modeling_sign_translation.py", "configuration_sign_translation.py", "modeling_msmae.py",
             "configuration_msmae.py"} <= set(os.listdir(tmp_path / "ckpt"))
-    inputs = make_inputs()
+    inputs = translation_inputs()
     torch.save(inputs, tmp_path / "inputs.pt")
     result = run_without_msmae(FRESH_PROCESS_SCRIPT, tmp_path / "ckpt", tmp_path / "inputs.pt", tmp_path / "out.pt",
                                cwd=tmp_path)
@@ -407,7 +362,7 @@ def test_fresh_process_loads_with_trust_remote_code(registered, tmp_path):
 
 
 def test_an_edited_config_is_validated_where_it_is_used():
-    config = SignTranslationConfig(encoder=pose_config(), text_config=text_config(), lora_r=0)
+    config = SignTranslationConfig(encoder=tiny_config(), text_config=tiny_text_config(), lora_r=0)
     config.fusion = "sum"
     with pytest.raises(ValueError, match="fusion"):
         SignTranslationModel(config)
@@ -418,7 +373,7 @@ def test_an_edited_config_is_validated_where_it_is_used():
 
 
 def test_frozen_pose_encoder_stays_frozen_after_loading(tmp_path):
-    make_model(freeze_pose_encoder=True).save_pretrained(tmp_path)
+    tiny_translation_model(freeze_pose_encoder=True).save_pretrained(tmp_path)
     loaded = SignTranslationModel.from_pretrained(tmp_path)
     assert not any(p.requires_grad for p in loaded.pose_encoder.parameters())
     loaded.train()
