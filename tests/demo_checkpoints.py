@@ -9,7 +9,7 @@ _WRITTEN = {}
 def demo_checkpoints(tmp_path_factory) -> Path:
     """The output folder of one quick demo run (shared by every test module that asks in this session)."""
     if "output" not in _WRITTEN:
-        from msmae.training import demo
+        from msmae.recipes import demo
 
         output = tmp_path_factory.mktemp("msmae-demo")
         assert demo.main(["--quick", "--data", "packaged", "--output_dir", str(output)]) == 0

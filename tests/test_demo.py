@@ -1,4 +1,4 @@
-"""`msmae demo` (msmae.training.demo.main) end to end in its quick setting: on the real signing packaged with msmae,
+"""`msmae demo` (msmae.recipes.demo.main) end to end in its quick setting: on the real signing packaged with msmae,
 on generated clips, and on the real data in ../shared."""
 
 import csv
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from msmae.training import demo
+from msmae.recipes import demo
 
 
 def check_outputs(output, capsys, num_signs):

@@ -67,7 +67,7 @@ def test_wheel_carries_recipes_and_packaged_signing(wheel):
         assert f"msmae/sample_data/{name}" in names, name
     for name in ("__init__.py", "pretraining.py", "sign_classification.py", "sign_translation.py"):
         assert f"msmae/recipes/{name}" in names, name
-    assert "msmae/training/demo.py" in names
+    assert "msmae/recipes/demo.py" in names
     assert not any("signsuisse" in n.lower() or "phoenix14t-sample" in n.lower() for n in names)
 
 

@@ -57,7 +57,7 @@ USER_FILE = ("notes.txt", "the user's own notes: never to be deleted\n")
 
 def recipe_arguments(data: Path, output: Path, cache: Path) -> list[str]:
     """A tiny pretraining: 6 steps, a checkpoint every 2, at most 2 kept (so rotation deletes), a loss every step."""
-    from msmae.training.demo import QUICK_CONFIG
+    from msmae.recipes.demo import QUICK_CONFIG
 
     return [
         "--dataset_name", str(data), "--output_dir", str(output), "--config_overrides", QUICK_CONFIG,

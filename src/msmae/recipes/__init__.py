@@ -20,8 +20,9 @@ The pattern, one module per task (`pretraining`, `sign_classification`, `sign_tr
       if __name__ == "__main__":
           main()
 
-- Callers import the recipe (`from msmae.recipes.pretraining import main`; `msmae.training.demo` does), never load
+- Callers import the recipe (`from msmae.recipes.pretraining import main`; `msmae.recipes.demo` does), never load
   `examples/*.py` by path. Tests import the dataclasses and `main` from `msmae.recipes.<task>`.
+- `demo` is `msmae demo`: the pretraining and classification recipes end to end, then prediction.
 - Nothing heavy is imported by this package's `__init__`: importing `msmae.recipes` costs nothing; each recipe
   module imports torch, datasets and transformers at its top, as the scripts did.
 """

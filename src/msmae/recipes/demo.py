@@ -114,7 +114,7 @@ def prepare_data(args, output_dir: Path):
     data = output_dir / "data"
     if args.data != "synthetic":
         return ("packaged", *packaged_data(args, data))
-    from .synthetic import synthetic_pretraining_dataset, synthetic_sign_dataset
+    from ..training.synthetic import synthetic_pretraining_dataset, synthetic_sign_dataset
 
     cache = str(cache_dir(args, output_dir))
     pretraining, recognition = data / "synthetic-pretraining", data / "synthetic-signs"
@@ -206,7 +206,7 @@ def predict_test_clips(model_dir: Path, recognition_source: str, cache: Path, se
 
     from ..processing_msmae import MSMAEPoseProcessor
     from ..data.loading import load_sign_dataset, split_dataset
-    from ..recipes.sign_classification import portable_sources
+    from .sign_classification import portable_sources
 
     model = AutoModelForVideoClassification.from_pretrained(model_dir).eval()
     processor = MSMAEPoseProcessor.from_pretrained(model_dir)
@@ -262,8 +262,8 @@ def _run(args) -> int:
 
 
 def _run_steps(args, output_dir: Path, started: float, started_ns: int) -> int:
-    from ..recipes import pretraining as pretraining_recipe
-    from ..recipes import sign_classification as classification_recipe
+    from . import pretraining as pretraining_recipe
+    from . import sign_classification as classification_recipe
 
     kind, description, pretraining_sources, recognition_source = prepare_data(args, output_dir)
     record_written(output_dir, started_ns)
