@@ -105,6 +105,22 @@ def random_pose_inputs(config, batch_size=2, frames=12, second_clip_frames=None,
             "attention_mask": attention_mask}
 
 
+def sample_clip_file(folder, name="msl150/doctor/2") -> Path:
+    """A packaged real clip (`msmae.sample_data`: MediaPipe poses of real signing, shipped with msmae) saved as a pose
+    file msmae reads: an `.npz` of its keypoints, mask, fps and frame size. For tests that need a real pose *file*
+    but are not about one reader's format (those use ../shared's .pose/.json files)."""
+    import numpy as np
+
+    from msmae import sample_data
+
+    pose = sample_data.load_clip(name)
+    path = Path(folder) / f"{name.replace('/', '-')}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, keypoints=pose.keypoints, keypoint_mask=pose.keypoint_mask, fps=pose.fps, width=pose.width,
+             height=pose.height)
+    return path
+
+
 # ---- tiny models and checkpoints shared by the test files (no test file imports another) ------------------------------
 
 # The one tiny MS-MAE configuration of the suite. A test that needs another size passes the difference to

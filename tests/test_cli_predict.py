@@ -12,7 +12,7 @@ from transformers import pipeline
 from msmae import MSMAEForPreTraining, MSMAEForSignClassification
 from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK, add_predict_arguments, run_predict
 from msmae.pipeline_msmae import RECOGNITION_TASK, TRANSLATION_TASK
-from conftest import save_tiny_classifier, save_tiny_translator, synthetic_clip, tiny_config
+from conftest import sample_clip_file, save_tiny_classifier, save_tiny_translator, synthetic_clip, tiny_config
 
 
 def predict(argv):
@@ -32,7 +32,15 @@ def recognizer(classifier_dir):
 
 
 @pytest.fixture
-def pose_files(shared_data):
+def pose_files(tmp_path):
+    """Two real clips shipped with msmae (MSL-150, ASL-App), as pose files."""
+    return [sample_clip_file(tmp_path / "poses", name) for name in ("msl150/doctor/2", "asl-app-100/hello")]
+
+
+@pytest.fixture
+def dot_pose_files(shared_data):
+    """Real pose-format `.pose` files (../shared), for the tests that need that format: a URL's content is recognised
+    by the .pose signature, and the .pose reader's calls are counted."""
     return [
         shared_data / "pose-format-samples" / "mediapipe.pose",
         shared_data / "pose-format-samples" / "hand_estimation" / "9.pose",
@@ -143,12 +151,12 @@ def test_command_line_on_a_real_video(classifier_dir, shared_data, tmp_path):
     assert "inference_feedback_manager" not in result.stderr  # MediaPipe's start-up noise is filtered
 
 
-def test_a_url_input_is_downloaded_and_a_failed_one_named(classifier_dir, recognizer, pose_files, tmp_path, capsys, caplog):
+def test_a_url_input_is_downloaded_and_a_failed_one_named(classifier_dir, recognizer, dot_pose_files, tmp_path, capsys, caplog):
     import functools
     import http.server
     import threading
 
-    (tmp_path / "sign.pose").write_bytes(pose_files[0].read_bytes())
+    (tmp_path / "sign.pose").write_bytes(dot_pose_files[0].read_bytes())
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     handler.log_message = lambda *args: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -162,7 +170,7 @@ def test_a_url_input_is_downloaded_and_a_failed_one_named(classifier_dir, recogn
         httpd.server_close()
     assert code == EXIT_INPUT  # the missing one; the other is still answered
     results = json.loads(capsys.readouterr().out)
-    expected = recognizer(str(pose_files[0]), top_k=2)
+    expected = recognizer(str(dot_pose_files[0]), top_k=2)
     assert [p["label"] for p in results[0]["predictions"]] == [p["label"] for p in expected]
     assert f"{base}/missing.pose" in caplog.text
 
@@ -175,7 +183,7 @@ def recording(calls, function, record):
     return wrapper
 
 
-def test_the_pipeline_reads_each_input_once(classifier_dir, pose_files, monkeypatch, capsys):
+def test_the_pipeline_reads_each_input_once(classifier_dir, dot_pose_files, monkeypatch, capsys):
     # The CLI hands each path to the pipeline as it is; loading and preprocessing happen there, once per input.
     import msmae.clips
     from msmae.pipeline_msmae import SignPosePipeline
@@ -188,7 +196,7 @@ def test_the_pipeline_reads_each_input_once(classifier_dir, pose_files, monkeypa
                         recording(reads, msmae.clips.read_pose_file, lambda path, **kwargs: str(path)))
     monkeypatch.setattr(MSMAEPoseProcessor, "__call__",
                         recording(processed, MSMAEPoseProcessor.__call__, lambda *args, **kwargs: None))
-    paths = [str(p) for p in pose_files if p.exists()]
+    paths = [str(p) for p in dot_pose_files if p.exists()]
     assert predict([*paths, "--model", str(classifier_dir), "--format", "json", "--batch_size", "2"]) == EXIT_OK
     assert len(json.loads(capsys.readouterr().out)) == len(paths)
     assert handed == paths  # the paths themselves, not clips the CLI loaded

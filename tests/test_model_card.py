@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_classification_recipe
+from conftest import run_classification_recipe, sample_clip_file
 from huggingface_hub import ModelCard
 
 from msmae.training.hub import files_to_upload
@@ -128,10 +128,10 @@ def test_card_for_each_task_and_hub_metadata(trained, tmp_path):
     assert data["language"] == ["mfs", "sgg", "ase"] and "base_model" not in data
 
 
-def test_usage_snippet_runs_where_msmae_is_not_installed(trained, shared_data, tmp_path):
+def test_usage_snippet_runs_where_msmae_is_not_installed(trained, tmp_path):
     """The card's code, pasted into a process that cannot import msmae, loads the folder with
-    trust_remote_code and classifies a real .pose file."""
-    pose_file = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[0]
+    trust_remote_code and classifies a real pose file (a clip shipped with msmae, saved as .npz)."""
+    pose_file = sample_clip_file(tmp_path, "asl-app-100/hello")
     write_model_card(trained, task="sign-classification", repo_id="someone/tiny")
     snippet = re.search(r"```python\n(.*?)```", (trained / "README.md").read_text(), flags=re.S).group(1)
     snippet = snippet.replace('repo_id = "someone/tiny"', f"repo_id = {str(trained)!r}")

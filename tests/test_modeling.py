@@ -450,12 +450,13 @@ def test_load_in_half_precision(tester, tmp_path, dtype):
     assert out.logits.dtype == dtype and torch.isfinite(out.loss)
 
 
-def test_optimiser_steps_on_real_poses_lower_the_loss(tester, shared_data):
+def test_optimiser_steps_on_real_poses_lower_the_loss(tester):
+    from msmae import sample_data
     from msmae.processing_msmae import MSMAEPoseProcessor
 
-    files = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[:8]
+    files = sample_data.load_clips("asl-app-100")[:8]  # real signing shipped with msmae
     processor = MSMAEPoseProcessor(sampling="window", window_size=64, num_frames=64)
-    inputs = processor([str(f) for f in files], return_tensors="pt")
+    inputs = processor(files, return_tensors="pt")
     config = tester.get_config()
     torch.manual_seed(0)
     model = MSMAEForPreTraining(config)

@@ -4,12 +4,13 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_without_msmae
+from conftest import run_without_msmae, sample_clip_file
 
+from msmae import sample_data
 from msmae.augmentation import RandomRotation
 from msmae.configuration_msmae import MSMAEConfig
 from msmae.keypoint_layout import ALL_STREAMS, NUM_STORED_KEYPOINTS, stream_slices
-from msmae.pose_io import SignPose, read_pose_file
+from msmae.pose_io import SignPose
 from msmae.clips import load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor, normalize_keypoints
 
@@ -75,9 +76,9 @@ def test_shoulder_normalisation_uses_detected_frames_only_and_falls_back():
         normalize_keypoints(keypoints, mask, method="zscore")
 
 
-def test_real_clip_normalised_to_shoulders(shared_data):
-    path = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[1]
-    out = MSMAEPoseProcessor(sampling="full")(path)
+@pytest.mark.parametrize("name", ["asl-app-100/hello", "msl150/doctor/2"])  # real signing shipped with msmae
+def test_real_clip_normalised_to_shoulders(name):
+    out = MSMAEPoseProcessor(sampling="full")(sample_data.load_clip(name))
     values, mask = out["pose_values"][0], out["keypoint_mask"][0]
     both = mask[:, 0] & mask[:, 1]  # body stream: 0 = LEFT_SHOULDER, 1 = RIGHT_SHOULDER
     assert both.sum() > 10
@@ -92,13 +93,13 @@ def test_real_clip_normalised_to_shoulders(shared_data):
 # ---- inputs -----------------------------------------------------------------------------------------------------------
 
 
-def test_pose_file_equals_same_keypoints_as_array_row_and_sign_pose(shared_data):
-    path = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[2]
-    pose = read_pose_file(path)
+def test_pose_file_equals_same_keypoints_as_array_row_and_sign_pose(tmp_path):
+    path = sample_clip_file(tmp_path, "asl-app-100/hello")  # a real clip shipped with msmae, as a pose file
+    pose = load_pose(path)
     processor = MSMAEPoseProcessor.from_preset("recognition", streams=list(ALL_STREAMS))
     reference = processor(path)
     for other in (
-        processor(pose.keypoints, width=640, height=480),  # the same keypoints as a raw (T, 160, 4) array
+        processor(pose.keypoints, width=pose.width, height=pose.height),  # the same keypoints as a raw (T, 160, 4) array
         processor(pose.to_example()),
         processor([pose]),
     ):

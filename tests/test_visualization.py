@@ -3,6 +3,7 @@ show what they should (stream colours where streams are detected, grey where tok
 
 import numpy as np
 import pytest
+from conftest import sample_clip_file
 
 from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
 from msmae.pose_io import SignPose
@@ -156,11 +157,10 @@ def test_load_pose_reads_an_extract_output_folder(tmp_path):
         load_pose(tmp_path, index=2)
 
 
-def test_visualize_command(shared_data, tmp_path, capsys):
+def test_visualize_command(tmp_path, capsys):
     from msmae.cli import main
 
-    source = shared_data / "pose-format-samples" / "hand_estimation"
-    pose_file = sorted(source.glob("*.pose"))[0]
+    pose_file = sample_clip_file(tmp_path, "msl150/hoy/1")  # a real clip shipped with msmae, as a pose file
     output = tmp_path / "pose.gif"
     assert main(["visualize", str(pose_file), "--output", str(output), "--size", "160"]) == 0
     gif = Image.open(output)
