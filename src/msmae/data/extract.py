@@ -41,6 +41,7 @@ from .parts import (
     read_failures,
     write_part,
 )
+from .parts import load_extracted  # noqa: F401  (dataset cards written by msmae 0.1.0 name msmae.data.extract.load_extracted)
 from .schema import row_features
 from .sources import clips_from_inputs, printable
 
