@@ -18,9 +18,12 @@ from msmae.training.synthetic import synthetic_pretraining_dataset, synthetic_si
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
-pytestmark = pytest.mark.skipif(
-    not ACCELERATE.exists() and shutil.which("accelerate") is None, reason="the accelerate command is not installed"
-)
+pytestmark = [
+    pytest.mark.slow,  # two processes
+    pytest.mark.skipif(
+        not ACCELERATE.exists() and shutil.which("accelerate") is None, reason="the accelerate command is not installed"
+    ),
+]
 
 
 def launch(script, *arguments, cwd):

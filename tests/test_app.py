@@ -55,6 +55,7 @@ def test_app_needs_a_fine_tuned_checkpoint(tmp_path_factory):
         checkpoint_task(output / "pretraining")
 
 
+@pytest.mark.slow
 def test_demo_answers_and_animates(classifier_dir, sample_video, expected_top5):
     from PIL import Image
 

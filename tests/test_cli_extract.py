@@ -107,6 +107,7 @@ def test_resume_after_sigkill_gives_each_video_once(clips, tmp_path):
     assert _sources(out, tmp_path / "cache") == sorted(videos)  # each exactly once
 
 
+@pytest.mark.slow
 def test_shards_split_the_work_and_overwrite_redoes_it(clips, tmp_path):
     videos = clips(3)
     out = tmp_path / "out"
@@ -148,6 +149,7 @@ def test_argument_errors_and_nothing_processable(tmp_path, monkeypatch, capsys):
     assert main(["extract", str(tmp_path / "no_videos"), "--output_dir", str(tmp_path / "out2")]) == 1
 
 
+@pytest.mark.slow
 def test_manifest_cuts_clips_from_a_video(clips, tmp_path, monkeypatch):
     import msmae.holistic
     from msmae.cli import main

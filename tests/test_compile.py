@@ -12,6 +12,7 @@ from msmae import MSMAEForPreTraining, MSMAEForSignClassification
 
 # conftest's TINY with a decoder narrower than the encoder, as the pinned model of test_regression.py.
 SIZE = dict(decoder_hidden_size=24, decoder_num_attention_heads=2, decoder_intermediate_size=48, num_labels=5)
+pytestmark = pytest.mark.slow  # torch.compile: minutes on a small CPU
 
 
 def batch(config, with_noise=True):

@@ -60,6 +60,7 @@ def test_load_example_gives_the_packaged_recipe():
     assert demo.load_example("run_sign_classification") is sign_classification
 
 
+@pytest.mark.slow
 def test_quick_demo_on_packaged_signing(tmp_path, capsys):
     assert demo.main(["--quick", "--data", "packaged", "--output_dir", str(tmp_path / "out")]) == 0
     summary = check_outputs(tmp_path / "out", capsys, num_signs=5)
@@ -68,6 +69,7 @@ def test_quick_demo_on_packaged_signing(tmp_path, capsys):
     assert all(p["label"] in ("ambulancia", "doctor", "dolor", "hoy", "yo") for p in summary["predictions"])
 
 
+@pytest.mark.slow
 def test_quick_demo_on_generated_clips(tmp_path, capsys):
     assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(tmp_path / "out")]) == 0
     summary = check_outputs(tmp_path / "out", capsys, num_signs=8)
@@ -114,6 +116,7 @@ def test_output_file_is_refused(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err and (tmp_path / "out").read_text() == "a file"
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_the_earlier_demo_and_keeps_the_users_files(tmp_path, capsys):
     output = tmp_path / "out"
     assert demo.main(["--quick", "--data", "synthetic", "--output_dir", str(output)]) == 0

@@ -60,6 +60,7 @@ def rows(output_dir) -> dict:
     return result
 
 
+@pytest.mark.slow
 def test_file_name_that_is_not_utf8_is_extracted(videos, tmp_path):
     folder, paths, _ = videos
     inputs = tmp_path / "in"
@@ -74,6 +75,7 @@ def test_file_name_that_is_not_utf8_is_extracted(videos, tmp_path):
     assert run_extraction([inputs], out, progress=False).num_already_extracted == 2
 
 
+@pytest.mark.slow
 def test_full_disk_stops_the_run_and_the_next_run_finishes(videos, tmp_path):
     folder, _, reference = videos
     out = tmp_path / "out"
@@ -108,6 +110,7 @@ def test_output_dir_that_cannot_be_made_is_a_message(videos, tmp_path, monkeypat
     assert (tmp_path / "a_file").read_text() == "mine\n"
 
 
+@pytest.mark.slow
 def test_damaged_parts_are_extracted_again(videos, tmp_path):
     folder, paths, reference = videos
     out = tmp_path / "out"
@@ -132,6 +135,7 @@ def test_torn_last_line_of_the_failure_log_does_not_swallow_the_next(tmp_path):
     assert sorted(read_failures(tmp_path)) == ["a.mp4", "c.mp4"]
 
 
+@pytest.mark.slow
 def test_changed_manifest_updates_the_rows_and_the_dataset_loads(videos, tmp_path):
     folder, paths, reference = videos
     out = tmp_path / "out"
@@ -165,6 +169,7 @@ def test_repeated_manifest_rows_with_other_values_are_an_error(videos, tmp_path)
     assert [clip.columns for clip in clips_from_inputs(manifest=manifest)] == [{"label": "A"}]
 
 
+@pytest.mark.slow
 def test_other_settings_are_refused_not_claimed(videos, tmp_path):
     folder, _, reference = videos
     out = tmp_path / "out"
@@ -210,6 +215,7 @@ def _session(sid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_workers_end_when_the_main_process_is_killed(videos, tmp_path):
     folder, _, _ = videos
     log = tmp_path / "log.txt"
@@ -289,6 +295,7 @@ def test_visualize_messages_instead_of_tracebacks(videos, tmp_path, capsys, capl
     assert not features["keypoint_mask"].any() and "no keypoint is detected" in caplog.text
 
 
+@pytest.mark.slow
 def test_visualize_a_video_keeps_mediapipe_lines_off_the_terminal(videos, tmp_path):
     _, paths, _ = videos
     run = subprocess.run([sys.executable, "-m", "msmae.cli", "visualize", paths[0], "--output",

@@ -70,6 +70,7 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
+@pytest.mark.slow
 def test_resume_skips_an_incomplete_newest_checkpoint_and_names_it(bench, tmp_path, caplog, damage):
     output = tmp_path / "run"
     shutil.copytree(bench.run, output)
@@ -87,6 +88,7 @@ def test_resume_skips_an_incomplete_newest_checkpoint_and_names_it(bench, tmp_pa
         find_last_checkpoint(incomplete, logging.getLogger())
 
 
+@pytest.mark.slow
 def test_finished_checkpoint_without_the_final_save_resumes_from_the_one_before(bench, tmp_path, caplog):
     """Resuming from checkpoint-6 of a 6-step run would train a 7th step: the run goes on from checkpoint-4."""
     output = tmp_path / "run"
@@ -99,6 +101,7 @@ def test_finished_checkpoint_without_the_final_save_resumes_from_the_one_before(
     assert find_last_checkpoint(arguments(output), logging.getLogger("test")) is None  # from the start
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_reported_and_not_trained_again(bench, tmp_path, capsys):
     from msmae.recipes import pretraining
 
@@ -115,6 +118,7 @@ def test_a_finished_run_is_reported_and_not_trained_again(bench, tmp_path, capsy
     assert find_last_checkpoint(arguments(output, max_steps=8), logging.getLogger()) == str(output / "checkpoint-6")
 
 
+@pytest.mark.slow
 def test_overwrite_output_dir_trains_from_the_start_and_removes_only_the_trainers_files(bench, tmp_path):
     from msmae.recipes import pretraining
 
@@ -141,6 +145,7 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("name", FAULTS)
+@pytest.mark.slow
 def test_fault_then_plain_rerun_equals_an_uninterrupted_run(bench, name):
     fault = {**FAULTS[name], "text": name}
     if fault["kind"] == "permission" and not fi.runs_as_nobody():

@@ -109,6 +109,7 @@ def test_endpoint_recognises_a_video_sent_as_base64_or_raw_bytes(demo_output, sh
     assert "top_k must be at least 1" in answers[3]["error"]
 
 
+@pytest.mark.slow
 def test_endpoint_embeds_and_translates_model_ready_inputs(demo_output, tmp_path):
     from msmae.modeling_sign_translation import SignTranslationModel
 
@@ -149,6 +150,7 @@ print("RESULTS" + json.dumps({"results": results, "msmae_imported": imported}))
 """
 
 
+@pytest.mark.slow
 def test_checkpoints_serve_with_the_task_inferred_or_named_without_msmae(demo_output, tmp_path):
     translator_dir = save_tiny_translator(tmp_path / "translator")
     clip = synthetic_clip(45, seed=7)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -96,6 +97,7 @@ print(json.dumps([config_module, recognizer.task, len(scores)]))
 """
 
 
+@pytest.mark.slow
 def test_the_checkpoint_copy_serves_without_msmae(tmp_path):
     folder = save_classifier(tmp_path / "ckpt")
     result = run_without_msmae(WITHOUT_MSMAE, folder, cwd=tmp_path)

@@ -63,14 +63,16 @@ print(json.dumps([type(model).__module__, type(AutoConfig.for_model("msmae_trans
 @pytest.mark.parametrize(
     "statement",
     [
-        "import msmae; msmae.MSMAEConfig",
-        "import msmae; msmae.SignLanguageRecognitionPipeline",
-        "from msmae.modeling_msmae import MSMAEModel",
-        "from msmae.configuration_msmae import MSMAEConfig",
-        "from msmae.processing_msmae import MSMAEPoseProcessor",
-        "from msmae.pipeline_msmae import SignLanguageRecognitionPipeline",
-        "from msmae.modeling_sign_translation import SignTranslationModel",
-        "from msmae.configuration_sign_translation import SignTranslationConfig",
+        "import msmae; msmae.MSMAEConfig",  # the quick loop runs this one; each takes a fresh interpreter (~10 s)
+        *(pytest.param(statement, marks=pytest.mark.slow) for statement in (
+            "import msmae; msmae.SignLanguageRecognitionPipeline",
+            "from msmae.modeling_msmae import MSMAEModel",
+            "from msmae.configuration_msmae import MSMAEConfig",
+            "from msmae.processing_msmae import MSMAEPoseProcessor",
+            "from msmae.pipeline_msmae import SignLanguageRecognitionPipeline",
+            "from msmae.modeling_sign_translation import SignTranslationModel",
+            "from msmae.configuration_sign_translation import SignTranslationConfig",
+        )),
     ],
 )
 def test_registrations_happen_before_first_use(statement):
@@ -98,11 +100,13 @@ print(json.dumps([len(names), failures]))
 """
 
 
+@pytest.mark.slow
 def test_every_module_imports_first_without_a_cycle():
     count, failures = _run(NO_CYCLES)
     assert count > 30 and failures == {}
 
 
+@pytest.mark.slow
 def test_peft_is_imported_only_where_adapters_are_built():
     loaded = _loaded_after("import msmae\nmsmae.SignTranslationModel\nmsmae.MSMAEForSignClassification(msmae.MSMAEConfig("
                            "hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))")
@@ -121,6 +125,7 @@ print(json.dumps([light, type(model).__module__]))
 
 
 @pytest.mark.parametrize("before", ["", "import transformers.models.auto"])
+@pytest.mark.slow
 def test_auto_classes_resolve_msmae_after_a_bare_import(tmp_path, before):
     """`import msmae` then an Auto class, naming no msmae class: registered as transformers' Auto classes load (or
     at `import msmae` when they were loaded already)."""

@@ -27,6 +27,7 @@ def sample_video():
     return SHARED_DATA / "pose-format-samples" / "test_video.mp4"
 
 
+@pytest.mark.slow
 def test_streamed_windows_give_the_pipeline_answer(demo_output, sample_video):
     from msmae.holistic import extract_video
     from msmae.serving.live import LiveRecognizer, run_live, video_frames
@@ -51,6 +52,7 @@ def test_streamed_windows_give_the_pipeline_answer(demo_output, sample_video):
         np.testing.assert_allclose([p["score"] for p in update.predictions], [p["score"] for p in expected], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_realtime_play_skips_late_frames(sample_video):
     from msmae.holistic import VideoReader
     from msmae.serving.live import video_frames
@@ -79,6 +81,7 @@ def test_bad_frames_and_checkpoints_are_refused(demo_output, capsys):
     assert exit_info.value.code == 2 and "pretrained encoder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_command_prints_a_running_top_k(demo_output, sample_video, capsys):
     from msmae.cli import main
 

@@ -128,6 +128,7 @@ def test_card_for_each_task_and_hub_metadata(trained, tmp_path):
     assert data["language"] == ["mfs", "sgg", "ase"] and "base_model" not in data
 
 
+@pytest.mark.slow
 def test_usage_snippet_runs_where_msmae_is_not_installed(trained, tmp_path):
     """The card's code, pasted into a process that cannot import msmae, loads the folder with
     trust_remote_code and classifies a real pose file (a clip shipped with msmae, saved as .npz)."""

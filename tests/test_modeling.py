@@ -313,6 +313,7 @@ torch.save({'hidden': hidden, 'logits': logits}, sys.argv[3])
 """
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_with_trust_remote_code(tester, tmp_path):
     config = tester.get_config()
     torch.manual_seed(0)

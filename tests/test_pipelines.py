@@ -251,6 +251,7 @@ def run_fresh_process(jobs, tmp_path):
     return json.loads(line.removeprefix("RESULTS"))
 
 
+@pytest.mark.slow
 def test_checkpoints_load_with_trust_remote_code_where_msmae_is_missing(classifier_dir, classifier, translator_dir, tmp_path):
     encoder_dir = save_tiny_encoder(tmp_path / "encoder")
     clip = synthetic_clip(45, seed=5)

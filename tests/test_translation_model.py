@@ -343,6 +343,7 @@ torch.save(generated, sys.argv[3])
 """
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_with_trust_remote_code(registered, tmp_path):
     model = tiny_translation_model()
     model.generation_config.forced_bos_token_id = DE_DE
