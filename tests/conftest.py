@@ -121,6 +121,37 @@ def sample_clip_file(folder, name="msl150/doctor/2") -> Path:
     return path
 
 
+def sample_pose_file(folder, name="msl150/doctor/2") -> Path:
+    """A packaged real clip written as a pose-format `.pose` file (MediaPipe Holistic component and point names, the
+    stored points only, x and y in pixels where the frame size is known), for tests that need the `.pose` format itself (bytes and URLs are
+    recognised by its signature) but not an upstream file."""
+    import numpy as np
+    from pose_format import Pose
+    from pose_format.numpy.pose_body import NumPyPoseBody
+    from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
+
+    from msmae import sample_data
+    from msmae.pose_io import HOLISTIC_COMPONENTS, STORED_POINT_NAMES
+
+    pose = sample_data.load_clip(name)
+    components, order = [], []
+    for component in HOLISTIC_COMPONENTS:
+        stored = [i for i, (owner, _) in enumerate(STORED_POINT_NAMES) if owner == component]
+        components.append(PoseHeaderComponent(component, [STORED_POINT_NAMES[i][1] for i in stored], [], [], "XYZC"))
+        order += stored
+    header = PoseHeader(0.1, PoseHeaderDimensions(pose.width, pose.height, 1), components)
+    points = pose.keypoints[:, order, :3].copy()
+    if pose.width and pose.height:  # as MediaPipe exports write them: x, y in pixels
+        points[..., :2] *= np.array([pose.width, pose.height], dtype=np.float32)
+    confidence = pose.keypoint_mask[:, order].astype(np.float32)
+    body = NumPyPoseBody(pose.fps, points[:, None] * confidence[:, None, :, None], confidence[:, None])
+    path = Path(folder) / f"{name.replace('/', '-')}.pose"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        Pose(header, body).write(file)
+    return path
+
+
 # ---- tiny models and checkpoints shared by the test files (no test file imports another) ------------------------------
 
 # The one tiny MS-MAE configuration of the suite. A test that needs another size passes the difference to

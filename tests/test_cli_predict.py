@@ -12,7 +12,14 @@ from transformers import pipeline
 from msmae import MSMAEForPreTraining, MSMAEForSignClassification
 from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK, add_predict_arguments, run_predict
 from msmae.pipeline_msmae import RECOGNITION_TASK, TRANSLATION_TASK
-from conftest import sample_clip_file, save_tiny_classifier, save_tiny_translator, synthetic_clip, tiny_config
+from conftest import (
+    sample_clip_file,
+    sample_pose_file,
+    save_tiny_classifier,
+    save_tiny_translator,
+    synthetic_clip,
+    tiny_config,
+)
 
 
 def predict(argv):
@@ -38,13 +45,10 @@ def pose_files(tmp_path):
 
 
 @pytest.fixture
-def dot_pose_files(shared_data):
-    """Real pose-format `.pose` files (../shared), for the tests that need that format: a URL's content is recognised
-    by the .pose signature, and the .pose reader's calls are counted."""
-    return [
-        shared_data / "pose-format-samples" / "mediapipe.pose",
-        shared_data / "pose-format-samples" / "hand_estimation" / "9.pose",
-    ]
+def dot_pose_files(tmp_path):
+    """The same real clips as pose-format `.pose` files, for the tests that need that format: a URL's content is
+    recognised by the .pose signature, and the .pose reader's calls are counted."""
+    return [sample_pose_file(tmp_path / "poses", name) for name in ("msl150/doctor/2", "asl-app-100/hello")]
 
 
 def test_json_output_on_real_pose_files(classifier_dir, recognizer, pose_files, capsys):

@@ -14,17 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, run_without_msmae, write_video
+from conftest import SHARED_DATA, labelled, run_without_msmae, sample_pose_file, tiny_config, write_video
 from transformers import pipeline
 
-from msmae import MSMAEConfig, MSMAEForSignClassification
+from msmae import MSMAEForSignClassification
 from msmae.pipeline_msmae import RECOGNITION_TASK
 from msmae.clips import bytes_suffix, download, load_pose
 from msmae.processing_msmae import MSMAEPoseProcessor
 
 VIDEO = SHARED_DATA / "pose-format-samples" / "test_video.mp4"
-POSE_FILE = SHARED_DATA / "pose-format-samples" / "mediapipe.pose"
-LABELS = ["ambulancia", "doctor", "dolor", "hoy", "yo"]
 needs_video = pytest.mark.skipif(not VIDEO.is_file(), reason=f"the sample video is not at {VIDEO} (MSMAE_SHARED_DATA)")
 
 
@@ -33,14 +31,16 @@ def checkpoint(tmp_path_factory):
     """A tiny randomly initialised classifier, saved as training saves one (weights, labels, processor, code)."""
     folder = tmp_path_factory.mktemp("classifier")
     torch.manual_seed(0)
-    config = MSMAEConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-        decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
-    )
+    config = tiny_config(**labelled())
     MSMAEForSignClassification(config).save_pretrained(folder)
     MSMAEPoseProcessor.from_preset("recognition", streams=config.streams).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def pose_file(tmp_path_factory):
+    """A real clip shipped with msmae, as a pose-format .pose file."""
+    return sample_pose_file(tmp_path_factory.mktemp("pose"), "msl150/doctor/2")
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +63,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real HTTP server on 127.0.0.1 serving a folder with the sample video, a .pose file and a text file."""
+def server(tmp_path_factory, pose_file):
+    """A real HTTP server on 127.0.0.1 serving a folder with the sample video (where ../shared has it), a .pose file
+    and a text file."""
     folder = tmp_path_factory.mktemp("served")
     if VIDEO.is_file():
         (folder / "sign.mp4").write_bytes(VIDEO.read_bytes())
-        (folder / "sign.pose").write_bytes(POSE_FILE.read_bytes())
+    (folder / "sign.pose").write_bytes(pose_file.read_bytes())
     (folder / "notes.txt").write_text("not a video\n")
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -94,13 +95,12 @@ def decoded_frames(count):
 # ---- bytes and file objects ------------------------------------------------------------------------------------------
 
 
-def test_signatures_tell_videos_and_pose_files_apart():
+def test_signatures_tell_videos_and_pose_files_apart(pose_file):
     assert bytes_suffix(VIDEO.read_bytes() if VIDEO.is_file() else b"\0\0\0\x18ftypisom") == ".mp4"
     assert bytes_suffix(b"\0\0\0\x14ftypqt  ") == ".mp4" and bytes_suffix(b"\0\0\0\x08wide") == ".mov"
     assert bytes_suffix(b"\x1a\x45\xdf\xa3" + bytes(20)) == ".webm"
     assert bytes_suffix(b"RIFF\0\0\0\0AVI LIST") == ".avi"
-    if POSE_FILE.is_file():
-        assert bytes_suffix(POSE_FILE.read_bytes()) == ".pose"
+    assert bytes_suffix(pose_file.read_bytes()) == ".pose"
     for data in (b"RIFF\0\0\0\0WAVEfmt ", b"PK\x03\x04zip", b"%PDF-1.7", b""):
         with pytest.raises(ValueError, match="the upload: not a video or .pose file msmae reads"):
             bytes_suffix(data, "the upload")
@@ -132,14 +132,12 @@ def test_every_container_is_read_from_memory(recognizer, tmp_path, suffix, codec
     assert_same_answer(recognizer(Path(path).read_bytes(), top_k=5), recognizer(path, top_k=5))
 
 
-def test_pose_file_bytes_answer_as_the_path(recognizer):
-    if not POSE_FILE.is_file():
-        pytest.skip(f"no sample .pose file at {POSE_FILE}")
-    expected = recognizer(str(POSE_FILE), top_k=5)
-    data = POSE_FILE.read_bytes()
+def test_pose_file_bytes_answer_as_the_path(recognizer, pose_file):
+    expected = recognizer(str(pose_file), top_k=5)
+    data = pose_file.read_bytes()
     for given in (data, bytearray(data), memoryview(data), io.BytesIO(data)):
         assert recognizer(given, top_k=5) == expected
-    loaded, from_path = load_pose(data), load_pose(POSE_FILE)
+    loaded, from_path = load_pose(data), load_pose(pose_file)
     np.testing.assert_array_equal(loaded.keypoints, from_path.keypoints)
 
 
@@ -157,10 +155,8 @@ def test_bytes_that_are_no_clip_are_named(recognizer):
 # ---- URLs ------------------------------------------------------------------------------------------------------------
 
 
-def test_pose_urls_answer_as_the_path_and_failures_name_the_url(recognizer, server):
-    if not POSE_FILE.is_file():
-        pytest.skip(f"no sample .pose file at {POSE_FILE}")
-    assert recognizer(f"{server}/sign.pose", top_k=5) == recognizer(str(POSE_FILE), top_k=5)
+def test_pose_urls_answer_as_the_path_and_failures_name_the_url(recognizer, server, pose_file):
+    assert recognizer(f"{server}/sign.pose", top_k=5) == recognizer(str(pose_file), top_k=5)
     missing = f"{server}/missing.mp4"
     with pytest.raises(OSError, match=rf"Could not download {missing} \(HTTP 404"):
         recognizer(missing)
@@ -256,16 +252,14 @@ def test_a_list_of_single_frames_is_a_batch_of_bad_clips(recognizer):
         recognizer([np.zeros((48, 64, 3), np.uint8)] * 3)
 
 
-def test_endpoint_handler_hands_request_bytes_to_the_pipeline(checkpoint, recognizer):
+def test_endpoint_handler_hands_request_bytes_to_the_pipeline(checkpoint, recognizer, pose_file):
     import base64
 
     from msmae.handler import EndpointHandler
 
-    if not POSE_FILE.is_file():
-        pytest.skip(f"no sample .pose file at {POSE_FILE}")
     endpoint = EndpointHandler(str(checkpoint))
-    data = POSE_FILE.read_bytes()
-    expected = recognizer(str(POSE_FILE), top_k=3)
+    data = pose_file.read_bytes()
+    expected = recognizer(str(pose_file), top_k=3)
     assert endpoint({"inputs": base64.b64encode(data).decode(), "parameters": {"top_k": 3}}) == expected
     assert endpoint({"inputs": data, "parameters": {"top_k": 3}}) == expected
     with pytest.raises(ValueError, match=r"not a video or \.pose file.*b'hello world!'"):
