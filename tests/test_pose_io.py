@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import sample_pose_file
 
 from msmae.keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES, NUM_STORED_KEYPOINTS, stream_slices
 from msmae.pose_io import (
@@ -145,14 +146,15 @@ def test_single_hand_layout_is_rejected(shared_data):
         read_pose_file(shared_data / "pose-format-samples" / "mediapipe_hand_normalized.pose")
 
 
-def test_empty_truncated_and_missing_files(shared_data, tmp_path):
-    empty = shared_data / "bad-inputs" / "empty.pose"
+def test_empty_truncated_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.pose"  # as met in the wild: an empty file
+    empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty.pose is empty"):
         read_pose_file(empty)
     with pytest.raises(ValueError, match="empty.pose"):
         load_pose(empty)
 
-    data = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[0].read_bytes()
+    data = sample_pose_file(tmp_path, "msl150/doctor/2").read_bytes()  # a real clip shipped with msmae, as .pose
     truncated = tmp_path / "cut.pose"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cut.pose is not a readable .pose file.*truncated"):

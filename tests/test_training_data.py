@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import sample_pose_file
 from datasets import ClassLabel, DatasetDict, IterableDataset
 
 from msmae.configuration_msmae import MSMAEConfig
@@ -73,9 +74,10 @@ def test_synthetic_dataset_columns(signs, cache):
     assert len(corpus) == 3 and min(corpus["num_frames"]) >= 90 and "label" not in corpus.column_names
 
 
-def test_records_skip_unreadable_clip(shared_data, cache, caplog):
-    good = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[0]
-    bad = shared_data / "bad-inputs" / "empty.pose"
+def test_records_skip_unreadable_clip(tmp_path, cache, caplog):
+    good = sample_pose_file(tmp_path, "asl-app-100/hello")  # a real clip shipped with msmae, as a .pose file
+    bad = tmp_path / "empty.pose"  # as met in the wild: an empty file
+    bad.write_bytes(b"")
     dataset = dataset_from_records([{"path": good}, {"path": bad}], cache_dir=cache)
     assert len(dataset) == 1 and dataset[0]["source"] == str(good)
     assert "empty.pose" in caplog.text
@@ -113,12 +115,12 @@ def _write_manifest(path, rows):
     return path
 
 
-def test_manifest_of_pose_files(shared_data, tmp_path, cache):
+def test_manifest_of_pose_files(tmp_path, cache):
     folder = tmp_path / "clips"
     folder.mkdir()
-    sources = sorted((shared_data / "signsuisse" / "reduced").glob("*.pose"))[:4]
-    for i, source in enumerate(sources):
-        shutil.copy(source, folder / f"clip{i}.pose")
+    names = ["msl150/hoy/1", "msl150/yo/1", "asl-app-100/hello", "asl-app-100/goodbye"]  # real clips shipped with msmae
+    for i, name in enumerate(names):
+        shutil.move(sample_pose_file(tmp_path / "poses", name), folder / f"clip{i}.pose")
     rows = [
         {"path": f"clips/clip{i}.pose", "label": "hello" if i % 2 else "thanks", "signer": f"s{i // 2}",
          "split": "test" if i == 3 else "train"}
