@@ -2,6 +2,7 @@
 `datasets` dataset (`msmae.data.extract.run_extraction`)."""
 
 import logging
+import os
 from pathlib import Path
 
 logger = logging.getLogger("msmae")
@@ -17,11 +18,15 @@ def add_extract_arguments(parser):
     parser.add_argument("--manifest", help="CSV/TSV/JSON/JSONL with a 'path' column (relative to the manifest) and "
                                            "per-clip columns (label, text, signer, ...) copied into the dataset; "
                                            "start/end (seconds) or start_frame/end_frame cut clips from long videos")
-    parser.add_argument("--num_workers", type=int, default=1, help="processes, one MediaPipe graph each")
-    parser.add_argument("--shard_index", type=int, default=0, help="this machine's shard (0-based)")
-    parser.add_argument("--num_shards", type=int, default=1,
+    parser.add_argument("--num_workers", type=int, default=1,
+                        help="processes, one MediaPipe graph each (--engine ray: sources at once; 0 = every CPU "
+                             "of the Ray cluster)")
+    add_engine_arguments(parser)
+    parser.add_argument("--shard_index", type=int, default=None,
+                        help="this machine's shard (0-based; default: the Slurm array task, else 0)")
+    parser.add_argument("--num_shards", type=int, default=None,
                         help="split the sorted video list into this many disjoint shards (run one per machine, "
-                             "from the same folder with the same inputs)")
+                             "from the same folder with the same inputs; default: the Slurm array size, else 1)")
     parser.add_argument("--overwrite", action="store_true", help="re-extract videos that are already done")
     parser.add_argument("--retry_failed", action="store_true",
                         help="retry videos in the failure log (by default they are skipped on re-runs)")
@@ -32,13 +37,47 @@ def add_extract_arguments(parser):
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
 
 
+def add_engine_arguments(parser):
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: a process pool on this machine; ray: Ray tasks on a local Ray or the cluster "
+                             "at --ray_address (pip install 'msmae[cluster]')")
+    parser.add_argument("--ray_address", default=None,
+                        help="--engine ray: the cluster to join (HOST:6379, or 'auto' for the one this node is "
+                             "part of); default: start a local Ray on 127.0.0.1")
+
+
+def check_engine_arguments(args, parser):
+    if args.ray_address is not None and args.engine != "ray":
+        parser.error("--ray_address needs --engine ray")
+    if args.num_workers < (0 if args.engine == "ray" else 1):
+        parser.error(f"--num_workers must be at least 1 (0 only with --engine ray), got {args.num_workers}")
+
+
+def resolve_shard(args, parser):
+    """Fill in --shard_index/--num_shards: as given, else from a Slurm job array's variables (said in the log),
+    else the whole input."""
+    from ..data.extract import slurm_shard
+
+    if args.shard_index is None and args.num_shards is None:
+        try:
+            shard = slurm_shard()
+        except ValueError as error:
+            parser.error(str(error))
+        if shard is not None:
+            args.shard_index, args.num_shards = shard
+            logger.info("Shard %d of %d, from the Slurm job array (SLURM_ARRAY_TASK_ID=%s).", args.shard_index,
+                        args.num_shards, os.environ.get("SLURM_ARRAY_TASK_ID"))
+    args.shard_index = 0 if args.shard_index is None else args.shard_index
+    args.num_shards = 1 if args.num_shards is None else args.num_shards
+    if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
+        parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
+
+
 def run_extract(args, parser) -> int:
     if not args.inputs and not args.manifest:
         parser.error("give videos, folders or list files to extract, or a --manifest listing them")
-    if args.num_workers < 1:
-        parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
-    if args.num_shards < 1 or not 0 <= args.shard_index < args.num_shards:
-        parser.error(f"--shard_index must be in [0, --num_shards), got {args.shard_index} of {args.num_shards}")
+    check_engine_arguments(args, parser)
+    resolve_shard(args, parser)
     from ..data.extract import OutputError, run_extraction
     from ..data.parts import ExtractionBusy
     from ..data.sources import clips_from_inputs, printable
@@ -58,9 +97,10 @@ def run_extract(args, parser) -> int:
             clips=clips, output_dir=args.output_dir, num_workers=args.num_workers,
             shard_index=args.shard_index, num_shards=args.num_shards, overwrite=args.overwrite,
             retry_failed=args.retry_failed, progress=not args.no_progress, quiet=True,
-            extractor_kwargs=extractor_kwargs,
+            extractor_kwargs=extractor_kwargs, engine=args.engine, ray_address=args.ray_address,
         )
-    except (OutputError, ExtractionBusy) as error:  # the machine's fault: say what to fix; the next run resumes
+    except (OutputError, ExtractionBusy, ConnectionError, ImportError) as error:  # the machine's fault: say what
+        # to fix; the next run resumes
         logger.error("%s", error)
         return 1
     except ValueError as error:  # the folder does not fit these inputs or settings: say how to proceed

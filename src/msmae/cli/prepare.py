@@ -47,7 +47,12 @@ def add_prepare_arguments(parser):
     parser.add_argument("--source", choices=("auto", "clips", "videos"), help="How2Sign: clips or raw videos")
     parser.add_argument("--fps", type=float, help="CSL-Daily: frame rate of the frame folders (default 30)")
     parser.add_argument("--video_ids", help="YouTube-ASL: the id list (default ROOT/youtube_asl_video_ids.txt)")
-    parser.add_argument("--num_workers", type=int, default=1, help="processes, one MediaPipe graph each")
+    parser.add_argument("--num_workers", type=int, default=1,
+                        help="processes, one MediaPipe graph each (--engine ray: sources at once; 0 = every CPU "
+                             "of the Ray cluster)")
+    from .extract import add_engine_arguments
+
+    add_engine_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="re-extract clips that are already done")
     parser.add_argument("--retry_failed", action="store_true", help="retry clips in the failure log")
     parser.add_argument("--model_complexity", type=int, default=1, choices=(0, 1, 2), help="MediaPipe pose model")
@@ -60,8 +65,9 @@ def run_prepare(args, parser) -> int:
     from ..data.parts import ExtractionBusy
     from ..data.prepare import prepare, reader_options
 
-    if args.num_workers < 1:
-        parser.error(f"--num_workers must be at least 1, got {args.num_workers}")
+    from .extract import check_engine_arguments
+
+    check_engine_arguments(args, parser)
     options = {name: getattr(args, name) for name in READER_OPTIONS if getattr(args, name) is not None}
     if args.original_videos:
         options["trimmed"] = False
@@ -83,11 +89,13 @@ def run_prepare(args, parser) -> int:
     try:
         summary = prepare(args.dataset, args.root, args.output_dir, num_workers=args.num_workers,
                           overwrite=args.overwrite, retry_failed=args.retry_failed, progress=not args.no_progress,
-                          extractor_kwargs={"model_complexity": args.model_complexity}, index=index, **options)
+                          extractor_kwargs={"model_complexity": args.model_complexity}, index=index,
+                          engine=args.engine, ray_address=args.ray_address, **options)
     except CorpusError as error:  # no clip on disk, or an output_dir prepared with other options
         logger.error("%s", error)
         return 2
-    except (OutputError, ExtractionBusy) as error:  # full disk, permissions, a run already there: what to fix
+    except (OutputError, ExtractionBusy, ConnectionError, ImportError) as error:  # full disk, permissions, a run
+        # already there, no Ray: what to fix
         logger.error("%s", error)
         return 1
     for line in summary.lines():

@@ -48,12 +48,42 @@ from .sources import clips_from_inputs, printable
 logger = logging.getLogger(__name__)
 
 
+ENGINES = ("local", "ray")
+
+
 def shard_paths(paths, shard_index=0, num_shards=1) -> list:
     """This shard's share of the sorted `paths` (every `num_shards`-th item from `shard_index`): shards are
     disjoint, together cover every path, and agree across machines given the same inputs."""
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index must be in [0, num_shards) and num_shards >= 1, got {shard_index}/{num_shards}.")
     return sorted(paths)[shard_index::num_shards]
+
+
+def slurm_shard(environ=None):
+    """(shard_index, num_shards) of this Slurm job-array task (`sbatch --array`), or None outside an array.
+
+    The array's indices must be contiguous (e.g. 0-15 or 1-16; a step or list would leave shards undone): the shard
+    is SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT (or MAX - MIN + 1)."""
+    environ = os.environ if environ is None else environ
+    if "SLURM_ARRAY_TASK_ID" not in environ:
+        return None
+    try:
+        task = int(environ["SLURM_ARRAY_TASK_ID"])
+        low = int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
+        count = environ.get("SLURM_ARRAY_TASK_COUNT")
+        count = int(count) if count else int(environ["SLURM_ARRAY_TASK_MAX"]) - low + 1
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"Cannot read the Slurm array variables ({error}): set SLURM_ARRAY_TASK_ID with "
+                         "SLURM_ARRAY_TASK_COUNT or SLURM_ARRAY_TASK_MIN/MAX, or give --shard_index and "
+                         "--num_shards.") from None
+    high = environ.get("SLURM_ARRAY_TASK_MAX")
+    if high and int(high) - low + 1 != count:
+        raise ValueError(f"The Slurm array {low}-{high} holds {count} tasks, not {int(high) - low + 1}: its indices "
+                         "are not contiguous (a step or a list), so shards would be left undone. Submit "
+                         "--array=0-N (a %limit is fine), or give --shard_index and --num_shards.")
+    if not 0 <= task - low < count:
+        raise ValueError(f"SLURM_ARRAY_TASK_ID={task} lies outside the array {low}..{low + count - 1}.")
+    return task - low, count
 
 
 def _column_features(rows):
@@ -121,6 +151,21 @@ def _init_worker(extractor_kwargs, features, quiet, settings=None, main_pid=None
         filter_native_stderr()
     _worker_extractor = HolisticExtractor(**extractor_kwargs)
     _worker_state.update(features=features, settings=settings)
+
+
+def _worker_task(path, fps, jobs, extractor_kwargs, features, quiet, settings):
+    """`_extract_source` in a worker that is handed tasks of any run (a Ray worker): the graph is built on the
+    process's first task and kept while the settings stay the same."""
+    global _worker_extractor
+    key = repr((sorted(extractor_kwargs.items()), settings, quiet))
+    if _worker_state.get("key") != key:
+        if _worker_extractor is not None:
+            _worker_extractor.close()
+            _worker_extractor = None
+        _init_worker(extractor_kwargs, features, quiet, settings)
+        _worker_state["key"] = key
+    _worker_state.update(features=features, settings=settings)
+    return _extract_source(path, fps, jobs)
 
 
 def _end_with_parent(main_pid):
@@ -216,7 +261,8 @@ def _clip_result(clip, frames, kind, error=None):
 
 def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, num_workers=1, shard_index=0,
                    num_shards=1, overwrite=False, retry_failed=False, progress=True, quiet=False,
-                   extractor_kwargs=None, column_features=None) -> ExtractionSummary:
+                   extractor_kwargs=None, column_features=None, engine="local",
+                   ray_address=None) -> ExtractionSummary:
     """Extract clips into `output_dir` as a resumable dataset (layout: `msmae.data.parts`), one row per clip.
 
     The clips are `clips` (`ClipSource`s: whole videos, ranges inside long videos, frame folders), or every video
@@ -235,7 +281,15 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     same folder and shard while one runs raises `ExtractionBusy`. `column_features` ({column: datasets feature},
     e.g. a `ClassLabel`) types the clips' columns; the others are typed from their values. `quiet` filters
     MediaPipe's native start-up messages from stderr (see `filter_native_stderr`).
+
+    `engine`: "local" (a process pool on this machine) or "ray" (`msmae.data.ray_engine`: a local Ray, or the Ray
+    cluster at `ray_address`; `num_workers` 0 there means one per CPU of the cluster). Both do the same work per
+    source, so a folder begun with one can be finished with the other.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown extraction engine {engine!r}; use one of {', '.join(ENGINES)}.")
+    if ray_address is not None and engine != "ray":
+        raise ValueError("ray_address is for engine='ray' (--engine ray); drop it or add --engine ray.")
     if output_dir is None:
         raise ValueError("run_extraction needs an output_dir.")
     if clips is not None and (inputs or manifest):
@@ -262,11 +316,12 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     with lock:
         return _run_locked(clips, output_dir, features, settings, extractor_kwargs, num_workers=num_workers,
                            shard_index=shard_index, num_shards=num_shards, overwrite=overwrite,
-                           retry_failed=retry_failed, progress=progress, quiet=quiet)
+                           retry_failed=retry_failed, progress=progress, quiet=quiet, engine=engine,
+                           ray_address=ray_address)
 
 
 def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_workers, shard_index, num_shards,
-                overwrite, retry_failed, progress, quiet):
+                overwrite, retry_failed, progress, quiet, engine="local", ray_address=None):
     info = _read_info(output_dir)
     if not overwrite and info.get("extractor") not in (None, settings):
         raise ValueError(
@@ -327,7 +382,13 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
     bar = _progress_bar(sum(len(jobs) for *_, jobs in tasks), progress)
     started, first_start, last_finish = time.perf_counter(), float("inf"), float("-inf")
     stopped = None
-    results = _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet, settings)
+    if engine == "ray":
+        from .ray_engine import run_tasks
+
+        results = run_tasks(tasks, _worker_task, _failed_task, (extractor_kwargs, features, quiet, settings),
+                            num_workers, quiet, address=ray_address)
+    else:
+        results = _run_tasks(tasks, num_workers, extractor_kwargs, features, quiet, settings)
     try:
         for done in results:
             if "started" in done:

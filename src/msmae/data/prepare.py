@@ -74,11 +74,11 @@ def reader_options(dataset) -> list[str]:
 
 
 def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_failed=False, progress=True,
-            extractor_kwargs=None, index=None, **options) -> PrepareSummary:
+            extractor_kwargs=None, index=None, engine="local", ray_address=None, **options) -> PrepareSummary:
     """Prepare corpus `dataset` (see `msmae.data.corpora.READERS`) from `root` into `output_dir`.
 
     `options` go to the corpus reader (e.g. `subset=100` for WLASL); `num_workers`, `overwrite`, `retry_failed`,
-    `progress` and `extractor_kwargs` to `run_extraction`. `index` is the `CorpusIndex` those give, when the caller
+    `progress`, `extractor_kwargs`, `engine` and `ray_address` to `run_extraction`. `index` is the `CorpusIndex` those give, when the caller
     has already read it. Returns a `PrepareSummary`; raises `CorpusError` (before extracting anything) for unreadable
     annotations, options the corpus does not take, or an `output_dir` prepared with other options.
     """
@@ -106,7 +106,8 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     extracted = output_dir / EXTRACTED_DIR
     summary = run_extraction(clips=clips, output_dir=extracted, column_features=column_features,
                              num_workers=num_workers, overwrite=overwrite, retry_failed=retry_failed,
-                             progress=progress, quiet=True, extractor_kwargs=extractor_kwargs)
+                             progress=progress, quiet=True, extractor_kwargs=extractor_kwargs, engine=engine,
+                             ray_address=ray_address)
     order = {clip.clip_id: position for position, clip in enumerate(clips)}
     failures = [record for clip_id, record in read_failures(extracted).items() if clip_id in order]
 
