@@ -27,6 +27,29 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# The package ships poses, not videos: MediaPipe-on-video tests use this real signing video from ../shared.
+SAMPLE_VIDEO = SHARED_DATA / "pose-format-samples" / "test_video.mp4"
+
+
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    if not SAMPLE_VIDEO.is_file():
+        pytest.skip(f"the sample signing video is not at {SAMPLE_VIDEO} (set MSMAE_SHARED_DATA)")
+    return SAMPLE_VIDEO
+
+
+@pytest.fixture(scope="session")
+def demo_output(tmp_path_factory) -> Path:
+    """Real checkpoints made by the package's own recipes, once per test session: the output folder of
+    `msmae demo --quick --data packaged` (the signing shipped with msmae), holding `pretraining/` (the MAE encoder)
+    and `sign-classification/` (MSL-150 signs). Tests read it and write elsewhere."""
+    from msmae.recipes import demo
+
+    output = tmp_path_factory.mktemp("msmae-demo")
+    assert demo.main(["--quick", "--data", "packaged", "--output_dir", str(output)]) == 0
+    return output
+
+
 # Preamble of every script run by `run_without_msmae`: drop the source tree and editable installs from sys.path and
 # make any `import msmae` fail, so the script sees what a user without the package sees.
 WITHOUT_MSMAE_PREAMBLE = """\

@@ -13,8 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
-from demo_checkpoints import demo_checkpoints
 from transformers import pipeline
 
 from msmae.pipeline_msmae import RECOGNITION_TASK
@@ -28,15 +26,8 @@ SCREENSHOT = os.environ.get("MSMAE_APP_SCREENSHOT")
 
 
 @pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    return demo_checkpoints(tmp_path_factory) / "sign-classification"
-
-
-@pytest.fixture(scope="module")
-def sample_video():
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real signing data not found at {SHARED_DATA} (set MSMAE_SHARED_DATA)")
-    return SHARED_DATA / "pose-format-samples" / "test_video.mp4"
+def classifier_dir(demo_output):
+    return demo_output / "sign-classification"
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +37,10 @@ def expected_top5(classifier_dir, sample_video):
     return pipeline(RECOGNITION_TASK, model=str(classifier_dir))(extract_video(sample_video), top_k=5)
 
 
-def test_app_needs_a_fine_tuned_checkpoint(tmp_path_factory):
+def test_app_needs_a_fine_tuned_checkpoint(demo_output):
     from msmae.serving.app import checkpoint_task
 
-    output = demo_checkpoints(tmp_path_factory)
+    output = demo_output
     assert checkpoint_task(output / "sign-classification") == RECOGNITION_TASK
     with pytest.raises(ValueError, match="pretrained encoder.*run_sign_classification"):
         checkpoint_task(output / "pretraining")
@@ -229,10 +220,10 @@ def test_space_runs_with_the_code_and_model_it_carries(classifier_dir, sample_vi
     assert list(ran["answer"]) == [r["label"] for r in expected_top5] and ran["gif"]
 
 
-def test_commands_refuse_what_they_cannot_serve(tmp_path_factory, tmp_path, capsys):
+def test_commands_refuse_what_they_cannot_serve(demo_output, tmp_path, capsys):
     from msmae.cli import main
 
-    output = demo_checkpoints(tmp_path_factory)
+    output = demo_output
     with pytest.raises(SystemExit) as exit_info:
         main(["space", "--model", str(output / "pretraining"), "--output_dir", str(tmp_path / "space")])
     assert exit_info.value.code == 2 and "pretrained encoder" in capsys.readouterr().err

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from conftest import run_without_msmae, save_tiny_translator, synthetic_clip
 from huggingface_hub import ModelCard
-from demo_checkpoints import demo_checkpoints
 from transformers import pipeline
 
 from msmae.handler import decode_video
@@ -52,13 +51,8 @@ def call_endpoint(checkpoint, requests, tmp_path):
     return answers["answers"]
 
 
-@pytest.fixture(scope="module")
-def demo_output(tmp_path_factory):
-    return demo_checkpoints(tmp_path_factory)
-
-
-def test_video_suffix_and_decoding(shared_data):
-    video = (shared_data / "pose-format-samples" / "test_video.mp4").read_bytes()
+def test_video_suffix_and_decoding(sample_video):
+    video = sample_video.read_bytes()
     assert video_suffix(video) == ".mp4"
     assert video_suffix(b"\x1a\x45\xdf\xa3" + bytes(20)) == ".webm"
     assert video_suffix(b"RIFF\0\0\0\0AVI LIST") == ".avi"
@@ -85,10 +79,10 @@ def test_every_demo_checkpoint_carries_the_handler(demo_output):
 
 
 @pytest.mark.slow
-def test_endpoint_recognises_a_video_sent_as_base64_or_raw_bytes(demo_output, shared_data, tmp_path):
+def test_endpoint_recognises_a_video_sent_as_base64_or_raw_bytes(demo_output, sample_video, tmp_path):
     pytest.importorskip("mediapipe")
     checkpoint = demo_output / "sign-classification"
-    video = shared_data / "pose-format-samples" / "test_video.mp4"
+    video = sample_video
     encoded = base64.b64encode(video.read_bytes()).decode()
     answers = call_endpoint(
         checkpoint,

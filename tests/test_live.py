@@ -5,26 +5,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
-from demo_checkpoints import demo_checkpoints
 from transformers import pipeline
 
 from msmae.pipeline_msmae import RECOGNITION_TASK
 from msmae.pose_io import SignPose
 
 pytest.importorskip("mediapipe")
-
-
-@pytest.fixture(scope="module")
-def demo_output(tmp_path_factory):
-    return demo_checkpoints(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def sample_video():
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real signing data not found at {SHARED_DATA} (set MSMAE_SHARED_DATA)")
-    return SHARED_DATA / "pose-format-samples" / "test_video.mp4"
 
 
 @pytest.mark.slow
