@@ -16,7 +16,9 @@ from bench_pretraining import (  # noqa: E402
     visible_per_stream,
 )
 
-from msmae import MSMAEConfig, MSMAEForPreTraining  # noqa: E402
+from conftest import tiny_config  # noqa: E402
+
+from msmae import MSMAEForPreTraining  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -24,10 +26,8 @@ from msmae import MSMAEConfig, MSMAEForPreTraining  # noqa: E402
 )
 @pytest.mark.parametrize("naive", [False, True])
 def test_analytic_flops_equal_flop_counter(overrides, frames, naive):
-    config = MSMAEConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=24,
-        decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=48, **overrides,
-    )
+    # conftest's TINY with a decoder narrower than the encoder: the count must use each one's width.
+    config = tiny_config(decoder_hidden_size=24, decoder_num_attention_heads=2, decoder_intermediate_size=48, **overrides)
     config._attn_implementation = "eager"
     model = MSMAEForPreTraining(copy.deepcopy(config))
     module = NaiveMaskTokenPretraining(model) if naive else model

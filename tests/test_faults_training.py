@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from msmae.training.resume import TrainingFinished, checkpoint_problem, find_last_checkpoint
 
@@ -164,15 +165,13 @@ def test_nan_at_missing_keypoints_gives_finite_scores_through_the_pipeline(tmp_p
     reader may leave it) changes nothing; scores are finite and equal to the clean clip's."""
     from transformers import pipeline
 
-    from msmae import MSMAEConfig, MSMAEForSignClassification
+    from msmae import MSMAEForSignClassification
     from msmae.pipeline_msmae import RECOGNITION_TASK
     from msmae.keypoint_layout import NUM_STORED_KEYPOINTS
     from msmae.processing_msmae import MSMAEPoseProcessor
 
     torch.manual_seed(0)
-    config = MSMAEConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-                         decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=4,
-                         decoder_intermediate_size=64, num_labels=3)
+    config = tiny_config(num_hidden_layers=1, num_labels=3)
     model = MSMAEForSignClassification(config).eval()
     processor = MSMAEPoseProcessor.from_preset("recognition", streams=config.streams)
     recognizer = pipeline(RECOGNITION_TASK, model=model, feature_extractor=processor, device="cpu")

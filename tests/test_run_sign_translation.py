@@ -15,10 +15,11 @@ import csv
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import MBartConfig, MBartForConditionalGeneration, PreTrainedTokenizerFast
 
-from msmae import MSMAEConfig, MSMAEForPreTraining
+from msmae import MSMAEForPreTraining
 from msmae.data.corpora.phoenix_skels import (
     load_phoenix_split,
     parse_skels_line,
@@ -267,10 +268,7 @@ def make_parts(folder: Path, sentences, normalization=None):
         scale_embedding=True, dropout=0.0,
     )
     MBartForConditionalGeneration(text_config).save_pretrained(text_dir)
-    pose_config = MSMAEConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32,
-        decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
-    )
+    pose_config = tiny_config(num_hidden_layers=1)
     MSMAEForPreTraining(pose_config).save_pretrained(pose_dir)
     if normalization:  # the pretraining's processor, whose normalisation the translation inherits
         MSMAEPoseProcessor(normalization=normalization).save_pretrained(pose_dir)
