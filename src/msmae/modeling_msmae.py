@@ -676,33 +676,65 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         self.decoder = MSMAEDecoder(config)
         self.post_init()
 
-    def forward_loss(self, pose_values, valid, logits, bool_masked_pos):
-        """Squared error over detected keypoints (`valid`, `(B, T, K)`) of real frames in masked cubelets, averaged
-        per coordinate or per masked token (`config.loss_normalization`). `pose_values` may hold anything (NaN
-        too) where `valid` is False."""
+    def _loss_weights(self, valid, bool_masked_pos):
+        """Bool `(B, T', K)`: the keypoints the loss scores (detected, in real frames of masked cubelets)."""
         config = self.config
-        frames = logits.shape[1]
-        pad = frames - pose_values.shape[1]
-        valid = nn.functional.pad(valid, (0, 0, 0, pad))
-        target = torch.where(valid.unsqueeze(-1), nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad)), 0.0)
+        frames = bool_masked_pos.shape[-1] * config.cubelet_size
+        valid = nn.functional.pad(valid, (0, 0, 0, frames - valid.shape[1]))
         stream_of_keypoint = torch.tensor(
-            [i for i, size in enumerate(config.stream_num_keypoints) for _ in range(size)], device=logits.device
+            [i for i, size in enumerate(config.stream_num_keypoints) for _ in range(size)], device=valid.device
         )
         masked_frames = bool_masked_pos.bool().repeat_interleave(config.cubelet_size, dim=2)  # (B, streams, T')
-        weights = masked_frames[:, stream_of_keypoint].transpose(1, 2) & valid  # (B, T', K)
+        return masked_frames[:, stream_of_keypoint].transpose(1, 2) & valid
+
+    def _per_token(self, x):
+        """`(B, T', K)` summed per (stream, cubelet) token: `(B, streams, num_cubelets)`."""
+        x = x.unflatten(1, (-1, self.config.cubelet_size)).sum(2)  # (B, C, K)
+        return torch.stack([part.sum(-1) for part in x.split(self.config.stream_num_keypoints, dim=-1)], 1)
+
+    def _loss_terms(self, weights):
+        """What the loss averages over: per keypoint (`weights`) or per masked token that has any."""
+        if self.config.loss_normalization == "coordinate":
+            return weights
+        return self._per_token(weights.to(torch.int32)) > 0
+
+    def forward_loss(self, pose_values, valid, logits, bool_masked_pos, num_items_in_batch=None):
+        """Squared error over detected keypoints (`valid`, `(B, T, K)`) of real frames in masked cubelets, averaged
+        per coordinate or per masked token (`config.loss_normalization`). `pose_values` may hold anything (NaN
+        too) where `valid` is False.
+
+        `num_items_in_batch` (what `num_loss_items` counts, summed over every process and accumulated batch, as
+        transformers' Trainer passes it) divides the summed error instead of this batch's own count, so that the
+        loss and its gradients are those of one mean over the global batch, whatever the number of processes."""
+        config = self.config
+        pad = logits.shape[1] - pose_values.shape[1]
+        weights = self._loss_weights(valid, bool_masked_pos)  # (B, T', K)
+        target = torch.where(weights.unsqueeze(-1), nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad)), 0.0)
         error = torch.where(weights, ((logits - target.to(logits.dtype)) ** 2).mean(-1), 0.0)
         if config.loss_normalization == "coordinate":
-            return error.sum() / weights.sum().clamp(min=1)
-        # Token mean: each (stream, cubelet) token's error averaged over its own detected keypoints, then over
-        # the masked tokens that have any.
-        def per_token(x):  # (B, T', K) -> (B, streams, num_cubelets)
-            x = x.unflatten(1, (-1, config.cubelet_size)).sum(2)  # (B, C, K)
-            return torch.stack([part.sum(-1) for part in x.split(config.stream_num_keypoints, dim=-1)], 1)
+            total = error.sum()
+        else:
+            # Token mean: each (stream, cubelet) token's error averaged over its own detected keypoints, then over
+            # the masked tokens that have any.
+            token_error, token_count = self._per_token(error), self._per_token(weights.to(error.dtype))
+            total = torch.where(token_count > 0, token_error / token_count.clamp(min=1), 0.0).sum()
+        count = self._loss_terms(weights).sum() if num_items_in_batch is None else num_items_in_batch
+        return total / torch.as_tensor(count, device=total.device).clamp(min=1)
 
-        token_error, token_count = per_token(error), per_token(weights.to(error.dtype))
-        has_target = token_count > 0
-        token_loss = torch.where(has_target, token_error / token_count.clamp(min=1), 0.0)
-        return token_loss.sum() / has_target.sum().clamp(min=1)
+    @torch.no_grad()
+    def num_loss_items(self, pose_values, keypoint_mask=None, attention_mask=None, noise=None, bool_masked_pos=None,
+                       **kwargs) -> torch.Tensor:
+        """How many terms this batch's loss averages (masked detected keypoints, or masked tokens with any under
+        `loss_normalization="token"`), from the masking alone, without running the encoder. Summed over the
+        processes of a distributed run it is the `num_items_in_batch` that makes their losses one global mean."""
+        if noise is None and bool_masked_pos is None:
+            raise ValueError("num_loss_items needs the masking: pass the batch's `noise` or `bool_masked_pos`.")
+        _, valid, _, cubelet_mask = prepare_inputs(self.config, pose_values, keypoint_mask, attention_mask)
+        if bool_masked_pos is None:
+            bool_masked_pos, _ = self.msmae.random_masking(cubelet_mask, noise)
+        else:
+            bool_masked_pos = bool_masked_pos.bool() & cubelet_mask.bool().unsqueeze(1)
+        return self._loss_terms(self._loss_weights(valid, bool_masked_pos)).sum()
 
     def forward(
         self,
@@ -741,7 +773,7 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         visible_mask = outputs.attention_mask.unflatten(1, (self.config.num_streams, -1))
         logits = self.decoder(outputs.last_hidden_state, outputs.visible_indices, visible_mask, outputs.mask)
         valid = valid_keypoints(pose_values, keypoint_mask, attention_mask)
-        loss = self.forward_loss(pose_values, valid, logits, outputs.mask)
+        loss = self.forward_loss(pose_values, valid, logits, outputs.mask, kwargs.get("num_items_in_batch"))
 
         output = MSMAEForPreTrainingOutput(
             loss=loss,
@@ -775,20 +807,27 @@ class MSMAEForSignClassification(TrainableFromConfigMixin, MSMAEPreTrainedModel)
     def frozen_modules(self) -> list[nn.Module]:
         return [self.msmae] if self.config.linear_probe else []
 
-    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+        """Mean cross-entropy over the labels (other than -100); with `num_items_in_batch` (Trainer's count of
+        labels over every process and accumulated batch) the sum divided by it: one mean over the global batch."""
         problem_type = self.config.problem_type
+        reduction = "mean" if num_items_in_batch is None else "sum"
         if problem_type == "multi_label_classification":
             if tuple(labels.shape) != tuple(logits.shape):
                 raise ValueError(
                     f"Multi-label `labels` must have shape {tuple(logits.shape)} (one 0/1 target per class), got {tuple(labels.shape)}."
                 )
-            return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-        if problem_type not in (None, "single_label_classification"):
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction=reduction)
+        elif problem_type not in (None, "single_label_classification"):
             raise ValueError(
                 f"`config.problem_type` {problem_type!r} is not supported: use 'single_label_classification' or "
                 "'multi_label_classification'."
             )
-        return nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        else:
+            loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1), reduction=reduction)
+        if num_items_in_batch is None:
+            return loss
+        return loss / torch.as_tensor(num_items_in_batch, device=loss.device).clamp(min=1)
 
     def forward(
         self,
@@ -820,7 +859,7 @@ class MSMAEForSignClassification(TrainableFromConfigMixin, MSMAEPreTrainedModel)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None
         if labels is not None:
-            loss = self.classification_loss(logits, labels.to(logits.device))
+            loss = self.classification_loss(logits, labels.to(logits.device), kwargs.get("num_items_in_batch"))
         output = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

@@ -30,7 +30,7 @@ import logging
 from dataclasses import dataclass, field
 
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import TrainingArguments, set_seed
 
 from msmae.configuration_msmae import MSMAEConfig
 from msmae.modeling_msmae import MSMAEForPreTraining
@@ -42,6 +42,7 @@ from msmae.training.arguments import (
     setup_logging,
 )
 from msmae.training.resume import find_last_checkpoint, train_and_save
+from msmae.training.trainer import GlobalMeanTrainer
 from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_pose_corpus
@@ -263,7 +264,8 @@ def main(args: list[str] | None = None):
         callbacks.append(EpochCallback(train_dataset))
     if eval_dataset is not None:
         callbacks.append(ReconstructionPictureCallback(eval_dataset, collator, training_args.output_dir, config))
-    trainer = Trainer(
+    # Losses averaged over the global batch, so results do not depend on the number of processes or machines.
+    trainer = GlobalMeanTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,

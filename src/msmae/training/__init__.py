@@ -5,6 +5,7 @@
   padding collator.
 - `callbacks`: epoch seeding and the reconstruction picture at evaluation.
 - `resume`: where a run in `--output_dir` starts.
+- `trainer`: the pretraining Trainer, whose loss is one mean over the global batch on any number of processes.
 - `model_card`: Hub model cards (metadata, usage snippet, limitations) for any msmae checkpoint.
 - `hub`: uploading an output folder with its card.
 - `synthetic`: procedurally generated signing-like clips for running without real data.
