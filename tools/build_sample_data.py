@@ -11,7 +11,7 @@ The other sets in `../shared/data` (SignSuisse, PHOENIX14T) must never be shippe
     python tools/build_sample_data.py                       # reads ../shared/data (or $MSMAE_SHARED_DATA)
     python tools/build_sample_data.py --data_dir /path/to/shared/data
 
-Run it again after a change to the readers; tests/test_sample_data.py checks that the shipped file still matches.
+Run it again after a change to the readers; tests/data/test_sample_data.py checks that the shipped file still matches.
 """
 
 import argparse

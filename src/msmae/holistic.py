@@ -8,7 +8,7 @@ The `msmae extract` machinery that writes datasets from many videos lives in `ms
 
 Handedness: MediaPipe Holistic's `left_hand_landmarks` are the signer's own left hand on an unmirrored video (its
 wrist sits at pose landmark 15, LEFT_WRIST; checked on the MSL-150 and pose-format sample videos by
-tests/test_extraction.py), so they are stored as `left_hand` unchanged.
+tests/data/test_extraction.py), so they are stored as `left_hand` unchanged.
 """
 
 import atexit

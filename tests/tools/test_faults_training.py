@@ -19,7 +19,7 @@ from conftest import tiny_config
 
 from msmae.training.resume import TrainingFinished, checkpoint_problem, find_last_checkpoint
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "fault_injection.py"
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "fault_injection.py"
 
 
 def load_tool():

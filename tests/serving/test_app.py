@@ -20,7 +20,7 @@ from msmae.pipeline_msmae import RECOGNITION_TASK
 pytest.importorskip("gradio")
 pytest.importorskip("mediapipe")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where the README's screenshot is written when MSMAE_APP_SCREENSHOT names it (e.g. docs/app-screenshot.png).
 SCREENSHOT = os.environ.get("MSMAE_APP_SCREENSHOT")
 

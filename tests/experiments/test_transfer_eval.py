@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "transfer"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments" / "transfer"))
 import transfer_eval  # noqa: E402
 from transfer_fewshot import encoder_features, episodes, fine_tune_accuracy, linear_probe_accuracy  # noqa: E402
 from transfer_recon import interpolate, reconstruction_errors  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 from msmae import sample_data
 from msmae.keypoint_layout import NUM_STORED_KEYPOINTS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MSL150_COUNTS = {"ambulancia": 11, "doctor": 15, "dolor": 20, "hoy": 20, "yo": 20}
 
 

@@ -34,7 +34,7 @@ from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.recipes import sign_translation as recipe
 from msmae.training.arguments import inherited_normalization, parse_arguments
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "examples" / "run_sign_translation.py"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # mBART's ids 0-3
 

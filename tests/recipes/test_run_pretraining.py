@@ -157,7 +157,7 @@ def test_example_script_is_the_packaged_recipe():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "run_pretraining.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "run_pretraining.py"
     spec = importlib.util.spec_from_file_location("example_run_pretraining", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

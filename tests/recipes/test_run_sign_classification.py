@@ -186,7 +186,7 @@ def test_example_script_is_the_packaged_recipe():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "run_sign_classification.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "run_sign_classification.py"
     spec = importlib.util.spec_from_file_location("example_run_sign_classification", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

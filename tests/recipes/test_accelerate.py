@@ -15,7 +15,7 @@ from datasets import load_from_disk
 from msmae.data.loading import split_dataset
 from msmae.training.synthetic import synthetic_pretraining_dataset, synthetic_sign_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 pytestmark = [
