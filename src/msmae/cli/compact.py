@@ -14,7 +14,8 @@ COMPACT_HELP = "rewrite extracted per-video parts (or any pose dataset) as large
 def add_compact_arguments(parser):
     parser.add_argument("source", metavar="SOURCE",
                         help="an `msmae extract` output folder, or any pose dataset msmae.data.loading reads")
-    parser.add_argument("--output_dir", required=True, help="a new folder for the shards and the dataset card")
+    parser.add_argument("--output_dir", required=True,
+                        help="a new folder (or s3://bucket/prefix URL) for the shards and the dataset card")
     parser.add_argument("--max_shard_size", default="500MB", help="shard size (default 500MB)")
     parser.add_argument("--push_to_hub", metavar="REPO", default=None,
                         help="also upload to this Hub dataset repository (Parquet shards and the card)")

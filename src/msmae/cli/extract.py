@@ -3,7 +3,6 @@
 
 import logging
 import os
-from pathlib import Path
 
 logger = logging.getLogger("msmae")
 
@@ -14,7 +13,8 @@ def add_extract_arguments(parser):
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="video files, folders (searched recursively for videos) or .txt files listing video "
                              "paths; may be omitted when --manifest lists the videos")
-    parser.add_argument("--output_dir", required=True, help="dataset folder (created; re-running resumes in it)")
+    parser.add_argument("--output_dir", required=True, help="dataset folder (created; re-running resumes in it), or an object-store URL "
+                             "(s3://bucket/prefix, gs://...; credentials from the environment)")
     parser.add_argument("--manifest", help="CSV/TSV/JSON/JSONL with a 'path' column (relative to the manifest) and "
                                            "per-clip columns (label, text, signer, ...) copied into the dataset; "
                                            "start/end (seconds) or start_frame/end_frame cut clips from long videos")
@@ -119,7 +119,7 @@ def run_extract(args, parser) -> int:
         logger.info("%d damaged or outdated parts were extracted again; %d rows got their changed columns.",
                     summary.num_damaged, summary.num_updated)
     if summary.failures:
-        logger.info("Failures are listed in %s.", Path(args.output_dir) / "failures*.jsonl")
+        logger.info("Failures are listed in %s/failures*.jsonl.", args.output_dir.rstrip("/"))
     logger.info("Load the dataset with msmae.data.parts.load_extracted(%r) or "
                 "datasets.load_dataset(%r, split='train').", args.output_dir, args.output_dir)
     return 0 if summary.num_extracted + summary.num_already_extracted > 0 else 1

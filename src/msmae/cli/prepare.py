@@ -37,7 +37,8 @@ def add_prepare_arguments(parser):
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("dataset", metavar="DATASET", help="the corpus (listed below)")
     parser.add_argument("root", metavar="ROOT", help="the corpus folder as downloaded (for manifest: the file)")
-    parser.add_argument("--output_dir", required=True, help="where the DatasetDict goes (re-running resumes)")
+    parser.add_argument("--output_dir", required=True,
+                        help="where the DatasetDict goes (re-running resumes); a folder or an s3://bucket/prefix URL")
     parser.add_argument("--subset", type=int, help="WLASL: 100, 300, 1000 or 2000 (default 2000)")
     parser.add_argument("--annotations", help="WLASL: the annotation file (WLASL_v0.3.json or nslt_N.json)")
     parser.add_argument("--video_dir", help="where the videos are when not in the publisher's place")

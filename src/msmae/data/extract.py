@@ -42,6 +42,7 @@ from .parts import (
     write_part,
 )
 from .parts import load_extracted  # noqa: F401  (dataset cards written by msmae 0.1.0 name msmae.data.extract.load_extracted)
+from . import storage
 from .schema import row_features
 from .sources import clips_from_inputs, printable
 
@@ -270,6 +271,8 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     manifest's videos; a manifest's columns go into its videos' rows. Each source is decoded once for all of its
     clips, which run with fresh MediaPipe tracking each. Shards split the sources (never the clips of one source).
 
+    `output_dir` may be an object-store URL (s3://bucket/prefix; `msmae.data.storage` says what is guaranteed
+    there: parts are written whole, but no lock keeps a second run off the same folder and shard).
     Clips whose part file exists and checks out (`check_part`: readable, its poses whole, the same extractor
     settings) are skipped; a damaged part is extracted again; a part whose columns changed (manifest edited) gets
     them rewritten without MediaPipe. Clips in the failure log are skipped unless `retry_failed`; `overwrite`
@@ -306,9 +309,9 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     extractor_kwargs = dict(extractor_kwargs or {})
     settings = holistic_settings(**extractor_kwargs)  # bad settings fail here, not in every worker
 
-    output_dir = Path(output_dir)
+    output_dir = storage.location(output_dir)  # a Path, or an object-store URL (msmae.data.storage)
     try:
-        (output_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        storage.makedirs(storage.join(output_dir, DATA_DIR))
         lock = _lock(output_dir, shard_index, num_shards)
     except OSError as error:
         raise OutputError(f"Cannot extract into {printable(output_dir)}: "
@@ -336,12 +339,13 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
     summary = ExtractionSummary(output_dir=str(output_dir), num_videos=len(shard),
                                 num_clips=sum(len(by_source[path]) for path in shard))
     failed_before = {} if (overwrite or retry_failed) else read_failures(output_dir)
+    present = {storage.name(part) for part in storage.glob(storage.join(output_dir, DATA_DIR), "*.parquet")}
     tasks, rewrites = [], []
     for path in shard:
         jobs = []
         for clip in sorted(by_source[path], key=lambda c: c.clip_id):
             part = part_path(output_dir, clip.clip_id)
-            if not overwrite and part.exists():
+            if not overwrite and storage.name(part) in present:  # one listing, not a request per clip
                 state, detail = check_part(part, clip, features, settings)
                 if state != "extract":
                     summary.num_already_extracted += 1
@@ -349,7 +353,7 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
                         rewrites.append((part, detail))
                     continue
                 logger.warning("%s: its part %s is not used (%s); extracting it again.", printable(clip.clip_id),
-                               part.name, detail)
+                               storage.name(part), detail)
                 summary.num_damaged += 1
             elif clip.clip_id in failed_before:
                 summary.num_already_failed += 1

@@ -214,13 +214,20 @@ def load_sign_dataset(
     - MSL-150 (`data/sample_npy/...`) or ASL-App (`signs/*.json`) as distributed;
     - any other folder of clips (`.pose`, `.npy`, `.npz`, `.json`, videos, per-frame `.npy` folders);
     - a CSV manifest (`dataset_from_manifest`);
+    - an object-store URL (`s3://bucket/prefix`, `gs://...`: `msmae.data.storage`, credentials from the
+      environment) of an `msmae extract` folder, a `save_to_disk` folder, or Parquet/Arrow shards (read as they
+      are needed with `streaming=True`);
     - otherwise a Hugging Face Hub dataset id (`name` is its configuration, `revision` its revision).
 
     Returns a `Dataset`/`DatasetDict` (memory-mapped Arrow), or with `streaming=True` an `IterableDataset`/
     `IterableDatasetDict` that reads as it goes (for corpora larger than memory or disk). `split` picks one split.
     """
+    from . import storage
+
     path = Path(str(source))
-    if path.exists():
+    if storage.is_remote(source):
+        dataset = _load_remote(str(source).rstrip("/"), cache_dir=cache_dir, streaming=streaming)
+    elif path.exists():
         dataset = _load_local(path, cache_dir=cache_dir, num_proc=num_proc, streaming=streaming)
     else:
         if str(source).startswith((".", "/", "~")) or str(source).count("/") > 1:
@@ -242,6 +249,26 @@ def load_sign_dataset(
         if split != "train":
             raise ValueError(f"{source} is a single unsplit dataset; ask for split='train' or none.")
     return dataset
+
+
+def _load_remote(url, *, cache_dir, streaming):
+    """A dataset in object storage: no local copy when streaming (Parquet parts and shards are read as needed)."""
+    from . import storage
+
+    if storage.exists(storage.join(url, "dataset_dict.json")) or storage.exists(storage.join(url, "state.json")):
+        return load_from_disk(url)
+    if url.lower().endswith((".parquet", ".arrow")):
+        files = [url] if storage.exists(url) else []
+    elif storage.exists(storage.join(url, "extraction_info.json")):  # written by `msmae extract`
+        files = [str(p) for p in storage.glob(storage.join(url, "data"), "*.parquet")]
+    else:
+        files = [str(p) for p in storage.glob(url, "**/*.parquet")] or [str(p) for p in storage.glob(url, "**/*.arrow")]
+    if not files:
+        raise FileNotFoundError(f"No dataset at {url}: expected an msmae extract folder, a save_to_disk folder or "
+                                ".parquet/.arrow files there. Check the URL and that this machine's credentials "
+                                "(e.g. AWS_PROFILE, AWS_ENDPOINT_URL) reach it.")
+    kind = "arrow" if files[0].lower().endswith(".arrow") else "parquet"
+    return load_dataset(kind, data_files={"train": files}, split="train", cache_dir=cache_dir, streaming=streaming)
 
 
 def _load_local(path: Path, *, cache_dir, num_proc, streaming):

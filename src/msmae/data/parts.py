@@ -8,12 +8,14 @@
     OUTPUT_DIR/README.md                      dataset card whose `configs` point `datasets` at data/*.parquet
     OUTPUT_DIR/.msmae-extract.lock            held by the run writing the folder (one per shard when sharded)
 
-Load it as one dataset with `load_extracted(OUTPUT_DIR)`, `datasets.load_dataset(OUTPUT_DIR, split="train")`
+OUTPUT_DIR may be an object-store URL (s3://bucket/prefix: `msmae.data.storage`, which says what is guaranteed
+where). Load it as one dataset with `load_extracted(OUTPUT_DIR)`, `datasets.load_dataset(OUTPUT_DIR, split="train")`
 or `datasets.load_dataset("parquet", data_files=f"{OUTPUT_DIR}/data/*.parquet", split="train")`.
 """
 
 import errno
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -22,6 +24,7 @@ import numpy as np
 
 from ..holistic import ExtractionError
 from ..keypoint_layout import NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
+from . import storage
 from .schema import ROW_COLUMNS
 from .sources import printable
 
@@ -35,12 +38,12 @@ INFO_FILE = "extraction_info.json"
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def part_path(output_dir, clip_id) -> Path:
+def part_path(output_dir, clip_id):
     """Where the row of the clip `clip_id` (a whole video's is its path) is written: a stable name, so re-runs find
     what is already done. Hex only: split keywords such as 'test' in a video's name must not look like a dataset
     split to `datasets`."""
     digest = hashlib.sha1(os.fsencode(str(clip_id))).hexdigest()[:16]  # file names need not be valid UTF-8
-    return Path(output_dir) / DATA_DIR / f"train-{digest}.parquet"
+    return storage.join(storage.location(output_dir), DATA_DIR, f"train-{digest}.parquet")
 
 
 def write_part(path, example, features, settings=None, table=None):
@@ -49,11 +52,16 @@ def write_part(path, example, features, settings=None, table=None):
     so that a re-run can check it (`check_part`). `table`: the row as a one-row Arrow table instead of `example`."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
     table = _row_table(example, features) if table is None else table
     record = {"clip_id": printable(table["clip_id"][0].as_py()), "poses_sha1": _poses_digest(table),
               "extractor": settings}
     table = table.replace_schema_metadata({**table.schema.metadata, PART_METADATA: json.dumps(record).encode()})
+    if storage.is_remote(path):  # one PUT of the whole object
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        storage.write_bytes(path, buffer.getvalue())
+        return
+    path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # never matches *.parquet or *.json
     try:
         with open(temporary, "wb") as handle:
@@ -88,7 +96,7 @@ def check_part(path, clip, features, settings) -> tuple[str, object]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = _read_parquet(path)
         if table.num_rows != 1:
             return "extract", f"it holds {table.num_rows} rows"
         record = json.loads((table.schema.metadata or {}).get(PART_METADATA, b"{}"))
@@ -110,6 +118,13 @@ def check_part(path, clip, features, settings) -> tuple[str, object]:
     if new.equals(table, check_metadata=False) and new.schema.metadata == metadata:
         return "ok", None
     return "columns", new
+
+
+def _read_parquet(path, schema_only=False):
+    import pyarrow.parquet as pq
+
+    source = io.BytesIO(storage.read_bytes(path)) if storage.is_remote(path) else path  # parts are small
+    return pq.read_schema(source) if schema_only else pq.read_table(source)
 
 
 def _row_table(example, features, poses=None):
@@ -147,15 +162,13 @@ def _row_table(example, features, poses=None):
 def _check_unlisted_parts(output_dir, clips, features):
     """Parts in the folder of clips this run does not list must have this run's columns, or the dataset would no
     longer load as one table (`CastError`): refuse, saying how to proceed."""
-    import pyarrow.parquet as pq
-
-    listed = {part_path(output_dir, clip.clip_id).name for clip in clips}
+    listed = {storage.name(part_path(output_dir, clip.clip_id)) for clip in clips}
     wanted = features.arrow_schema
-    for part in sorted((Path(output_dir) / DATA_DIR).glob("*.parquet")):
-        if part.name in listed:
+    for part in storage.glob(storage.join(storage.location(output_dir), DATA_DIR), "*.parquet"):
+        if storage.name(part) in listed:
             continue
         try:
-            schema = pq.read_schema(part)
+            schema = _read_parquet(part, schema_only=True)
             problem = None if (schema.remove_metadata().equals(wanted.remove_metadata())
                                and (schema.metadata or {}).get(b"huggingface")
                                == (wanted.metadata or {}).get(b"huggingface")) else (
@@ -167,18 +180,19 @@ def _check_unlisted_parts(output_dir, clips, features):
                 f"{printable(part)} holds a clip that this run does not list, and {problem}: the dataset would not "
                 "load as one table. Give the inputs/manifest that list every clip of the folder (edit its rows "
                 "rather than dropping them), or move the parts of clips you no longer want out of "
-                f"{printable(Path(output_dir) / DATA_DIR)}, then run again.")
+                f"{printable(storage.join(output_dir, DATA_DIR))}, then run again.")
 
 
 def load_extracted(output_dir, *, cache_dir=None):
     """The videos extracted into `output_dir` (by any number of runs and shards) as one `datasets.Dataset`.
 
     Same as `datasets.load_dataset("parquet", data_files=f"{output_dir}/data/*.parquet", split="train")`;
-    `cache_dir` is where `datasets` keeps its Arrow copy (its default cache when None).
+    `cache_dir` is where `datasets` keeps its Arrow copy (its default cache when None). `output_dir` may be a URL
+    (s3://...; credentials from the environment).
     """
     from datasets import load_dataset
 
-    files = sorted(str(p) for p in (Path(output_dir) / DATA_DIR).glob("*.parquet"))
+    files = [str(p) for p in storage.glob(storage.join(storage.location(output_dir), DATA_DIR), "*.parquet")]
     if not files:
         raise ExtractionError(f"No extracted videos in {output_dir} (expected {DATA_DIR}/*.parquet); "
                               "run `msmae extract VIDEOS --output_dir ...` first.")
@@ -190,9 +204,9 @@ def load_extracted(output_dir, *, cache_dir=None):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def failures_path(output_dir, shard_index=0, num_shards=1) -> Path:
+def failures_path(output_dir, shard_index=0, num_shards=1):
     name = "failures.jsonl" if num_shards == 1 else f"failures-{shard_index:05d}-of-{num_shards:05d}.jsonl"
-    return Path(output_dir) / name
+    return storage.join(storage.location(output_dir), name)
 
 
 WRITE_ERROR = "write_error"
@@ -213,8 +227,8 @@ def read_failures(output_dir) -> dict[str, dict]:
     """{clip_id: last failure record} from every shard's failure log; a line cut off by a kill is skipped, and so
     are records of a full disk or a permission error that older versions logged as a video's fault."""
     failures = {}
-    for log in sorted(Path(output_dir).glob("failures*.jsonl")):
-        for line in log.read_text(encoding="utf-8").splitlines():
+    for log in storage.glob(storage.location(output_dir), "failures*.jsonl"):
+        for line in storage.read_text(log).splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -227,6 +241,10 @@ def read_failures(output_dir) -> dict[str, dict]:
 def _append_failure(log, result):
     record = {"path": result["path"], "clip_id": result["clip_id"], "kind": result["kind"], "error": result["error"]}
     line = (json.dumps(record) + "\n").encode("utf-8")  # ASCII: file names that are not UTF-8 as \udcNN escapes
+    if storage.is_remote(log):  # no append in object stores: the driver, its only writer, rewrites it whole
+        before = storage.read_bytes(log) if storage.exists(log) else b""
+        storage.write_bytes(log, before + (b"\n" if before and not before.endswith(b"\n") else b"") + line)
+        return
     with open(log, "ab+") as handle:
         if handle.seek(0, os.SEEK_END) and (handle.seek(-1, os.SEEK_END), handle.read(1))[1] != b"\n":
             line = b"\n" + line  # a line torn by a kill must not swallow this record
@@ -242,7 +260,7 @@ def _append_failure(log, result):
 
 def _read_info(output_dir) -> dict:
     try:
-        info = json.loads((Path(output_dir) / INFO_FILE).read_text(encoding="utf-8"))
+        info = json.loads(storage.read_text(storage.join(storage.location(output_dir), INFO_FILE)))
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
@@ -259,9 +277,10 @@ def _write_info(output_dir, features, settings, previous=None):
            if previous not in (None, settings) else {}),
         "layout": f"one row per clip in {DATA_DIR}/train-<sha1(clip_id)[:16]>.parquet; failures in failures*.jsonl",
     }
-    _write_text(Path(output_dir) / INFO_FILE, json.dumps(info, indent=2) + "\n")
-    if not (Path(output_dir) / "README.md").exists():  # a card the user edited stays
-        _write_text(Path(output_dir) / "README.md", _DATASET_CARD)
+    output_dir = storage.location(output_dir)
+    _write_text(storage.join(output_dir, INFO_FILE), json.dumps(info, indent=2) + "\n")
+    if not storage.exists(storage.join(output_dir, "README.md")):  # a card the user edited stays
+        _write_text(storage.join(output_dir, "README.md"), _DATASET_CARD)
 
 
 # The card's `configs` make `datasets.load_dataset(OUTPUT_DIR)` (and the Hub, once pushed) read exactly the parts,
@@ -287,9 +306,7 @@ Load with `msmae.data.parts.load_extracted(folder)` or `datasets.load_dataset(fo
 
 
 def _write_text(path, text):
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # never matches *.parquet or *.json
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    storage.write_bytes(path, text.encode("utf-8"), sync=False)
 
 
 class ExtractionBusy(RuntimeError):
@@ -301,6 +318,9 @@ class _lock:
     folder and shard refuses instead of doing the same work (an advisory flock; shards lock separately)."""
 
     def __init__(self, output_dir, shard_index, num_shards):
+        self.handle = None
+        if storage.is_remote(output_dir):  # object stores have no locks: see msmae.data.storage
+            return
         name = ".msmae-extract.lock" if num_shards == 1 else f".msmae-extract-{shard_index}-of-{num_shards}.lock"
         self.path = Path(output_dir) / name
         # Held open read-only (flock needs no write access): an open writable file would keep its file system from
@@ -331,4 +351,5 @@ class _lock:
         return self
 
     def __exit__(self, *exc):
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()

@@ -55,13 +55,13 @@ class PrepareSummary:
         for split, count in self.rows.items():
             lines.append(f"  {split}: {count} clips written of {self.indexed[split]} found")
         lines.append(f"  missing source files: {len(self.missing)}" +
-                     (f" (listed in {Path(self.output_dir) / 'missing.txt'})" if self.missing else ""))
+                     (f" (listed in {self.output_dir.rstrip('/')}/missing.txt)" if self.missing else ""))
         kinds = {}
         for failure in self.failures:
             kinds[failure["kind"]] = kinds.get(failure["kind"], 0) + 1
         lines.append(f"  clips that gave no row: {len(self.failures)}" +
                      (f" ({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items()))}; see "
-                      f"{Path(self.output_dir) / EXTRACTED_DIR / 'failures.jsonl'})" if self.failures else ""))
+                      f"{self.output_dir.rstrip('/')}/{EXTRACTED_DIR}/failures.jsonl)" if self.failures else ""))
         return lines
 
 
@@ -78,12 +78,14 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     """Prepare corpus `dataset` (see `msmae.data.corpora.READERS`) from `root` into `output_dir`.
 
     `options` go to the corpus reader (e.g. `subset=100` for WLASL); `num_workers`, `overwrite`, `retry_failed`,
-    `progress`, `extractor_kwargs`, `engine` and `ray_address` to `run_extraction`. `index` is the `CorpusIndex` those give, when the caller
-    has already read it. Returns a `PrepareSummary`; raises `CorpusError` (before extracting anything) for unreadable
-    annotations, options the corpus does not take, or an `output_dir` prepared with other options.
+    `progress`, `extractor_kwargs`, `engine` and `ray_address` to `run_extraction`. `index` is the `CorpusIndex`
+    those give, when the caller has already read it. Returns a `PrepareSummary`; raises `CorpusError` (before
+    extracting anything) for unreadable annotations, options the corpus does not take, or an `output_dir` prepared
+    with other options.
     """
     from datasets import ClassLabel, DatasetDict
 
+    from . import storage
     from .extract import run_extraction
     from .parts import load_extracted, read_failures
 
@@ -92,7 +94,7 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
         raise CorpusError(f"{dataset} takes the options {reader_options(dataset) or 'none'}, not {unknown}.")
     if index is None:
         index = read_corpus(dataset, root, **options)
-    output_dir = Path(output_dir)
+    output_dir = storage.location(output_dir)  # a Path, or an object-store URL (msmae.data.storage)
     info = {"dataset": index.name, "root": str(Path(root).resolve()),
             "options": {key: str(value) for key, value in sorted(options.items())}}
     _check_same_preparation(output_dir, info)
@@ -103,7 +105,7 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
                           f"sources and none is on disk{example}. Check ROOT and the video options.")
 
     column_features = {"label": ClassLabel(names=index.label_names)} if index.label_names is not None else {}
-    extracted = output_dir / EXTRACTED_DIR
+    extracted = storage.join(output_dir, EXTRACTED_DIR)
     summary = run_extraction(clips=clips, output_dir=extracted, column_features=column_features,
                              num_workers=num_workers, overwrite=overwrite, retry_failed=retry_failed,
                              progress=progress, quiet=True, extractor_kwargs=extractor_kwargs, engine=engine,
@@ -111,9 +113,10 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     order = {clip.clip_id: position for position, clip in enumerate(clips)}
     failures = [record for clip_id, record in read_failures(extracted).items() if clip_id in order]
 
-    cache = Path(tempfile.mkdtemp(prefix=".cache-", dir=output_dir))
+    cache = Path(tempfile.mkdtemp(prefix=".cache-", dir=None if storage.is_remote(output_dir) else output_dir))
     try:
-        rows = load_extracted(extracted, cache_dir=str(cache)) if any((extracted / "data").glob("*.parquet")) else None
+        has_rows = bool(storage.glob(storage.join(extracted, "data"), "*.parquet"))
+        rows = load_extracted(extracted, cache_dir=str(cache)) if has_rows else None
         splits = _split(rows, index, order, extracted)
         # An empty split needs one (empty) shard: with none, datasets 5 cannot load the split back.
         DatasetDict(splits).save_to_disk(str(output_dir), num_shards={k: 1 for k, v in splits.items() if not len(v)})
@@ -123,27 +126,35 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     result = PrepareSummary(index.name, str(output_dir), {name: len(split) for name, split in splits.items()},
                             {name: len(clips) for name, clips in index.splits.items()}, index.missing_files,
                             failures, summary)
-    (output_dir / "missing.txt").write_text("".join(f"{path}\n" for path in result.missing), encoding="utf-8")
+    _write(storage.join(output_dir, "missing.txt"), "".join(f"{path}\n" for path in result.missing))
     info.update(rows=result.rows, indexed=result.indexed, missing_files=len(result.missing),
                 failed_clips=len(failures), num_classes=len(index.label_names or []), notes=index.notes)
-    (output_dir / INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (output_dir / "README.md").write_text(_card(index, result, splits), encoding="utf-8")
+    _write(storage.join(output_dir, INFO_FILE), json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    _write(storage.join(output_dir, "README.md"), _card(index, result, splits))
     return result
+
+
+def _write(path, text):
+    from . import storage
+
+    storage.write_bytes(path, text.encode("utf-8"), sync=False)
 
 
 def _check_same_preparation(output_dir, info):
     """Refuse an `output_dir` begun with another corpus, root or options (its parts would not match); record this
     one's before extracting, so that a run killed half-way is guarded too."""
-    previous = output_dir / INFO_FILE
-    if previous.is_file():
-        before = json.loads(previous.read_text(encoding="utf-8"))
+    from . import storage
+
+    previous = storage.join(output_dir, INFO_FILE)
+    if storage.exists(previous):
+        before = json.loads(storage.read_text(previous))
         before = {key: before.get(key) for key in info}
         if before != info:
             raise CorpusError(f"{output_dir} was prepared from {before}; it cannot also hold {info}. Use another "
                               "--output_dir.")
     else:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        previous.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        storage.makedirs(output_dir)
+        _write(previous, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
 
 
 def _split(rows, index, order, extracted) -> dict:
@@ -153,7 +164,10 @@ def _split(rows, index, order, extracted) -> dict:
     if rows is None:  # no clip gave a row: empty splits with the run's schema
         from .parts import INFO_FILE as EXTRACTION_INFO
 
-        features = Features.from_dict(json.loads((extracted / EXTRACTION_INFO).read_text())["features"])
+        from . import storage
+
+        info = json.loads(storage.read_text(storage.join(extracted, EXTRACTION_INFO)))
+        features = Features.from_dict(info["features"])
         empty = Dataset.from_dict({name: [] for name in features}, features=features)
         return {name: empty for name in index.splits}
     split_of = {clip.clip_id: name for name, clips in index.splits.items() for clip in clips}

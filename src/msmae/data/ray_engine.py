@@ -3,11 +3,11 @@ local process pool (`msmae.data.extract._extract_source`: same rows, part files 
 Ray on one machine or a cluster. Imported only on this path; Ray is the optional extra `msmae[cluster]`.
 
 One Ray task per source video. Each Ray worker process keeps one MediaPipe graph across the tasks it runs (built on
-its first task: `msmae.data.extract._worker_task`), so a worker costs one graph start-up, as a pool process does. Tasks, not actors: when a worker
-process or a whole node dies, Ray runs its tasks again on any node with a free CPU (`max_retries`), where a restarted
-actor would wait for room on its own share. A source whose worker dies on every try is logged as failed, as the local
-pool does. Parts are written by the workers (atomically; a retried task rewrites the same part), the failure log and
-the summary only by the driver (the caller of `run_tasks`).
+its first task: `msmae.data.extract._worker_task`), so a worker costs one graph start-up, as a pool process does.
+Tasks, not actors: when a worker process or a whole node dies, Ray runs its tasks again on any node with a free CPU
+(`max_retries`), where a restarted actor would wait for room on its own share. A source whose worker dies on every
+try is logged as failed, as the local pool does. Parts are written by the workers (atomically; a retried task
+rewrites the same part), the failure log and the summary only by the driver (the caller of `run_tasks`).
 
 What a run needs on a cluster: every node has msmae[video] installed (same version) and reaches the inputs and the
 output folder at the same paths (a shared file system) or the output as an fsspec URL (s3://...).

@@ -217,7 +217,8 @@ def compact(source, output_dir, *, max_shard_size="500MB"):
     Args:
         source: the folder `msmae extract` wrote (one Parquet part per video), anything else
             `msmae.data.loading.load_sign_dataset` reads, or a `datasets.Dataset`/`DatasetDict`.
-        output_dir: a new (or empty) folder. It gets `DatasetDict.save_to_disk`'s layout:
+        output_dir: a new (or empty) folder, or an object-store URL (s3://...; `msmae.data.storage`). It gets
+            `DatasetDict.save_to_disk`'s layout:
             `train/data-00000-of-00012.arrow` ... (each split's shards in its own folder), `dataset_dict.json`,
             and `README.md`, a card whose `configs` also let `datasets.load_dataset(output_dir)` read it.
         max_shard_size: shard size, e.g. `"500MB"`; raised where a split would need more than
@@ -235,14 +236,19 @@ def compact(source, output_dir, *, max_shard_size="500MB"):
     from datasets import Dataset, DatasetDict, load_from_disk
     from datasets.utils.py_utils import convert_file_size_to_int
 
+    from . import storage
     from .loading import load_sign_dataset
 
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()):
+    output_dir = storage.location(output_dir)
+    remote = storage.is_remote(output_dir)
+    if storage.glob(output_dir, "*") if remote else (output_dir.exists() and any(output_dir.iterdir())):
         raise FileExistsError(f"{output_dir} is not empty; give `compact` a new folder for the shards.")
     limit = convert_file_size_to_int(max_shard_size)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}-cache-") as cache:
+    if not remote:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # The cache for parts read from Parquet: beside the output, or in the local temporary folder for a URL.
+    cache_options = {} if remote else {"dir": output_dir.parent, "prefix": f".{output_dir.name}-cache-"}
+    with tempfile.TemporaryDirectory(**cache_options) as cache:
         dataset = source if isinstance(source, (Dataset, DatasetDict)) else load_sign_dataset(str(source), cache_dir=cache)
         if not isinstance(dataset, (Dataset, DatasetDict)):
             raise ValueError(f"{source} loaded as {type(dataset).__name__}; `compact` needs a dataset on disk, not a stream.")
@@ -260,8 +266,8 @@ def compact(source, output_dir, *, max_shard_size="500MB"):
                                name, num_shards[name], size / num_shards[name] / 1e6, MAX_FILES_PER_FOLDER)
         splits.save_to_disk(str(output_dir), num_shards=num_shards)
     compacted = load_from_disk(str(output_dir))
-    (output_dir / CARD_FILE).write_text(dataset_card(compacted, source=str(source), max_shard_size=max_shard_size),
-                                        encoding="utf-8")
+    card = dataset_card(compacted, source=str(source), max_shard_size=max_shard_size)
+    storage.write_bytes(storage.join(output_dir, CARD_FILE), card.encode("utf-8"), sync=False)
     return compacted
 
 
