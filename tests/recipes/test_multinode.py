@@ -218,3 +218,55 @@ def test_killed_machine_resumes_to_the_uninterrupted_weights(corpus, tmp_path):
         assert after[rank] == uninterrupted[rank][6 * 2:]
     assert_same_weights(output, tmp_path / "uninterrupted", tolerance=0.0)
     assert losses(output) == losses(tmp_path / "uninterrupted")
+
+
+# srun's stand-in: the command once per node (SLURM_NNODES), all on this machine, each with its SLURM_NODEID. Node 0
+# first, the others once its rendezvous listens: on one machine every node could host it (127.0.0.1 is everyone's),
+# and accelerate refuses to start node 0 on a port already taken.
+SRUN = """#!/bin/bash
+while [[ "$1" == --* ]]; do shift; done
+SLURM_NODEID=0 "$@" &
+pids=($!)
+for ((i = 0; i < 600; i++)); do (echo > "/dev/tcp/127.0.0.1/$MASTER_PORT") 2>/dev/null && break; sleep 0.1; done
+for ((node = 1; node < SLURM_NNODES; node++)); do SLURM_NODEID=$node "$@" & pids+=($!); done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+exit "$status"
+"""
+
+
+def test_slurm_script_restarts_a_killed_machine_and_resumes(corpus, tmp_path):
+    """examples/accelerate_configs/slurm_multi_node.sbatch on 2 "nodes" (c10d rendezvous on 127.0.0.1,
+    --max_restarts): machine 1's process is SIGKILLed after checkpoint-6; torchrun restarts every process, the
+    recipe resumes from checkpoint-6, and the run ends with the weights of the uninterrupted run."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "srun").write_text(SRUN)
+    (stubs / "srun").chmod(0o755)
+
+    def arguments(output):
+        return pretraining(corpus, output, "--max_steps", "12", "--per_device_train_batch_size", "2",
+                           "--save_strategy", "steps", "--save_steps", "3")
+
+    succeeded(two_machines("run_pretraining.py", *arguments(tmp_path / "uninterrupted"), env=environment(tmp_path)))
+    env = environment(
+        tmp_path, PATH=os.pathsep.join([str(stubs), os.environ["PATH"]]), SLURM_NNODES="2", MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()), MSMAE_ACCELERATE_CONFIG=str(REPO / "examples/accelerate_configs/cpu_2machines.yaml"),
+        MSMAE_GPUS_PER_NODE="1", MSMAE_MAX_RESTARTS="1", MSMAE_PYTHON_BIN=str(ACCELERATE.parent),
+        MSMAE_TEST_CLIP_LOG=str(tmp_path / "clips.log"), MSMAE_TEST_KILL_RANK="1", MSMAE_TEST_KILL_AT="17",
+    )
+    output = tmp_path / "run"
+    job = subprocess.Popen(
+        ["bash", str(REPO / "examples/accelerate_configs/slurm_multi_node.sbatch"),
+         *script_arguments("run_pretraining.py", *arguments(output))[1:]],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        log, _ = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert job.returncode == 0, log[-4000:]
+    assert "resuming from " + str(output / "checkpoint-6") in log
+    assert_same_weights(output, tmp_path / "uninterrupted", tolerance=0.0)
