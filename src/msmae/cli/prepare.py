@@ -21,6 +21,7 @@ corpora (ROOT is the folder the publisher's download unpacks to):
   how2sign     how2sign_realigned_*.csv with the clips or raw videos (--source auto|clips|videos)
   youtube_asl  youtube_asl_video_ids.txt and the downloaded videos (--video_ids, --video_dir)
   manifest     ROOT is a .csv/.tsv/.json(l) of clips: path, start, end, label, signer[, split, text]
+  asl_signs    Kaggle asl-signs: train.csv, sign_to_prediction_index_map.json, train_landmark_files/ (no video)
 
 examples:
   msmae prepare wlasl WLASL/start_kit --subset 100 --output_dir data/wlasl100 --num_workers 8
@@ -29,7 +30,8 @@ examples:
 """
 
 # CLI option -> reader keyword (None values are not passed, so each reader keeps its defaults).
-READER_OPTIONS = ("subset", "annotations", "video_dir", "class_list", "source", "fps", "video_ids")
+READER_OPTIONS = ("subset", "annotations", "video_dir", "class_list", "source", "fps", "video_ids", "split_by",
+                  "seed")
 
 
 def add_prepare_arguments(parser):
@@ -46,8 +48,12 @@ def add_prepare_arguments(parser):
     parser.add_argument("--original_videos", action="store_true",
                         help="Slovo: the original videos (slovo_full), cut by begin/end")
     parser.add_argument("--source", choices=("auto", "clips", "videos"), help="How2Sign: clips or raw videos")
-    parser.add_argument("--fps", type=float, help="CSL-Daily: frame rate of the frame folders (default 30)")
+    parser.add_argument("--fps", type=float, help="CSL-Daily: frame rate of the frame folders (default 30); "
+                        "landmark corpora: the rate to record when not published")
     parser.add_argument("--video_ids", help="YouTube-ASL: the id list (default ROOT/youtube_asl_video_ids.txt)")
+    parser.add_argument("--split_by", choices=("signer",),
+                        help="corpora without official splits: train/validation/test sharing no signer")
+    parser.add_argument("--seed", type=int, help="the seed of --split_by (default 0)")
     parser.add_argument("--num_workers", type=int, default=1,
                         help="processes, one MediaPipe graph each (--engine ray: sources at once; 0 = every CPU "
                              "of the Ray cluster)")

@@ -106,17 +106,25 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
 
     column_features = {"label": ClassLabel(names=index.label_names)} if index.label_names is not None else {}
     extracted = storage.join(output_dir, EXTRACTED_DIR)
-    summary = run_extraction(clips=clips, output_dir=extracted, column_features=column_features,
-                             num_workers=num_workers, overwrite=overwrite, retry_failed=retry_failed,
-                             progress=progress, quiet=True, extractor_kwargs=extractor_kwargs, engine=engine,
-                             ray_address=ray_address)
     order = {clip.clip_id: position for position, clip in enumerate(clips)}
-    failures = [record for clip_id, record in read_failures(extracted).items() if clip_id in order]
+    if index.load_pose is None:
+        summary = run_extraction(clips=clips, output_dir=extracted, column_features=column_features,
+                                 num_workers=num_workers, overwrite=overwrite, retry_failed=retry_failed,
+                                 progress=progress, quiet=True, extractor_kwargs=extractor_kwargs, engine=engine,
+                                 ray_address=ray_address)
+        failures = [record for clip_id, record in read_failures(extracted).items() if clip_id in order]
+    else:  # published keypoints (msmae.data.landmarks): rows straight from the files, no MediaPipe
+        summary, failures = None, []
 
     cache = Path(tempfile.mkdtemp(prefix=".cache-", dir=None if storage.is_remote(output_dir) else output_dir))
     try:
-        has_rows = bool(storage.glob(storage.join(extracted, "data"), "*.parquet"))
-        rows = load_extracted(extracted, cache_dir=str(cache)) if has_rows else None
+        if index.load_pose is not None:
+            from .landmarks import landmark_rows
+
+            rows = landmark_rows(clips, index.load_pose, column_features, cache_dir=str(cache))
+        else:
+            has_rows = bool(storage.glob(storage.join(extracted, "data"), "*.parquet"))
+            rows = load_extracted(extracted, cache_dir=str(cache)) if has_rows else None
         splits = _split(rows, index, order, extracted)
         # An empty split needs one (empty) shard: with none, datasets 5 cannot load the split back.
         DatasetDict(splits).save_to_disk(str(output_dir), num_shards={k: 1 for k, v in splits.items() if not len(v)})
@@ -178,6 +186,20 @@ def _split(rows, index, order, extracted) -> dict:
     return {name: rows.select([row for _, row in sorted(pairs)]) for name, pairs in positions.items()}
 
 
+def _provenance(index) -> str:
+    """The card's first sentences: what made the keypoints and how the splits were made."""
+    if index.load_pose is None:
+        made = f"MediaPipe Holistic poses of the {index.name} corpus, extracted by `msmae extract`"
+    else:
+        made = (f"Keypoints of the {index.name} corpus as its publishers released them (keypoint source: "
+                f"`{index.keypoint_source}`, also in the `keypoint_source` column; no video was read)")
+        if index.keypoint_source != "mediapipe_holistic":
+            made += (". A model pretrained on MediaPipe Holistic sees these keypoints as a different "
+                     "distribution")
+    splits = f"splits made by msmae: {index.split_note}" if index.split_note else "its official splits"
+    return f"{made}, one row per clip, in {splits}. "
+
+
 def _card(index, result, splits) -> str:
     columns = next(iter(splits.values())).features if splits else {}
     label = ""
@@ -187,7 +209,7 @@ def _card(index, result, splits) -> str:
     split_lines = "\n".join(f"| {name} | {result.rows[name]} | {result.indexed[name]} |" for name in result.rows)
     return f"""# {index.name}, prepared by `msmae prepare`
 
-MediaPipe Holistic poses of the {index.name} corpus, one row per clip, in its official splits. Load with
+{_provenance(index)}Load with
 `datasets.load_from_disk(folder)` or `msmae.data.loading.load_sign_dataset(folder)`.
 
 | split | clips written | clips in the annotations with a source on disk |

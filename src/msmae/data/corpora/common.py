@@ -39,6 +39,10 @@ class CorpusIndex:
         missing: for each clip left out, its source file (video or frame folder) that is absent, in annotation
             order (a raw video several clips come from is listed once per clip; see `missing_files`).
         notes: what the reader chose that a user should know (e.g. which annotation file it read).
+        load_pose: for corpora published as keypoints (no video), a function `ClipSource -> SignPose` that reads
+            one clip; `prepare` then writes its rows directly instead of running MediaPipe.
+        keypoint_source: what made the keypoints ("mediapipe_holistic", "openpose_body25"), for the card.
+        split_note: how the splits were made when they are not the publisher's (signer-disjoint, seed).
     """
 
     name: str
@@ -46,6 +50,9 @@ class CorpusIndex:
     label_names: list | None = None
     missing: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    load_pose: object = None
+    keypoint_source: str = "mediapipe_holistic"
+    split_note: str | None = None
 
     @property
     def num_clips(self) -> int:

@@ -1,0 +1,171 @@
+"""Landmark corpora (no video) on fixtures written in the publishers' layouts: Kaggle asl-signs (long-format
+Parquet per sequence), and `msmae prepare` writing their rows without MediaPipe.
+
+Layouts as the competition's data description gives them (quoted in public repositories, see
+`msmae.data.corpora.asl_signs`): `train.csv` = path, participant_id, sequence_id, sign; each landmark file has
+frame, row_id, type, landmark_index, x, y, z with 543 rows per frame (face 468, left_hand 21, pose 33,
+right_hand 21) and NaN where MediaPipe found nothing.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from msmae.data.corpora import CorpusError, read_corpus
+from msmae.keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES, stream_slices
+
+SLICES = stream_slices()
+PARTS = (("face", 468), ("left_hand", 21), ("pose", 33), ("right_hand", 21))
+
+
+def write_long_parquet(path, frames, seed, hidden_left=(), nan_face_frames=()):
+    """One asl-signs landmark file: 543 rows per frame, float64 x/y/z; `hidden_left` frames have a NaN left
+    hand (MediaPipe found none), `nan_face_frames` a NaN face."""
+    rng = np.random.default_rng(seed)
+    columns = {"frame": [], "row_id": [], "type": [], "landmark_index": [], "x": [], "y": [], "z": []}
+    published = {}
+    for frame in frames:
+        for part, size in PARTS:
+            values = rng.random((size, 3))
+            if (part == "left_hand" and frame in hidden_left) or (part == "face" and frame in nan_face_frames):
+                values[:] = np.nan
+            published[(frame, part)] = values
+            for i in range(size):
+                columns["frame"].append(frame)
+                columns["row_id"].append(f"{frame}-{part}-{i}")
+                columns["type"].append(part)
+                columns["landmark_index"].append(i)
+                for axis, value in zip("xyz", values[i]):
+                    columns[axis].append(float(value))
+    table = pa.table({"frame": pa.array(columns["frame"], pa.int16()), "row_id": columns["row_id"],
+                      "type": columns["type"], "landmark_index": pa.array(columns["landmark_index"], pa.int16()),
+                      "x": columns["x"], "y": columns["y"], "z": columns["z"]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return published
+
+
+def asl_signs_root(tmp_path, with_map=True, signers=("16069", "26734", "28656")):
+    """Three signers, two sequences each; sequence 1000 starts at frame 20 and skips frame 22; one file missing."""
+    root = tmp_path / "asl-signs"
+    published, lines = {}, ["path,participant_id,sequence_id,sign"]
+    sequence = 1000
+    for s, signer in enumerate(signers):
+        for sign in ("TV", "airplane"):
+            rel = f"train_landmark_files/{signer}/{sequence}.parquet"
+            frames = [20, 21, 23] if sequence == 1000 else [0, 1]
+            published[str(sequence)] = (frames, write_long_parquet(root / rel, frames, seed=sequence,
+                                                                   hidden_left={21}, nan_face_frames={0}))
+            lines.append(f"{rel},{signer},{sequence},{sign}")
+            sequence += 1
+    lines.append(f"train_landmark_files/{signers[0]}/999.parquet,{signers[0]},999,TV")  # not on disk
+    (root / "train.csv").write_text("\n".join(lines) + "\n")
+    if with_map:  # the competition's order is not alphabetical
+        (root / "sign_to_prediction_index_map.json").write_text(json.dumps({"airplane": 1, "TV": 0, "zoo": 2}))
+    return root, published
+
+
+def expected_stored(published, frame):
+    """(160, 3) x, y, z the stored row must hold for one published frame (NaN where nothing was detected)."""
+    out = np.full((160, 3), np.nan)
+    out[SLICES["body"]] = published[(frame, "pose")][list(BODY_POSE_INDICES)]
+    out[SLICES["left_hand"]] = published[(frame, "left_hand")]
+    out[SLICES["right_hand"]] = published[(frame, "right_hand")]
+    out[SLICES["face"]] = published[(frame, "face")][list(FACE_MESH_INDICES)]
+    return out
+
+
+def test_asl_signs_index(tmp_path):
+    root, _ = asl_signs_root(tmp_path)
+    index = read_corpus("asl_signs", root)
+    assert index.label_names == ["TV", "airplane", "zoo"]
+    assert list(index.splits) == ["train"] and len(index.splits["train"]) == 6
+    clip = index.splits["train"][0]
+    assert clip.clip_id == "1000"
+    assert clip.columns == {"label": "TV", "signer": "16069", "sequence_id": "1000", "split": "train",
+                            "keypoint_source": "mediapipe_holistic"}
+    assert index.missing == [str(root / "train_landmark_files/16069/999.parquet")]
+
+
+def test_asl_signs_missing_map_uses_sorted_signs_and_says_so(tmp_path):
+    root, _ = asl_signs_root(tmp_path, with_map=False)
+    index = read_corpus("asl_signs", root)
+    assert index.label_names == ["TV", "airplane"]
+    assert any("sign_to_prediction_index_map.json absent" in note for note in index.notes)
+
+
+def test_asl_signs_sign_not_in_map_names_the_line(tmp_path):
+    root, _ = asl_signs_root(tmp_path)
+    (root / "sign_to_prediction_index_map.json").write_text(json.dumps({"TV": 0}))
+    with pytest.raises(CorpusError, match=r"train.csv, line 3: sign 'airplane'"):
+        read_corpus("asl_signs", root)
+
+
+def test_asl_signs_keypoints_equal_the_published_values(tmp_path):
+    root, published = asl_signs_root(tmp_path)
+    index = read_corpus("asl_signs", root)
+    clip = index.splits["train"][0]
+    pose = index.load_pose(clip)
+    frames, values = published["1000"]
+    # Frames 20, 21, 23: the skipped 22 is a frame with nothing detected.
+    assert pose.num_frames == 4 and pose.metadata["start_frame"] == 20 and pose.metadata["end_frame"] == 24
+    assert not pose.keypoint_mask[2].any() and not pose.keypoints[2].any()
+    for row, frame in zip((0, 1, 3), frames):
+        want = expected_stored(values, frame)
+        present = np.isfinite(want[:, 0])
+        np.testing.assert_array_equal(pose.keypoint_mask[row], present)
+        np.testing.assert_array_equal(pose.keypoints[row, present, :3], want[present].astype(np.float32))
+        assert not pose.keypoints[row, ~present].any()
+    assert not pose.keypoint_mask[1, SLICES["left_hand"]].any()  # frame 21: left hand NaN
+    assert pose.keypoint_mask[1, SLICES["right_hand"]].all()
+    assert (pose.width, pose.height, pose.fps) == (0, 0, 30.0)
+    other = index.load_pose(index.splits["train"][1])  # frame 0: NaN face
+    assert not other.keypoint_mask[0, SLICES["face"]].any() and other.keypoint_mask[1, SLICES["face"]].all()
+
+
+def test_asl_signs_damaged_file_is_named(tmp_path):
+    root, _ = asl_signs_root(tmp_path)
+    bad = root / "train_landmark_files/16069/1000.parquet"
+    pq.write_table(pa.table({"frame": [0], "x": [0.5]}), bad)
+    index = read_corpus("asl_signs", root)
+    with pytest.raises(CorpusError, match=r"1000.parquet: columns \['type', 'landmark_index', 'y', 'z'\] missing"):
+        index.load_pose(index.splits["train"][0])
+    pq.write_table(pa.table({"frame": [0, 0], "type": ["pose", "pose"], "landmark_index": [11, 11],
+                             "x": [0.1, 0.2], "y": [0.1, 0.2], "z": [0.0, 0.0]}), bad)
+    with pytest.raises(CorpusError, match="appears twice"):
+        index.load_pose(index.splits["train"][0])
+
+
+def test_prepare_asl_signs_writes_rows_without_mediapipe(tmp_path, monkeypatch):
+    from datasets import load_from_disk
+
+    import msmae.data.extract as extract
+    from msmae.data.prepare import prepare
+
+    monkeypatch.setattr(extract, "run_extraction", lambda *a, **k: pytest.fail("MediaPipe must not run"))
+    root, published = asl_signs_root(tmp_path)
+    out = tmp_path / "out"
+    summary = prepare("asl_signs", root, out, progress=False)
+    assert summary.rows == {"train": 6}
+    data = load_from_disk(str(out))
+    train = data["train"]
+    assert train.features["label"].names == ["TV", "airplane", "zoo"]
+    assert train["clip_id"] == ["1000", "1001", "1002", "1003", "1004", "1005"]
+    assert train["label"] == [0, 1, 0, 1, 0, 1] and train["signer"][0] == "16069"
+    assert set(train["keypoint_source"]) == {"mediapipe_holistic"}
+    row = train.with_format("numpy")[0]
+    frames, values = published["1000"]
+    want = expected_stored(values, 23)
+    present = np.isfinite(want[:, 0])
+    np.testing.assert_array_equal(row["keypoints"][3, present, :3], want[present].astype(np.float32))
+    assert (row["start_frame"], row["end_frame"], row["num_frames"]) == (20, 24, 4)
+    card = (out / "README.md").read_text()
+    assert "keypoint source: `mediapipe_holistic`" in card and "official splits" in card
+    assert (out / "missing.txt").read_text().strip().endswith("999.parquet")
+    from msmae.data.schema import ROW_COLUMNS
+
+    assert list(train.features)[: len(ROW_COLUMNS)] == list(ROW_COLUMNS)
