@@ -169,3 +169,106 @@ def test_prepare_asl_signs_writes_rows_without_mediapipe(tmp_path, monkeypatch):
     from msmae.data.schema import ROW_COLUMNS
 
     assert list(train.features)[: len(ROW_COLUMNS)] == list(ROW_COLUMNS)
+
+
+# ---- asl-fingerspelling ----------------------------------------------------------------------------------------------
+# Wide format: one row per frame, index sequence_id, frame, then x_/y_/z_ columns per part and landmark.
+
+WIDE_PARTS = ("face", "left_hand", "pose", "right_hand")
+
+
+def write_wide_parquet(path, sequences, seed):
+    """`sequences`: {sequence_id: frame numbers}; returns {sequence_id: {(frame, part): (size, 3) values}}."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    sizes = dict(PARTS)
+    rows, index, published = [], [], {}
+    for sequence, frames in sequences.items():
+        for frame in frames:
+            row = {"frame": frame}
+            for part in WIDE_PARTS:
+                values = rng.random((sizes[part], 3)).astype(np.float32)
+                if part == "right_hand" and frame % 2:  # no right hand on odd frames
+                    values[:] = np.nan
+                published.setdefault(sequence, {})[(frame, part)] = values
+                for axis, column in zip("xyz", values.T):
+                    row.update({f"{axis}_{part}_{i}": v for i, v in enumerate(column)})
+            rows.append(row)
+            index.append(sequence)
+    frame = pd.DataFrame(rows, index=pd.Index(index, name="sequence_id"))
+    # The published column order: frame, then all x, all y, all z.
+    frame = frame[["frame"] + [f"{a}_{p}_{i}" for a in "xyz" for p in WIDE_PARTS for i in range(sizes[p])]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+    return published
+
+
+def fingerspelling_root(tmp_path):
+    root = tmp_path / "asl-fingerspelling"
+    published = {}
+    published.update(write_wide_parquet(root / "train_landmarks/5414471.parquet",
+                                        {1816796431: [0, 1, 2], 1816825349: [5, 6, 8]}, seed=1))
+    published.update(write_wide_parquet(root / "train_landmarks/105143404.parquet", {1817123330: [0, 1]}, seed=2))
+    published.update(write_wide_parquet(root / "supplemental_landmarks/33432165.parquet", {1535467051: [3, 4]},
+                                        seed=3))
+    (root / "train.csv").write_text(
+        "path,file_id,sequence_id,participant_id,phrase\n"
+        "train_landmarks/5414471.parquet,5414471,1816796431,217,3 Creekhouse\n"
+        "train_landmarks/5414471.parquet,5414471,1816825349,107,scales/kuhaylah\n"
+        "train_landmarks/105143404.parquet,105143404,1817123330,1,https://jsi.is/hukuoka\n"
+        "train_landmarks/105143404.parquet,105143404,42,1,not in the file\n")
+    (root / "supplemental_metadata.csv").write_text(
+        "path,file_id,sequence_id,participant_id,phrase\n"
+        "supplemental_landmarks/33432165.parquet,33432165,1535467051,251,coming up with killer sound bites\n")
+    chars = {c: i for i, c in enumerate(" !#$%&'()*+,-./0123456789:;=?@[_~abcdefghijklmnopqrstuvwxyz")}
+    (root / "character_to_prediction_index.json").write_text(json.dumps(chars))
+    return root, {str(k): v for k, v in published.items()}
+
+
+def test_asl_fingerspelling_index_and_keypoints(tmp_path):
+    root, published = fingerspelling_root(tmp_path)
+    index = read_corpus("asl_fingerspelling", root)
+    assert list(index.splits) == ["train", "supplemental"]
+    assert [c.clip_id for c in index.splits["train"]] == ["1816796431", "1816825349", "1817123330"]
+    assert index.missing == [f"{root / 'train_landmarks/105143404.parquet'}#sequence_id=42"]
+    clip = index.splits["train"][1]  # the second of two sequences in one file, frames 5, 6, 8
+    assert clip.columns["text"] == "scales/kuhaylah" and clip.columns["signer"] == "107"
+    pose = index.load_pose(clip)
+    assert pose.num_frames == 4 and (pose.metadata["start_frame"], pose.metadata["end_frame"]) == (5, 9)
+    assert not pose.keypoint_mask[2].any()  # frame 7 was skipped
+    for row, frame in ((0, 5), (1, 6), (3, 8)):
+        want = expected_stored(published["1816825349"], frame)
+        present = np.isfinite(want[:, 0])
+        np.testing.assert_array_equal(pose.keypoint_mask[row], present)
+        np.testing.assert_array_equal(pose.keypoints[row, present, :3], want[present].astype(np.float32))
+    assert not pose.keypoint_mask[0, SLICES["right_hand"]].any()  # frame 5 is odd: no right hand
+    assert pose.keypoint_mask[1, SLICES["right_hand"]].all()
+    assert any(note.startswith("1 phrases use characters outside") for note in index.notes)  # "Creekhouse"
+
+
+def test_prepare_asl_fingerspelling_text_rows(tmp_path):
+    from datasets import load_from_disk
+
+    from msmae.data.prepare import prepare
+
+    root, published = fingerspelling_root(tmp_path)
+    summary = prepare("asl_fingerspelling", root, tmp_path / "out", progress=False)
+    assert summary.rows == {"train": 3, "supplemental": 1}
+    data = load_from_disk(str(tmp_path / "out"))
+    assert data["train"]["text"] == ["3 Creekhouse", "scales/kuhaylah", "https://jsi.is/hukuoka"]
+    assert "label" not in data["train"].features
+    row = data["supplemental"].with_format("numpy")[0]
+    want = expected_stored(published["1535467051"], 4)
+    present = np.isfinite(want[:, 0])
+    np.testing.assert_array_equal(row["keypoints"][1, present, :3], want[present].astype(np.float32))
+
+
+def test_asl_fingerspelling_wrong_file_is_named(tmp_path):
+    root, _ = fingerspelling_root(tmp_path)
+    pq.write_table(pa.table({"sequence_id": [1816796431], "frame": [0], "x_face_0": [0.5]}),
+                   root / "train_landmarks/5414471.parquet")
+    index = read_corpus("asl_fingerspelling", root)
+    with pytest.raises(CorpusError, match=r"5414471.parquet: \d+ columns missing"):
+        index.load_pose(index.splits["train"][0])
+

@@ -22,6 +22,7 @@ corpora (ROOT is the folder the publisher's download unpacks to):
   youtube_asl  youtube_asl_video_ids.txt and the downloaded videos (--video_ids, --video_dir)
   manifest     ROOT is a .csv/.tsv/.json(l) of clips: path, start, end, label, signer[, split, text]
   asl_signs    Kaggle asl-signs: train.csv, sign_to_prediction_index_map.json, train_landmark_files/ (no video)
+  asl_fingerspelling  Kaggle asl-fingerspelling: train.csv, supplemental_metadata.csv, train_landmarks/ (no video)
 
 examples:
   msmae prepare wlasl WLASL/start_kit --subset 100 --output_dir data/wlasl100 --num_workers 8

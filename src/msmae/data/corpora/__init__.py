@@ -17,12 +17,14 @@ the Progressive Transformers layout) into `SignPose`s and datasets for the trans
 | `youtube_asl` | YouTube-ASL                    | pretraining         | video_ids, video_dir                      |
 | `manifest`    | JSL or any ELAN-style corpus   | recognition / both  | class_list                                |
 | `asl_signs`   | Kaggle asl-signs (landmarks)   | recognition         | fps, split_by, seed                       |
+| `asl_fingerspelling` | Kaggle asl-fingerspelling (landmarks) | translation | fps, split_by, seed                |
 
 Landmark corpora (`asl_signs`, ...) are published as keypoints: their index carries `load_pose` and `prepare`
 writes their rows without MediaPipe. `splits` makes signer-disjoint splits for corpora without official ones.
 """
 
 from .asl_citizen import read_asl_citizen
+from .asl_fingerspelling import read_asl_fingerspelling
 from .asl_signs import read_asl_signs
 from .common import CorpusError, CorpusIndex
 from .csl_daily import read_csl_daily
@@ -43,6 +45,7 @@ READERS = {
     "youtube_asl": read_youtube_asl,
     "manifest": read_manifest_corpus,
     "asl_signs": read_asl_signs,
+    "asl_fingerspelling": read_asl_fingerspelling,
 }
 
 
