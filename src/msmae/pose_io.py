@@ -9,6 +9,7 @@ builds on this module (and never the other way round).
 
 import json
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,14 +247,59 @@ def read_pose_data(data: bytes, source: str = "pose bytes") -> SignPose:
         from pose_format import Pose
     except ImportError as error:
         raise ImportError(f"Reading {source} needs the pose-format package: pip install pose-format") from error
+    data = bytes(data)
+    check_pose_length(data, source)
     try:
-        pose = Pose.read(bytes(data))
+        pose = Pose.read(data)
     except Exception as error:  # pose-format raises struct.error, TypeError, ... on damaged files
         raise ValueError(
             f"{source} is not a readable .pose file ({type(error).__name__}: {error}); it may be truncated or "
             "corrupted. Re-extract it from the video."
         ) from error
     return pose_format_to_sign_pose(pose, source=source)
+
+
+def check_pose_length(data: bytes, source: str = "pose bytes") -> None:
+    """Refuse a `.pose` file whose frames are not all there, by its header's frame count.
+
+    pose-format's v0.1 reader takes the frame count from the file's length (its header stores it in 16 bits), so a
+    file cut short reads without error: fewer frames, and coordinates taken for confidences. Its v0.2 reader fails
+    without saying what is missing. A header that cannot be read is left to pose-format's reader, which names it.
+    """
+    try:
+        from pose_format.pose_header import PoseHeader
+        from pose_format.utils.reader import BufferReader
+
+        reader = BufferReader(data)
+        header = PoseHeader.read(reader)
+        start, version = reader.read_offset, round(float(header.version), 3)
+        body_format = {0.1: "<HHH", 0.2: "<fIH"}.get(version)
+        if body_format is None:
+            return
+        _, frames, people = struct.unpack_from(body_format, data, start)
+        start += struct.calcsize(body_format)
+        points, dims = sum(len(c.points) for c in header.components), header.num_dims()
+    except Exception:  # noqa: BLE001 - a damaged header: pose-format's own read reports it
+        return
+    frame_size = people * points * (dims + 1) * 4  # float32 coordinates, then a confidence per point
+    held = len(data) - start
+    if not frame_size:
+        return
+    if version == 0.1:  # the 16-bit count wraps for files of 65536 frames or more
+        whole = held % frame_size == 0 and (held // frame_size) % 65536 == frames
+    else:
+        whole = held >= frames * frame_size  # pose-format ignores bytes after the frames
+    if whole:
+        return
+    expected = frames * frame_size
+    short = held < expected
+    missing = f"{expected - held:,} bytes are missing" if short else f"{held - expected:,} bytes too many"
+    raise ValueError(
+        f"{source} {'is cut short' if short else 'does not match its header'}: its header says {frames} frames of {people} person(s) x {points} points "
+        f"({expected:,} bytes of coordinates and confidences), the file holds {held:,} bytes, the size of "
+        f"{held / frame_size:.1f} frames ({missing}). Its writing was cut off or it was damaged: re-extract it "
+        "from the video."
+    )
 
 
 def pose_format_to_sign_pose(pose, source: str = "") -> SignPose:
