@@ -272,3 +272,132 @@ def test_asl_fingerspelling_wrong_file_is_named(tmp_path):
     with pytest.raises(CorpusError, match=r"5414471.parquet: \d+ columns missing"):
         index.load_pose(index.splits["train"][0])
 
+
+
+# ---- OpenPose JSON folders (How2Sign layout) ------------------------------------------------------------------------
+# One <clip>_<frame:012d>_keypoints.json per frame: {"version": 1.3, "people": [{"pose_keypoints_2d": 25 x 3,
+# "face_keypoints_2d": 70 x 3, "hand_left_keypoints_2d": 21 x 3, "hand_right_keypoints_2d": 21 x 3, ...}]}.
+
+H2S_HEADER = "VIDEO_ID\tVIDEO_NAME\tSENTENCE_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE\n"
+
+
+def openpose_person(rng, scale=1.0):
+    person = {"person_id": [-1]}
+    for key, count in (("pose_keypoints_2d", 25), ("face_keypoints_2d", 70), ("hand_left_keypoints_2d", 21),
+                       ("hand_right_keypoints_2d", 21)):
+        values = np.column_stack([rng.uniform(0, 1280, count), rng.uniform(0, 720, count),
+                                  rng.uniform(0.1, 1, count) * scale])
+        values[3] = 0.0  # a point not found: (0, 0, 0)
+        person[key] = [round(float(v), 3) for v in values.ravel()]
+        for k in ("pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d"):
+            person[k] = []
+    return person
+
+
+def write_openpose_clip(folder, frames, seed, empty=(), two_people=()):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for frame in frames:
+        people = [] if frame in empty else [openpose_person(rng)]
+        if frame in two_people:
+            people.insert(0, openpose_person(rng, scale=0.1))  # a bystander, found with low confidence
+        written[frame] = people
+        (folder / f"{folder.name}_{frame:012d}_keypoints.json").write_text(json.dumps({"version": 1.3,
+                                                                                       "people": people}))
+    return written
+
+
+def how2sign_openpose_root(tmp_path, with_csv=True):
+    base = tmp_path / "How2Sign" / "sentence_level"
+    published = {}
+    for split, clips in (("train", {"-fZc293MpJk_0-1-rgb_front": [0, 1, 3], "-fZc293MpJk_1-1-rgb_front": [0]}),
+                         ("val", {"-d5dN54tH2E_0-1-rgb_front": [0, 1]})):
+        json_dir = base / split / "rgb_front" / "features" / "openpose_output" / "json"
+        for n, (clip, frames) in enumerate(clips.items()):
+            published[clip] = write_openpose_clip(json_dir / clip, frames, seed=n + len(split), empty={1},
+                                                  two_people={3})
+        if with_csv:
+            text = base / split / "text" / "en" / "raw_text" / "re_aligned"
+            text.mkdir(parents=True)
+            rows = "".join(f"{c[:11]}\t{c[:13]}-rgb_front\t{c[12:15]}\t{c}\t1.0\t2.0\tsentence {c[:4]}\n" for c in clips)
+            if split == "val":
+                rows += "x\tx\tx\tgone_0-1-rgb_front\t1.0\t2.0\tno keypoints\n"
+            (text / f"how2sign_realigned_{split}.csv").write_text(H2S_HEADER + rows)
+    return tmp_path / "How2Sign", published
+
+
+def test_openpose_how2sign_folders(tmp_path):
+    root, published = how2sign_openpose_root(tmp_path)
+    with pytest.raises(CorpusError, match=r"frame size or rate of 3 OpenPose folders is unknown .*--frame_size WxH"):
+        read_corpus("openpose", root)
+    index = read_corpus("openpose", root, frame_size="1280x720", fps=24.0)
+    assert {name: [c.clip_id for c in clips] for name, clips in index.splits.items()} == {
+        "train": ["-fZc293MpJk_0-1-rgb_front", "-fZc293MpJk_1-1-rgb_front"], "validation": [
+            "-d5dN54tH2E_0-1-rgb_front"], "test": []}
+    clip = index.splits["train"][0]
+    assert clip.columns == {"split": "train", "keypoint_source": "openpose_body25", "text": "sentence -fZc",
+                            "video_name": "-fZc293MpJk_0-rgb_front"}
+    assert index.missing == ["gone_0-1-rgb_front (How2Sign sentence without an OpenPose folder)"]
+    pose = index.load_pose(clip)
+    assert (pose.num_frames, pose.width, pose.height, pose.fps) == (4, 1280, 720, 24.0)
+    assert not pose.keypoint_mask[1].any() and not pose.keypoint_mask[2].any()  # no person; frame 2 has no file
+    assert not pose.keypoint_mask[:, SLICES["face"]].any()  # OpenPose's face is not MediaPipe's mesh
+    for row in (0, 3):
+        person = published[clip.clip_id][row][-1]  # frame 3: the signer, not the low-confidence bystander
+        body = np.asarray(person["pose_keypoints_2d"]).reshape(25, 3)[[5, 2, 6, 3, 7, 4]]
+        left = np.asarray(person["hand_left_keypoints_2d"]).reshape(21, 3)
+        right = np.asarray(person["hand_right_keypoints_2d"]).reshape(21, 3)
+        for stream, values in (("body", body), ("left_hand", left), ("right_hand", right)):
+            found = values[:, 2] > 0
+            np.testing.assert_array_equal(pose.keypoint_mask[row, SLICES[stream]], found)
+            want = (values[:, :2] / np.array([1280.0, 720.0])).astype(np.float32)
+            np.testing.assert_array_equal(pose.keypoints[row, SLICES[stream]][found, :2], want[found])
+    assert not pose.keypoint_mask[0, SLICES["left_hand"]][3]  # confidence 0: not detected
+
+
+def test_openpose_plain_folder_and_bad_json(tmp_path):
+    write_openpose_clip(tmp_path / "op" / "clipA", [5, 6], seed=0)
+    index = read_corpus("openpose", tmp_path / "op", frame_size="640x480", fps=25)
+    assert list(index.splits) == ["train"] and index.splits["train"][0].clip_id == "clipA"
+    assert index.load_pose(index.splits["train"][0]).metadata["start_frame"] == 5
+    with pytest.raises(CorpusError, match="WIDTHxHEIGHT"):
+        read_corpus("openpose", tmp_path / "op", frame_size="1280", fps=25)
+    bad = tmp_path / "op" / "clipA" / "clipA_000000000006_keypoints.json"
+    bad.write_text(json.dumps({"version": 1.3, "people": [{"pose_keypoints_2d": [0.0] * 54}]}))
+    with pytest.raises(CorpusError, match="clipA_000000000006_keypoints.json: pose_keypoints_2d has 54 values.*COCO"):
+        index.load_pose(index.splits["train"][0])
+
+
+def test_prepare_openpose_card_and_column(tmp_path):
+    from datasets import load_from_disk
+
+    from msmae.cli import main
+
+    root, _ = how2sign_openpose_root(tmp_path)
+    out = tmp_path / "out"
+    assert main(["prepare", "openpose", str(root), "--frame_size", "1280x720", "--fps", "24", "--output_dir",
+                 str(out), "--no_progress"]) == 0
+    data = load_from_disk(str(out))
+    assert data["train"]["text"] == ["sentence -fZc", "sentence -fZc"]
+    assert set(data["validation"]["keypoint_source"]) == {"openpose_body25"}
+    card = (out / "README.md").read_text()
+    assert "keypoint source: `openpose_body25`" in card and "different distribution" in card
+    assert "face stream marked absent" in card
+
+
+def test_openpose_frame_size_and_rate_from_the_video_beside(tmp_path, sample_video):
+    from msmae.holistic import VideoReader
+
+    write_openpose_clip(tmp_path / "op" / "json" / "clipA", [0, 1], seed=0)
+    (tmp_path / "op" / "videos").mkdir()
+    (tmp_path / "op" / "videos" / "clipA.mp4").symlink_to(sample_video)
+    with VideoReader(sample_video) as video:
+        frame = next(iter(video))
+        want = (frame.shape[1], frame.shape[0], video.fps)
+    index = read_corpus("openpose", tmp_path / "op")
+    pose = index.load_pose(index.splits["train"][0])
+    assert (pose.width, pose.height, pose.fps) == want
+    given = read_corpus("openpose", tmp_path / "op", fps=12.5)  # --fps wins; the size still comes from the video
+    pose = given.load_pose(given.splits["train"][0])
+    assert (pose.width, pose.height, pose.fps) == (want[0], want[1], 12.5)

@@ -23,6 +23,7 @@ corpora (ROOT is the folder the publisher's download unpacks to):
   manifest     ROOT is a .csv/.tsv/.json(l) of clips: path, start, end, label, signer[, split, text]
   asl_signs    Kaggle asl-signs: train.csv, sign_to_prediction_index_map.json, train_landmark_files/ (no video)
   asl_fingerspelling  Kaggle asl-fingerspelling: train.csv, supplemental_metadata.csv, train_landmarks/ (no video)
+  openpose     folders of OpenPose *_keypoints.json (How2Sign's openpose_output/json/) (--frame_size WxH, --fps)
 
 examples:
   msmae prepare wlasl WLASL/start_kit --subset 100 --output_dir data/wlasl100 --num_workers 8
@@ -32,7 +33,7 @@ examples:
 
 # CLI option -> reader keyword (None values are not passed, so each reader keeps its defaults).
 READER_OPTIONS = ("subset", "annotations", "video_dir", "class_list", "source", "fps", "video_ids", "split_by",
-                  "seed")
+                  "seed", "frame_size")
 
 
 def add_prepare_arguments(parser):
@@ -55,6 +56,8 @@ def add_prepare_arguments(parser):
     parser.add_argument("--split_by", choices=("signer",),
                         help="corpora without official splits: train/validation/test sharing no signer")
     parser.add_argument("--seed", type=int, help="the seed of --split_by (default 0)")
+    parser.add_argument("--frame_size", metavar="WxH",
+                        help="openpose: the source videos' frame size in pixels (How2Sign: 1280x720)")
     parser.add_argument("--num_workers", type=int, default=1,
                         help="processes, one MediaPipe graph each (--engine ray: sources at once; 0 = every CPU "
                              "of the Ray cluster)")

@@ -18,6 +18,7 @@ the Progressive Transformers layout) into `SignPose`s and datasets for the trans
 | `manifest`    | JSL or any ELAN-style corpus   | recognition / both  | class_list                                |
 | `asl_signs`   | Kaggle asl-signs (landmarks)   | recognition         | fps, split_by, seed                       |
 | `asl_fingerspelling` | Kaggle asl-fingerspelling (landmarks) | translation | fps, split_by, seed                |
+| `openpose`    | OpenPose JSON folders (How2Sign) | translation / any | frame_size, fps, split_by, seed           |
 
 Landmark corpora (`asl_signs`, ...) are published as keypoints: their index carries `load_pose` and `prepare`
 writes their rows without MediaPipe. `splits` makes signer-disjoint splits for corpora without official ones.
@@ -30,6 +31,7 @@ from .common import CorpusError, CorpusIndex
 from .csl_daily import read_csl_daily
 from .how2sign import read_how2sign
 from .manifest import read_manifest_corpus
+from .openpose import read_openpose
 from .phoenix14t import read_phoenix14t
 from .slovo import read_slovo
 from .wlasl import read_wlasl
@@ -46,6 +48,7 @@ READERS = {
     "manifest": read_manifest_corpus,
     "asl_signs": read_asl_signs,
     "asl_fingerspelling": read_asl_fingerspelling,
+    "openpose": read_openpose,
 }
 
 
