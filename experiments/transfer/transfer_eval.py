@@ -104,6 +104,9 @@ def parse_args(argv=None):
                    help="with --combine: also score every run's reconstruction on these variants' masks, so that runs "
                         "pretrained with different mask ratios or strategies are compared on the same hidden cubelets "
                         "('none' to skip)")
+    p.add_argument("--cross-signer", metavar="FOLDER",
+                   help="also score recognition on unseen signers: a dataset prepared with --split_by signer (probe "
+                        "and 1-NN fitted on its train split, scored on its test split; transfer_cross_signer.py)")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="with --no-pretrain: evaluate a run's latest checkpoint when it has not finished (recorded)")
     return p.parse_args(argv)
@@ -233,6 +236,10 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
                 by_layer[f"{name}/layer{layer}/1nn k={k}"] = summarize(
                     [nearest_neighbour_accuracy(x, labels, s, q) for s, q in eps])["mean"]
     result["fewshot_by_layer"] = by_layer
+    if getattr(args, "cross_signer", None):
+        from transfer_cross_signer import cross_signer
+
+        result["cross_signer"] = cross_signer(args.cross_signer, pretrained, initial)
     return result
 
 
