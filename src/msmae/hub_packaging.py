@@ -6,14 +6,21 @@
   the Inference Endpoints handler (`copy_pipeline_code`), written by the config's `save_pretrained`
   (`HubConfigMixin`), or by `add_pipeline_to_checkpoint` for folders written otherwise.
 - What a push uploads (`UPLOAD_IGNORE_PATTERNS`, `files_to_upload`): model files, never pickles or resume state.
+- A checksum of the weights in each safetensors file's own metadata (`WEIGHTS_CHECKSUM_KEY`), written by every msmae
+  model's `save_pretrained` and verified by its `from_pretrained` (here, so the checkpoint's own code checks too) and
+  by automatic resume: weights damaged in place after saving are refused, not loaded.
 
 It knows the pipelines by name (`PIPELINE_CLASSES`) and never imports the pipeline module, which builds on it. At
 module level it imports only the standard library (the configuration imports it; transformers is imported inside the
 functions that use it).
 """
 
+import contextlib
+import hashlib
 import json
 import shutil
+import struct
+import threading
 from pathlib import Path
 
 RECOGNITION_TASK = "sign-language-recognition"
@@ -89,7 +96,118 @@ class HubModelMixin:
         if self._auto_class is not None:
             family = AUTO_MAPS.get(self.config.model_type, {})
             self.config.auto_map = {**family, **(getattr(self.config, "auto_map", None) or {})}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        with _checksummed_saves():
+            return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def _load_pretrained_model(cls, model, state_dict, checkpoint_files, load_config, *args, **kwargs):
+        # transformers' one step between resolving the weight files (local, Hub cache, shards) and reading them.
+        name = getattr(load_config, "pretrained_model_name_or_path", None)
+        for path in checkpoint_files or []:
+            if str(path).endswith(".safetensors"):
+                verify_weights_checksum(path, name)
+        return super()._load_pretrained_model(model, state_dict, checkpoint_files, load_config, *args, **kwargs)
+
+
+# ---- checksums of the weights ----------------------------------------------------------------------------------------
+
+# Key, in a safetensors file's metadata, of the sha256 of its tensors (`tensors_sha256`). Files without it (saved by
+# msmae 0.1.0 or by other tools) load unchecked.
+WEIGHTS_CHECKSUM_KEY = "msmae_weights_sha256"
+_CHUNK = 1 << 24
+_SAVE_LOCK = threading.RLock()
+
+
+class DamagedWeightsError(ValueError):
+    """Weights that do not match the checksum written when they were saved."""
+
+
+def _entry(name, dtype, shape) -> bytes:
+    return json.dumps([name, dtype, list(shape)]).encode() + b"\n"
+
+
+def tensors_sha256(tensors: dict) -> str:
+    """sha256 over the tensors in name order: each one's name, safetensors dtype and shape, then its bytes as
+    safetensors stores them (little-endian, C order). `weights_checksum_problem` computes the same from a file."""
+    import torch
+    from safetensors.torch import _TYPES
+
+    dtype_names = {dtype: name for name, dtype in _TYPES.items()}
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach()
+        digest.update(_entry(name, dtype_names[tensor.dtype], tensor.shape))
+        digest.update(tensor.reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _checksummed_saves():
+    """While a model saves in this thread, transformers' safetensors writer adds `WEIGHTS_CHECKSUM_KEY` to each
+    file's metadata: one write, from the tensors being written (save_pretrained takes no metadata argument)."""
+    from transformers import modeling_utils
+
+    original = getattr(modeling_utils, "safe_save_file", None)
+    if original is None:  # another transformers layout: weights are saved without a checksum
+        yield
+        return
+    owner = threading.get_ident()
+
+    def save_file(tensors, filename, metadata=None):
+        if threading.get_ident() == owner:
+            metadata = {**(metadata or {}), WEIGHTS_CHECKSUM_KEY: tensors_sha256(tensors)}
+        return original(tensors, filename, metadata=metadata)
+
+    with _SAVE_LOCK:
+        modeling_utils.safe_save_file = save_file
+        try:
+            yield
+        finally:
+            modeling_utils.safe_save_file = original
+
+
+def weights_checksum_problem(path) -> str | None:
+    """Why the safetensors file `path` does not match the checksum saved in its metadata, or None: it matches, it
+    carries none (weights saved by msmae 0.1.0 or by other tools), or its header does not read (the reader says so)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+            expected = (header.get("__metadata__") or {}).get(WEIGHTS_CHECKSUM_KEY)
+            if not expected:
+                return None
+            digest = hashlib.sha256()
+            for name in sorted(key for key in header if key != "__metadata__"):
+                info = header[name]
+                digest.update(_entry(name, info["dtype"], info["shape"]))
+                begin, end = info["data_offsets"]
+                f.seek(8 + length + begin)
+                remaining = end - begin
+                while remaining:
+                    chunk = f.read(min(remaining, _CHUNK))
+                    if not chunk:
+                        return f"{path} is shorter than its header says (tensor {name} ends at byte {8 + length + end})"
+                    digest.update(chunk)
+                    remaining -= len(chunk)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
+        return None
+    actual = digest.hexdigest()
+    if actual != expected:
+        return (f"the tensors in {path} do not match the checksum written when they were saved (sha256 "
+                f"{actual[:16]}..., saved {expected[:16]}...)")
+    return None
+
+
+def verify_weights_checksum(path, checkpoint=None) -> None:
+    """Raise `DamagedWeightsError` naming the checkpoint when `path` fails `weights_checksum_problem`."""
+    problem = weights_checksum_problem(path)
+    if problem:
+        raise DamagedWeightsError(
+            f"Damaged weights in {checkpoint or Path(path).parent}: {problem}. The file changed after it was saved "
+            "(disk or copy damage, an edit); restore it from where it came from (a backup, the Hub) or use another "
+            "checkpoint."
+        )
 
 
 class HubConfigMixin:
@@ -247,6 +365,11 @@ __all__ = [
     "UPLOAD_IGNORE_PATTERNS",
     "HubConfigMixin",
     "HubModelMixin",
+    "DamagedWeightsError",
+    "WEIGHTS_CHECKSUM_KEY",
+    "tensors_sha256",
+    "verify_weights_checksum",
+    "weights_checksum_problem",
     "add_pipeline_to_checkpoint",
     "checkpoint_task",
     "copy_pipeline_code",

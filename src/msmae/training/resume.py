@@ -5,8 +5,10 @@ transformers' Trainer writes a checkpoint in place, in this order: the model (we
 the output folder's own `trainer_state.json`. A run killed, or out of disk, part way leaves a `checkpoint-N` without
 its state, or with a torn one. So:
 
-- a checkpoint is complete when its `trainer_state.json` reads, its weights are whole and its optimizer and scheduler
-  states are there; automatic resume takes the newest complete one and names the incomplete ones it skips;
+- a checkpoint is complete when its `trainer_state.json` reads, its weights are whole and match the checksum saved
+  in them (`hub_packaging.weights_checksum_problem`; weights without one are checked by length only) and its
+  optimizer and scheduler states are there; automatic resume takes the newest complete one and names the incomplete
+  or damaged ones it skips;
 - a run is finished when the output folder's `trainer_state.json` (written after the final model) has reached the
   asked `--max_steps` / `--num_train_epochs`: it is reported, not trained again (Trainer would take one more step);
 - a finished checkpoint without the final save (killed in between) is not resumed either, for the same reason: the
@@ -24,6 +26,8 @@ import shutil
 import struct
 import sys
 from pathlib import Path
+
+from ..hub_packaging import weights_checksum_problem
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE = "trainer_state.json"
@@ -61,8 +65,12 @@ def safetensors_whole(path: Path) -> bool:
         return False
 
 
+# How `checkpoint_problem` starts when the weights are whole but changed after saving.
+DAMAGED = "damaged weights"
+
+
 def weights_problem(folder: Path) -> str | None:
-    """Why the model weights in `folder` are not whole, or None."""
+    """Why the model weights in `folder` are not whole or fail their checksum, or None."""
     present = [name for name in WEIGHTS if (folder / name).is_file()]
     if not present:
         return "no model weights"
@@ -72,10 +80,17 @@ def weights_problem(folder: Path) -> str | None:
         except (OSError, ValueError, KeyError, AttributeError):
             return "a torn model.safetensors.index.json"
         torn = [s for s in sorted(shards) if not safetensors_whole(folder / s)]
-        return f"a missing or torn {torn[0]}" if torn else None
-    for name in present:
-        if name.endswith(".safetensors") and not safetensors_whole(folder / name):
-            return f"a torn {name}"
+        if torn:
+            return f"a missing or torn {torn[0]}"
+        files = sorted(shards)
+    else:
+        for name in present:
+            if name.endswith(".safetensors") and not safetensors_whole(folder / name):
+                return f"a torn {name}"
+        files = [name for name in present if name.endswith(".safetensors")]
+    for name in files:
+        if weights_checksum_problem(folder / name):
+            return f"{DAMAGED}: {name} does not match the checksum written when it was saved"
     return None
 
 
@@ -118,10 +133,11 @@ def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
     if training_args.resume_from_checkpoint:
         problem = checkpoint_problem(Path(training_args.resume_from_checkpoint), needs_optimizer)
         if problem:
+            what = (f"is damaged ({problem}: it changed after it was saved)" if problem.startswith(DAMAGED) else
+                    f"is not a complete checkpoint ({problem}: its writing was cut off)")
             raise ValueError(
-                f"--resume_from_checkpoint {training_args.resume_from_checkpoint} is not a complete checkpoint "
-                f"({problem}: its writing was cut off). Give an earlier checkpoint, or leave the option out to "
-                "resume from the newest complete one."
+                f"--resume_from_checkpoint {training_args.resume_from_checkpoint} {what}. Give an earlier "
+                "checkpoint, or leave the option out to resume from the newest complete one."
             )
         return training_args.resume_from_checkpoint
     if not output_dir.is_dir():
@@ -156,7 +172,7 @@ def find_last_checkpoint(training_args, logger: logging.Logger) -> str | None:
         skipped.append(f"{folder.name} ({problem})")
     if skipped:
         start = f"resuming from {chosen.name}" if chosen else "training from the start"
-        logger.warning(f"Skipping incomplete checkpoint(s) in {output_dir}: {'; '.join(skipped)}; {start}.")
+        logger.warning(f"Skipping incomplete or damaged checkpoint(s) in {output_dir}: {'; '.join(skipped)}; {start}.")
     if chosen is not None:
         logger.warning(f"Checkpoint found: resuming from {chosen} (the newest complete checkpoint). "
                        "Use --overwrite_output_dir or another --output_dir to start afresh.")
