@@ -67,17 +67,18 @@ def read_wide_landmarks(path) -> dict:
         raise CorpusError(f"{path}: {len(absent)} columns missing, e.g. {absent[:3]}; expected the asl-fingerspelling "
                           "wide format (sequence_id, frame, x_face_0 ... z_right_hand_20).")
     table = pq.read_table(path, columns=wanted)
-    sequences = np.asarray([str(v) for v in table.column("sequence_id").to_pylist()], dtype=object)
+    sequences = table.column("sequence_id").to_numpy(zero_copy_only=False)
     frames = table.column("frame").to_numpy(zero_copy_only=False).astype(np.int64)
-    values = np.full((table.num_rows, NUM_STORED_KEYPOINTS, 3), np.nan, dtype=np.float64)
+    # float32 at once: a file holds ~10^5 frames, and the stored rows are float32 anyway (rounded once either way).
+    values = np.full((table.num_rows, NUM_STORED_KEYPOINTS, 3), np.nan, dtype=np.float32)
     for a, axis in enumerate("xyz"):
         for point, stored in zip(POINTS, POINT_STORED):
             values[:, stored, a] = table.column(f"{axis}_{point}").to_numpy(zero_copy_only=False)
-    out = {}
-    for sequence in dict.fromkeys(sequences):
-        rows = np.flatnonzero(sequences == sequence)
-        out[sequence] = (frames[rows], values[rows])
-    return out
+    order = np.argsort(sequences, kind="stable")  # each sequence's rows together, in file order
+    keys, starts = np.unique(sequences[order], return_index=True)
+    bounds = list(starts[1:]) + [len(order)]
+    return {str(key): (frames[order[start:stop]], values[order[start:stop]])
+            for key, start, stop in zip(keys, starts, bounds)}
 
 
 def sequence_ids(path) -> set:

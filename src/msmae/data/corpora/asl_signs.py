@@ -108,18 +108,20 @@ def read_long_landmarks(path, *, fps=DEFAULT_FPS, metadata=None) -> SignPose:
     if absent:
         raise CorpusError(f"{path}: columns {absent} missing (has {table.column_names}); expected the asl-signs "
                           f"long format {list(LONG_COLUMNS)}.")
+    import pyarrow.compute as pc
+
     frame = table.column("frame").to_numpy(zero_copy_only=False).astype(np.int64)
-    part = np.asarray(table.column("type").to_pylist(), dtype=object)
+    part = table.column("type")
     index = table.column("landmark_index").to_numpy(zero_copy_only=False).astype(np.int64)
     xyz = np.stack([table.column(axis).to_numpy(zero_copy_only=False) for axis in "xyz"], axis=-1)
-    unknown = sorted(set(part.tolist()) - set(PART_SIZES), key=str)
+    unknown = sorted(set(pc.unique(part).to_pylist()) - set(PART_SIZES), key=str)
     if unknown:
         raise CorpusError(f"{path}: unknown landmark type {unknown[0]!r} (expected {sorted(PART_SIZES)}).")
     frames, inverse = np.unique(frame, return_inverse=True)
     coords = np.full((len(frames), NUM_STORED_KEYPOINTS, 3), np.nan, dtype=xyz.dtype)
     seen = np.zeros((len(frames), NUM_STORED_KEYPOINTS), dtype=bool)
     for name, lut in STORED_POSITION.items():
-        rows = np.flatnonzero(part == name)
+        rows = np.flatnonzero(pc.equal(part, name).to_numpy(zero_copy_only=False))
         if rows.size == 0:
             continue
         bad = (index[rows] < 0) | (index[rows] >= lut.size)
