@@ -60,6 +60,19 @@ PROCESSOR_PRESETS = {RECOGNITION_TASK: "recognition", TRANSLATION_TASK: "transla
 _MODEL_INPUTS = ("pose_values", "keypoint_mask", "attention_mask")
 
 
+class NonFiniteOutputError(ValueError):
+    """The model answered NaN or inf: a fault of the checkpoint (inputs reach it finite), never a score."""
+
+
+def _check_finite(values, model, what):
+    if not torch.isfinite(values).all():
+        name = getattr(model, "name_or_path", "") or f"the {type(model).__name__} (not loaded from a checkpoint)"
+        raise NonFiniteOutputError(
+            f"{name} gave {what} that are not finite (NaN or inf), so no answer is given: its weights hold NaN or "
+            "inf (training diverged, or they were damaged before they were saved). Use another checkpoint."
+        )
+
+
 # ---- clips ----------------------------------------------------------------------------------------------------------
 
 
@@ -277,6 +290,7 @@ class SignLanguageRecognitionPipeline(SignPosePipeline):
             multi_label = getattr(self.model.config, "problem_type", None) == "multi_label_classification"
             function_to_apply = "sigmoid" if multi_label else "softmax"
         logits = model_outputs["logits"][0].float()
+        _check_finite(logits, self.model, "logits")
         if function_to_apply == "softmax":
             scores = logits.softmax(-1)
         elif function_to_apply == "sigmoid":
@@ -368,6 +382,7 @@ class SignLanguageEmbeddingPipeline(SignPosePipeline):
 
     def postprocess(self, model_outputs, normalize=False, return_tensors=False):
         embedding = model_outputs["embedding"][0].float()
+        _check_finite(embedding, self.model, "embeddings")
         if "token_mask" in model_outputs:
             embedding = embedding[model_outputs["token_mask"][0].bool()]
         if normalize:
@@ -398,6 +413,7 @@ __all__ = [
     "SignLanguageRecognitionPipeline",
     "SignLanguageTranslationPipeline",
     "SignLanguageEmbeddingPipeline",
+    "NonFiniteOutputError",
     "PIPELINES",
     "register_pipelines",
     "RECOGNITION_TASK",

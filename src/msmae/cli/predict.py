@@ -3,7 +3,8 @@
 The task follows the checkpoint (`hub_packaging.checkpoint_task`, the rule `msmae app` and `msmae live` use): an
 `MSMAEForSignClassification` gives the top-k signs with scores, a `SignTranslationModel` gives text; a pretrained
 encoder is refused. Each input (a path or URL) is handed as it is to the task's pipeline, which reads it (download,
-MediaPipe, preprocessing). Exit codes: 0 every input was predicted; 1 the model could not be loaded; 2 bad arguments
+MediaPipe, preprocessing). Exit codes: 0 every input was predicted; 1 the model could not be loaded (damaged weights
+included) or gave non-finite outputs (never printed as scores); 2 bad arguments
 (checked before the model loads: a missing input, an unsupported file type), or an input whose content cannot be read
 (empty, corrupt, no person found: the other inputs are still predicted and printed).
 """
@@ -29,7 +30,8 @@ examples:
   msmae predict clips/*.pose --model ./my-sign-classifier --top_k 3 --format json
   msmae predict sentence.mp4 --model ./my-translation-model --num_beams 4 --device cuda
 
-exit codes: 0 all inputs predicted, 1 the model could not be loaded, 2 bad arguments or an unreadable input.
+exit codes: 0 all inputs predicted, 1 the model could not be loaded or gave NaN outputs, 2 bad arguments or an
+unreadable input.
 """
 
 
@@ -71,7 +73,7 @@ def run_predict(args, parser) -> int:
         return EXIT_MODEL
 
     from ..clips import is_video
-    from ..pipeline_msmae import RECOGNITION_TASK
+    from ..pipeline_msmae import RECOGNITION_TASK, NonFiniteOutputError
 
     call_kwargs = {"top_k": args.top_k} if task == RECOGNITION_TASK else {
         key: value for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
@@ -83,8 +85,13 @@ def run_predict(args, parser) -> int:
         from ..holistic import filter_native_stderr
 
         filter_native_stderr()  # MediaPipe's native start-up lines are noise here
+    try:
+        answers = predict_each(pipe, args.inputs, args.batch_size, call_kwargs)
+    except NonFiniteOutputError as error:  # the checkpoint's fault, whatever the input
+        logger.error("%s", error)
+        return EXIT_MODEL
     results, failed = [], 0
-    for path, answer in zip(args.inputs, predict_each(pipe, args.inputs, args.batch_size, call_kwargs)):
+    for path, answer in zip(args.inputs, answers):
         if isinstance(answer, Exception):
             failed += 1
             logger.error("Cannot read %s: %s", path, answer)
@@ -107,19 +114,26 @@ def predict_each(pipe, inputs, batch_size, call_kwargs) -> list:
 
     The pipeline reads every input itself. Inputs go through it `batch_size` at a time (one pipeline call, so one
     padded forward pass); a call that fails on an unreadable input is redone one input at a time, so the other inputs
-    of that batch are still answered (and read a second time: the price of a bad input, not of a good run).
+    of that batch are still answered (and read a second time: the price of a bad input, not of a good run). Non-finite
+    outputs (`NonFiniteOutputError`) are the model's fault, not an input's: they propagate.
     """
+    from ..pipeline_msmae import NonFiniteOutputError
+
     answers = []
     for start in range(0, len(inputs), batch_size):
         batch = list(inputs[start:start + batch_size])
         try:
             answers += pipe(batch, batch_size=batch_size, **call_kwargs)
             continue
+        except NonFiniteOutputError:
+            raise
         except READ_ERRORS:
             pass  # which input failed is known only by running them one at a time
         for path in batch:
             try:
                 answers.append(pipe(path, **call_kwargs))
+            except NonFiniteOutputError:
+                raise
             except READ_ERRORS as error:
                 answers.append(error)
     return answers
