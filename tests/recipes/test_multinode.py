@@ -53,6 +53,15 @@ if os.environ.get("MSMAE_TEST_CLIP_LOG") and os.environ.get("RANK") is not None:
         return getitem(self, index)
 
     collator.PoseClipDataset.__getitem__ = recorded
+    process = collator.ClipSampler.__call__
+
+    def recorded_clip(self, row, rng):  # streams: which clip by its source name
+        if self.training:
+            with open(os.environ["MSMAE_TEST_CLIP_LOG"] + ".sources", "a") as log:
+                log.write(f"{os.environ['RANK']} {row.get('source')}\\n")
+        return process(self, row, rng)
+
+    collator.ClipSampler.__call__ = recorded_clip
 '''
 
 
@@ -164,6 +173,25 @@ def test_pretraining_on_two_machines_equals_one_process(corpus, tmp_path):
     assert all(len(loads[rank]) == 8 for rank in (0, 1))
     assert not {i for _, i in loads[0]} & {i for _, i in loads[1]}
     assert sorted(i for rank in (0, 1) for _, i in loads[rank]) == list(range(16))
+
+
+def test_streaming_on_two_machines_reads_each_clip_once(corpus, tmp_path):
+    log = tmp_path / "clips.log"
+    # 16 streamed training clips (4 held out), 2 machines x 2 clips x 4 steps: one pass over the stream.
+    machines = two_machines("run_pretraining.py", *pretraining(
+        corpus, tmp_path / "out", "--streaming", "--max_eval_samples", "4", "--max_steps", "4",
+        "--per_device_train_batch_size", "2"), env=environment(tmp_path, MSMAE_TEST_CLIP_LOG=str(log)))
+    succeeded(machines)
+    read = {}
+    for line in Path(str(log) + ".sources").read_text().split("\n"):
+        if line:
+            rank, source = line.split(" ", 1)
+            read.setdefault(int(rank), []).append(source)
+    # Each machine read only its own part of the stream (no dispatching from machine 0), 8 clips each, and
+    # together every training clip once.
+    assert sorted(read) == [0, 1] and len(read[0]) == len(read[1]) == 8
+    assert not set(read[0]) & set(read[1])
+    assert len(set(read[0]) | set(read[1])) == 16
 
 
 def test_classification_on_two_machines_equals_one_process(tmp_path):

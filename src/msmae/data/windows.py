@@ -362,9 +362,9 @@ def stream_for_node(dataset, rank=None, world_size=None, *, num_shards=None):
 
     Uses `datasets.distributed.split_dataset_by_node`: when the stream's shard count is a multiple of
     `world_size`, each node reads whole shards (only its own files); otherwise every node reads every row and
-    keeps one in `world_size`. Either way the nodes' rows are disjoint and together cover the corpus. Give the
-    trainer data-loader settings that do not split batches again (`accelerator_config={"dispatch_batches":
-    False, "split_batches": False}`).
+    keeps one in `world_size`. Either way the nodes' rows are disjoint and together cover the corpus. The
+    trainer must then neither dispatch batches from the main process nor split each node's part again: the
+    pretraining recipe does this with `--streaming` on several processes (`msmae.training.trainer`).
     """
     from datasets import Dataset
     from datasets.distributed import split_dataset_by_node

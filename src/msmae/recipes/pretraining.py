@@ -46,6 +46,7 @@ from msmae.training.trainer import GlobalMeanTrainer
 from msmae.training.callbacks import EpochCallback, ReconstructionPictureCallback
 from msmae.training.collator import ClipSampler, PoseCollator, clip_dataset
 from msmae.data.loading import load_pose_corpus
+from msmae.data.windows import stream_for_node
 from msmae.training.hub import enable_checkpoint_pushes, push_output_dir
 from msmae.training.model_card import dataset_display_name, write_model_card
 
@@ -253,8 +254,15 @@ def main(args: list[str] | None = None):
 
     masking = config  # its noise_shape gives the masking noise of each clip
     train_dataset = eval_dataset = None
+    node = None
+    if training_args.do_train and data_args.streaming and training_args.world_size > 1:
+        # Each process streams its own part of the corpus (its own shards where their count allows), read by it
+        # alone: no batches dispatched from the main process (GlobalMeanTrainer keeps accelerate from re-splitting).
+        node = training_args.process_index
+        train_data = stream_for_node(train_data, node, training_args.world_size)
+        training_args.accelerator_config.dispatch_batches = False
     if training_args.do_train:
-        train_dataset = clip_dataset(train_data, ClipSampler(processor, training=True, masking=masking), seed)
+        train_dataset = clip_dataset(train_data, ClipSampler(processor, training=True, masking=masking), seed, node)
     if (training_args.do_eval or training_args.eval_strategy != "no") and eval_data is not None:
         eval_dataset = clip_dataset(eval_data, ClipSampler(processor, training=False, masking=masking), seed)
     collator = PoseCollator(processor, masking=config)

@@ -114,9 +114,12 @@ class StreamingPoseClipDataset(_EpochSeeded, torch.utils.data.IterableDataset):
     go). Clips are seeded by their position in the stream (and the data-loader worker reading them). Rows arrive
     as Arrow tables, so only the frames a clip uses are converted (a Parquet source still decodes whole rows)."""
 
-    def __init__(self, dataset: HFIterableDataset, sampler: ClipSampler, seed: int = 0):
+    def __init__(self, dataset: HFIterableDataset, sampler: ClipSampler, seed: int = 0, node: int | None = None):
         self.dataset = dataset.select_columns(_clip_columns(dataset, sampler.label_column)).with_format("arrow")
         self.sampler = sampler
+        # The rank of the node whose own part of the stream this is (`stream_for_node`), or None for a whole stream.
+        # Its clips are seeded with it too (positions repeat across nodes), and the trainer must not split it again.
+        self.node = node
         self._init_epoch(seed)
 
     def set_epoch(self, epoch: int):
@@ -128,13 +131,15 @@ class StreamingPoseClipDataset(_EpochSeeded, torch.utils.data.IterableDataset):
         worker_id = worker.id if worker is not None else 0
         for position, table in enumerate(self.dataset):
             key = [self.seed, self.epoch, worker_id, position] if self.sampler.training else [self.seed, worker_id, position]
+            if self.node is not None:
+                key.insert(1, self.node)
             yield self.sampler(PoseRow.from_table(table), np.random.default_rng(key))
 
 
-def clip_dataset(dataset, sampler: ClipSampler, seed: int = 0):
-    """`PoseClipDataset` or `StreamingPoseClipDataset`, whichever fits `dataset`."""
+def clip_dataset(dataset, sampler: ClipSampler, seed: int = 0, node: int | None = None):
+    """`PoseClipDataset` or `StreamingPoseClipDataset`, whichever fits `dataset` (`node`: see the latter)."""
     if isinstance(dataset, HFIterableDataset):
-        return StreamingPoseClipDataset(dataset, sampler, seed)
+        return StreamingPoseClipDataset(dataset, sampler, seed, node)
     return PoseClipDataset(dataset, sampler, seed)
 
 

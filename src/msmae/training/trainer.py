@@ -7,6 +7,9 @@ would depend on how many processes or machines ran them. transformers' Trainer f
 losses with `num_items_in_batch`, counted from `labels` (which the classification recipes have) and summed over the
 processes; pretraining has no labels, so here the model counts its loss terms (`num_loss_items`, from the
 masking noise alone). Trainer then passes the count to the forward and scales the loss for DDP's averaging.
+
+A streamed training set that is already this node's part (`StreamingPoseClipDataset.node`, from
+`msmae.data.windows.stream_for_node`) is read whole by this process: accelerate would otherwise split it again.
 """
 
 import torch
@@ -17,6 +20,18 @@ class GlobalMeanTrainer(Trainer):
     """`Trainer` that, for a model with `num_loss_items` and batches without `labels`, counts the loss terms of
     each optimizer step's batches over every process and hands the count to the forward as `num_items_in_batch`
     (`--average_tokens_across_devices`, on by default, sums it over the processes)."""
+
+    def get_train_dataloader(self):
+        loader = super().get_train_dataloader()
+        if getattr(self.train_dataset, "node", None) is not None and self.args.world_size > 1:
+            shard = loader.dataset  # accelerate's IterableDatasetShard, keeping 1 batch in world_size: keep all
+            if not hasattr(shard, "num_processes"):
+                raise ValueError(
+                    "The training stream is this node's own part, but accelerate dispatches batches from the main "
+                    "process; set accelerator_config dispatch_batches=False (the pretraining recipe does)."
+                )
+            shard.num_processes, shard.process_index = 1, 0
+        return loader
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
