@@ -86,8 +86,8 @@ def test_asl_signs_index(tmp_path):
     assert list(index.splits) == ["train"] and len(index.splits["train"]) == 6
     clip = index.splits["train"][0]
     assert clip.clip_id == "1000"
-    assert clip.columns == {"label": "TV", "signer": "16069", "sequence_id": "1000", "split": "train",
-                            "keypoint_source": "mediapipe_holistic"}
+    assert clip.columns == {"label": "TV", "signer": "16069", "sequence_id": "1000",
+                            "keypoint_source": "mediapipe_holistic"}  # no split column: the competition has none
     assert index.missing == [str(root / "train_landmark_files/16069/999.parquet")]
 
 
@@ -229,8 +229,9 @@ def fingerspelling_root(tmp_path):
 def test_asl_fingerspelling_index_and_keypoints(tmp_path):
     root, published = fingerspelling_root(tmp_path)
     index = read_corpus("asl_fingerspelling", root)
-    assert list(index.splits) == ["train", "supplemental"]
-    assert [c.clip_id for c in index.splits["train"]] == ["1816796431", "1816825349", "1817123330"]
+    assert list(index.splits) == ["train"]
+    assert [c.clip_id for c in index.splits["train"]] == ["1816796431", "1816825349", "1817123330", "1535467051"]
+    assert [c.columns["subset"] for c in index.splits["train"]] == ["train"] * 3 + ["supplemental"]
     assert index.missing == [f"{root / 'train_landmarks/105143404.parquet'}#sequence_id=42"]
     clip = index.splits["train"][1]  # the second of two sequences in one file, frames 5, 6, 8
     assert clip.columns["text"] == "scales/kuhaylah" and clip.columns["signer"] == "107"
@@ -254,11 +255,12 @@ def test_prepare_asl_fingerspelling_text_rows(tmp_path):
 
     root, published = fingerspelling_root(tmp_path)
     summary = prepare("asl_fingerspelling", root, tmp_path / "out", progress=False)
-    assert summary.rows == {"train": 3, "supplemental": 1}
+    assert summary.rows == {"train": 4}
     data = load_from_disk(str(tmp_path / "out"))
-    assert data["train"]["text"] == ["3 Creekhouse", "scales/kuhaylah", "https://jsi.is/hukuoka"]
+    assert data["train"]["text"] == ["3 Creekhouse", "scales/kuhaylah", "https://jsi.is/hukuoka",
+                                     "coming up with killer sound bites"]
     assert "label" not in data["train"].features
-    row = data["supplemental"].with_format("numpy")[0]
+    row = data["train"].with_format("numpy")[3]
     want = expected_stored(published["1535467051"], 4)
     present = np.isfinite(want[:, 0])
     np.testing.assert_array_equal(row["keypoints"][1, present, :3], want[present].astype(np.float32))
@@ -360,6 +362,7 @@ def test_openpose_plain_folder_and_bad_json(tmp_path):
     write_openpose_clip(tmp_path / "op" / "clipA", [5, 6], seed=0)
     index = read_corpus("openpose", tmp_path / "op", frame_size="640x480", fps=25)
     assert list(index.splits) == ["train"] and index.splits["train"][0].clip_id == "clipA"
+    assert "split" not in index.splits["train"][0].columns  # no official split: the recipes split by themselves
     assert index.load_pose(index.splits["train"][0]).metadata["start_frame"] == 5
     with pytest.raises(CorpusError, match="WIDTHxHEIGHT"):
         read_corpus("openpose", tmp_path / "op", frame_size="1280", fps=25)

@@ -38,3 +38,31 @@ def test_pretraining_streams_a_prepared_asl_signs_corpus(tmp_path):
     ])
     assert json.loads((output / "trainer_state.json").read_text())["global_step"] == 3
     assert math.isfinite(json.loads((output / "eval_results.json").read_text())["eval_loss"])
+
+
+def test_translation_recipe_trains_on_a_prepared_asl_fingerspelling_corpus(tmp_path):
+    import sys
+    from pathlib import Path
+
+    from msmae.data.prepare import prepare
+    from msmae.recipes import sign_translation
+
+    from test_landmark_corpora import fingerspelling_root
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    from test_run_sign_translation import make_parts
+
+    root, _ = fingerspelling_root(tmp_path)
+    out = tmp_path / "prepared"
+    prepare("asl_fingerspelling", root, out, progress=False)
+    tokenizer, text_dir, pose_dir = make_parts(tmp_path, ["3 Creekhouse", "scales/kuhaylah", "https://jsi.is/hukuoka",
+                                                          "coming up with killer sound bites"])
+    output = tmp_path / "translated"  # de_DE: the only language code of the test tokenizer
+    sign_translation.main([
+        "--pose_encoder_name_or_path", str(pose_dir), "--text_model_name_or_path", str(text_dir),
+        "--dataset_name", str(out), "--target_lang", "de_DE", "--output_dir", str(output), "--do_train",
+        "--max_steps", "2", "--per_device_train_batch_size", "2", "--eval_strategy", "no", "--save_strategy", "no",
+        "--load_best_model_at_end", "false", "--warmup_epochs", "0", "--logging_steps", "1", "--report_to", "none",
+        "--max_target_length", "8", "--dataloader_num_workers", "0", "--use_cpu", "--disable_tqdm", "true",
+    ])
+    assert json.loads((output / "trainer_state.json").read_text())["global_step"] == 2

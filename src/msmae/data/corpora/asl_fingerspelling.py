@@ -18,9 +18,11 @@ last published `frame`, skipped numbers empty; width = height = 0; 30 fps record
 columns of the kept keypoints are read, one file at a time, each file once when its sequences are in file order
 (as the publishers' CSVs are).
 
-Splits: `train` (train.csv) and `supplemental` (supplemental_metadata.csv, when present); the competition's test
-is hidden. `split_by="signer"` pools both into train/validation/test sharing no signer. Columns: `text` (phrase),
-`signer` (participant_id), `sequence_id`, `file_id`, `split`, `keypoint_source`.
+Splits: the competition's test is hidden, so every sequence, from train.csv and from supplemental_metadata.csv
+(when present), is in `train`, with `subset` saying which file listed it ("train" or "supplemental") and no `split`
+column: the translation recipe then holds out whole signers itself (`split_dataset`, `--validation_size`).
+`split_by="signer"` makes train/validation/test sharing no signer instead (and a `split` column). Columns: `text`
+(phrase), `signer` (participant_id), `sequence_id`, `file_id`, `subset`, `keypoint_source`.
 """
 
 import json
@@ -113,7 +115,7 @@ def read_asl_fingerspelling(root, *, fps=None, split_by=None, seed=0) -> CorpusI
 
     Args:
         fps: frame rate to record (not published; default 30).
-        split_by: None (train and supplemental as published) or "signer" (train/validation/test sharing no signer).
+        split_by: None (everything in `train`) or "signer" (train/validation/test sharing no signer).
         seed: the seed of the signer-disjoint split.
     """
     root = Path(root)
@@ -121,7 +123,7 @@ def read_asl_fingerspelling(root, *, fps=None, split_by=None, seed=0) -> CorpusI
     if "train" not in present:
         raise CorpusError(f"asl-fingerspelling train.csv not found in {root}; ROOT is the folder the competition's "
                           "download unpacks to.")
-    index = CorpusIndex("asl_fingerspelling", {split: [] for split in present})
+    index = CorpusIndex("asl_fingerspelling", {"train": []})
     index.load_pose = _Loader()
     index.keypoint_source = MEDIAPIPE_SOURCE
     characters = None
@@ -133,7 +135,7 @@ def read_asl_fingerspelling(root, *, fps=None, split_by=None, seed=0) -> CorpusI
     else:
         index.notes.append(f"{CHARACTER_MAP} absent: phrases not checked against the competition's characters")
     outside, seen, files = 0, {}, {}
-    for split, csv_path in present.items():
+    for subset, csv_path in present.items():
         index.notes.append(f"read {csv_path.name}")
         for line, row in read_table(csv_path, delimiter=",", required=COLUMNS, where=f"asl-fingerspelling "
                                     f"{csv_path.name}"):
@@ -152,8 +154,9 @@ def read_asl_fingerspelling(root, *, fps=None, split_by=None, seed=0) -> CorpusI
             if characters is not None and set(row["phrase"]) - characters:
                 outside += 1
             columns = {"text": row["phrase"], "signer": row["participant_id"], "sequence_id": sequence,
-                       "file_id": row["file_id"], "split": split, "keypoint_source": MEDIAPIPE_SOURCE}
-            index.splits[split].append(clip_source(where, path, clip_id=sequence, fps=fps or DEFAULT_FPS,
+                       "file_id": row["file_id"], "subset": subset,
+                       "keypoint_source": MEDIAPIPE_SOURCE}
+            index.splits["train"].append(clip_source(where, path, clip_id=sequence, fps=fps or DEFAULT_FPS,
                                                    columns=columns))
     if characters is not None:
         index.notes.append(f"{outside} phrases use characters outside {CHARACTER_MAP} (kept as published)")

@@ -26,9 +26,10 @@ positions stay proportional to time. `start_frame`/`end_frame` are the first pub
 A (frame, type, landmark_index) given twice, an unknown `type` or an index outside its part raise `CorpusError`
 naming the file.
 
-Columns: `label` (the sign, `ClassLabel` in the map's order), `signer` (participant_id), `sequence_id`, `split`,
-`keypoint_source` ("mediapipe_holistic", as published). The competition's splits are hidden: everything is
-`train` unless `split_by="signer"` (`msmae.data.corpora.splits`).
+Columns: `label` (the sign, `ClassLabel` in the map's order), `signer` (participant_id), `sequence_id`,
+`keypoint_source` ("mediapipe_holistic", as published), and `split` with `split_by`. The competition's test is
+hidden: everything is in `train`, with no `split` column, so that the recipes' own `split_dataset` draws whole
+signers; `split_by="signer"` makes train/validation/test sharing no signer (`msmae.data.corpora.splits`).
 """
 
 import json
@@ -197,7 +198,7 @@ def read_asl_signs(root, *, fps=None, split_by=None, seed=0) -> CorpusIndex:
             index.missing.append(str(path))
             continue
         columns = {"label": row["sign"], "signer": row["participant_id"], "sequence_id": row["sequence_id"],
-                   "split": "train", "keypoint_source": MEDIAPIPE_SOURCE}
+                   "keypoint_source": MEDIAPIPE_SOURCE}
         index.splits["train"].append(clip_source(where, path, clip_id=row["sequence_id"], fps=fps or DEFAULT_FPS,
                                                  columns=columns))
     return apply_split(index, split_by, seed)

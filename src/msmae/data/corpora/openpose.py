@@ -23,7 +23,8 @@ video named like the clip folder under ROOT; when neither gives it, `CorpusError
 (`fps`, else the video). Rows carry `keypoint_source = "openpose_body25"` and the card says that a model pretrained
 on MediaPipe sees these keypoints as a different distribution.
 
-Splits: a folder below a `train`, `val` or `test` folder belongs to that split (How2Sign's), else to `train`. When
+Splits: a folder below a `train`, `val` or `test` folder belongs to that split (How2Sign's; `split` column), else to
+`train` without a `split` column (the recipes then split by themselves). When
 How2Sign's `how2sign_realigned_*.csv` files are under ROOT, each clip gets its `text` (SENTENCE) and
 `video_name`; a clip without a sentence is left out (counted in the notes), a sentence without a folder is missing.
 """
@@ -184,7 +185,7 @@ def read_openpose(root, *, frame_size=None, fps=None, split_by=None, seed=0) -> 
     for folder in folders:
         name = folder.name
         where = str(folder)
-        columns = {"split": "train", "keypoint_source": OPENPOSE_SOURCE}
+        columns = {"keypoint_source": OPENPOSE_SOURCE}
         parts = folder.relative_to(root).parts
         official = next((part for part in parts if part.lower() in SPLIT_ALIASES), None)
         if official is not None:
@@ -207,7 +208,7 @@ def read_openpose(root, *, frame_size=None, fps=None, split_by=None, seed=0) -> 
             unknown.append(where)
             continue
         loader.geometry[name] = (width, height, float(rate))
-        index.splits.setdefault(columns["split"], []).append(clip_source(where, folder, clip_id=name,
+        index.splits.setdefault(columns.get("split", "train"), []).append(clip_source(where, folder, clip_id=name,
                                                                          columns=columns))
     if unknown:
         raise CorpusError(f"The frame size or rate of {len(unknown)} OpenPose folders is unknown (e.g. {unknown[0]}): "
