@@ -164,7 +164,7 @@ def test_prepare_asl_signs_writes_rows_without_mediapipe(tmp_path, monkeypatch):
     np.testing.assert_array_equal(row["keypoints"][3, present, :3], want[present].astype(np.float32))
     assert (row["start_frame"], row["end_frame"], row["num_frames"]) == (20, 24, 4)
     card = (out / "README.md").read_text()
-    assert "keypoint source: `mediapipe_holistic`" in card and "official splits" in card
+    assert "keypoint source: `mediapipe_holistic`" in card and "in the splits as published" in card
     assert (out / "missing.txt").read_text().strip().endswith("999.parquet")
     from msmae.data.schema import ROW_COLUMNS
 

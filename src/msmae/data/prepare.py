@@ -196,7 +196,10 @@ def _provenance(index) -> str:
         if index.keypoint_source != "mediapipe_holistic":
             made += (". A model pretrained on MediaPipe Holistic sees these keypoints as a different "
                      "distribution")
-    splits = f"splits made by msmae: {index.split_note}" if index.split_note else "its official splits"
+    if index.split_note:
+        splits = f"splits made by msmae: {index.split_note}"
+    else:  # landmark corpora without official splits put everything in train (no `split` column)
+        splits = "its official splits" if index.load_pose is None else "the splits as published"
     return f"{made}, one row per clip, in {splits}. "
 
 
