@@ -404,3 +404,17 @@ def test_openpose_frame_size_and_rate_from_the_video_beside(tmp_path, sample_vid
     given = read_corpus("openpose", tmp_path / "op", fps=12.5)  # --fps wins; the size still comes from the video
     pose = given.load_pose(given.splits["train"][0])
     assert (pose.width, pose.height, pose.fps) == (want[0], want[1], 12.5)
+
+
+def test_prepare_landmarks_in_several_processes_keeps_the_order(tmp_path):
+    from datasets import load_from_disk
+
+    from msmae.data.prepare import prepare
+
+    root, _ = asl_signs_root(tmp_path)
+    prepare("asl_signs", root, tmp_path / "one", progress=False)
+    prepare("asl_signs", root, tmp_path / "two", progress=False, num_workers=2)
+    one, two = (load_from_disk(str(tmp_path / name))["train"].with_format("numpy") for name in ("one", "two"))
+    assert list(one["clip_id"]) == list(two["clip_id"]) == ["1000", "1001", "1002", "1003", "1004", "1005"]
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a["keypoints"], b["keypoints"])

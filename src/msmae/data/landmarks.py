@@ -21,11 +21,13 @@ def _rows(clips, load_pose):
         yield {**pose.to_example(), **clip.columns}
 
 
-def landmark_rows(clips, load_pose, column_features=None, cache_dir=None):
+def landmark_rows(clips, load_pose, column_features=None, cache_dir=None, num_proc=None):
     """A `datasets.Dataset` with one row per clip, in `clips` order, written to `cache_dir` as it is read (a large
-    corpus never sits in memory)."""
+    corpus never sits in memory). `num_proc` > 1 reads contiguous shards of `clips` in that many processes (asl-signs
+    is ~94,000 files)."""
     from datasets import Dataset
 
     features = landmark_features(clips, column_features)
-    return Dataset.from_generator(_rows, features=features, cache_dir=cache_dir,
-                                  gen_kwargs={"clips": clips, "load_pose": load_pose})
+    num_proc = num_proc if num_proc and num_proc > 1 and len(clips) > 1 else None
+    return Dataset.from_generator(_rows, features=features, cache_dir=cache_dir, num_proc=num_proc,
+                                  gen_kwargs={"clips": list(clips), "load_pose": load_pose})

@@ -121,7 +121,7 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
         if index.load_pose is not None:
             from .landmarks import landmark_rows
 
-            rows = landmark_rows(clips, index.load_pose, column_features, cache_dir=str(cache))
+            rows = landmark_rows(clips, index.load_pose, column_features, cache_dir=str(cache), num_proc=num_workers)
         else:
             has_rows = bool(storage.glob(storage.join(extracted, "data"), "*.parquet"))
             rows = load_extracted(extracted, cache_dir=str(cache)) if has_rows else None

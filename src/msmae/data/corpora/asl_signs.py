@@ -133,7 +133,8 @@ def read_long_landmarks(path, *, fps=DEFAULT_FPS, metadata=None) -> SignPose:
         keep = stored >= 0
         rows, stored = rows[keep], stored[keep]
         target = (inverse[rows], stored)
-        if seen[target].any() or len(set(zip(*target))) != rows.size:
+        keys = target[0] * NUM_STORED_KEYPOINTS + stored
+        if seen[target].any() or np.unique(keys).size != keys.size:
             raise CorpusError(f"{path}: a {name} landmark appears twice in one frame; the file is damaged or not in "
                               "the published layout.")
         seen[target] = True
