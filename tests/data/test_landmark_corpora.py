@@ -322,7 +322,8 @@ def how2sign_openpose_root(tmp_path, with_csv=True):
         if with_csv:
             text = base / split / "text" / "en" / "raw_text" / "re_aligned"
             text.mkdir(parents=True)
-            rows = "".join(f"{c[:11]}\t{c[:13]}-rgb_front\t{c[12:15]}\t{c}\t1.0\t2.0\tsentence {c[:4]}\n" for c in clips)
+            rows = "".join(f"{c[:11]}\t{c[:13]}-rgb_front\t{c[12:15]}\t{c}\t1.0\t2.0\tsentence {c[:4]}\n"
+                           for c in clips)
             if split == "val":
                 rows += "x\tx\tx\tgone_0-1-rgb_front\t1.0\t2.0\tno keypoints\n"
             (text / f"how2sign_realigned_{split}.csv").write_text(H2S_HEADER + rows)
