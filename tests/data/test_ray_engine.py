@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, write_video
 
 pytest.importorskip("mediapipe")
 pytest.importorskip("ray", reason="the Ray engine needs Ray: pip install 'msmae[cluster]'")
@@ -216,3 +216,42 @@ def test_bad_engine_arguments_are_refused(tmp_path):
         result = subprocess.run([*MSMAE, "extract", "v.mp4", "--output_dir", str(tmp_path / "o"), *args],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_an_unreachable_cluster_is_named_at_once(tmp_path):
+    import socket
+
+    if not Path(MSMAE[0]).exists():
+        pytest.skip("the msmae console script is not installed beside this interpreter")
+    with socket.socket() as probe:  # a port on 127.0.0.1 where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pytest.importorskip("av")
+    video = write_video(tmp_path / "v.mp4", np.zeros((2, 32, 32, 3), np.uint8))
+    started = time.monotonic()
+    result = subprocess.run([*MSMAE, "extract", video, "--output_dir", str(tmp_path / "o"),
+                             "--engine", "ray", "--ray_address", f"127.0.0.1:{port}", "--no_progress"],
+                            env=ray_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and f"Cannot reach the Ray cluster at '127.0.0.1:{port}'" in result.stderr, \
+        result.stderr[-2000:]
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_prepare_on_ray(videos, tmp_path):
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text(f"path,start,end,label,signer,split\n{videos[0]},0,0.6,hello,a,train\n"
+                        f"{videos[0]},0.6,1.2,thanks,a,test\n{videos[1]},0,0.5,hello,b,train\n")
+    run = Run([*MSMAE, "prepare", "manifest", str(manifest), "--output_dir", str(tmp_path / "out"), "--engine", "ray",
+               "--num_workers", "2", "--no_progress"], ray_env(tmp_path), timeout=600)
+    try:
+        code, output = run.wait()
+        assert code == 0, output
+        assert run.left_running() == [], output
+    finally:
+        run.kill_all()
+    from datasets import load_from_disk
+
+    prepared = load_from_disk(str(tmp_path / "out"))
+    assert {name: len(split) for name, split in prepared.items()} == {"train": 2, "validation": 0, "test": 1}

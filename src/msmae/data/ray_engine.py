@@ -40,6 +40,7 @@ def _start(address, num_workers, quiet):
     if address is None:
         ray.init(address="local", num_cpus=num_workers, _node_ip_address="127.0.0.1", **options)
     else:
+        _check_reachable(address)
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
@@ -48,6 +49,23 @@ def _start(address, num_workers, quiet):
                 "head node, `ray start --address HEAD:6379` on the others), check the address and, where the "
                 "cluster uses token authentication, that RAY_AUTH_TOKEN is set here too.") from error
     return ray, True
+
+
+def _check_reachable(address, timeout=10.0):
+    """Fail fast, naming the address, where nothing listens at HOST:PORT: Ray itself retries for minutes."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        raise ConnectionError(
+            f"Cannot reach the Ray cluster at {address!r} ({error}): give --ray_address as HOST:PORT of the head "
+            "node's GCS (6379 unless `ray start --head --port` said otherwise), start the cluster first (`ray start "
+            "--head` on the head node, `ray start --address HEAD:6379` on the others), or leave --ray_address out "
+            "for a Ray on this machine only.") from error
 
 
 def run_tasks(tasks, work, failed, shared, num_workers, quiet, address=None):
