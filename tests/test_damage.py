@@ -144,8 +144,6 @@ def test_msmae_predict_on_damaged_weights_exits_1_naming_them(pose_bytes, tmp_pa
 def test_sharded_weights_are_checked_shard_by_shard(tmp_path):
     from safetensors import safe_open
 
-    from msmae.hub_packaging import WEIGHTS_CHECKSUM_KEY
-
     torch.manual_seed(0)
     model = MSMAEForSignClassification.from_pretrained(save_tiny_classifier(tmp_path / "classifier"))
     sharded = tmp_path / "sharded"
@@ -154,7 +152,7 @@ def test_sharded_weights_are_checked_shard_by_shard(tmp_path):
     assert len(shards) > 1 and (sharded / "model.safetensors.index.json").is_file()
     for shard in shards:
         with safe_open(shard, "pt") as f:
-            assert WEIGHTS_CHECKSUM_KEY in f.metadata()
+            assert "msmae_weights_sha256" in f.metadata()
     reloaded = MSMAEForSignClassification.from_pretrained(sharded)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(reloaded.state_dict()[key], value)
@@ -171,6 +169,33 @@ def test_a_damaged_translation_model_is_refused(tmp_path):
     damage_in_place(folder / "model.safetensors")
     with pytest.raises(ValueError, match=r"model\.safetensors.*do not match the checksum"):
         SignTranslationModel.from_pretrained(folder)
+
+
+def test_fine_tuning_from_damaged_weights_stops_before_training(tmp_path):
+    """The report: fine-tuning from such weights "succeeded" with loss 0."""
+    from conftest import tiny_config
+
+    from msmae import MSMAEForPreTraining
+    from msmae.processing_msmae import MSMAEPoseProcessor
+    from msmae.recipes import sign_classification
+    from msmae.training.synthetic import synthetic_sign_dataset
+
+    pretrained = tmp_path / "pretrained"
+    torch.manual_seed(0)
+    MSMAEForPreTraining(tiny_config()).save_pretrained(pretrained)
+    MSMAEPoseProcessor.from_preset("pretraining").save_pretrained(pretrained)
+    damage_in_place(pretrained / "model.safetensors")
+    signs = synthetic_sign_dataset(num_classes=3, clips_per_class=4, num_signers=2, seed=0,
+                                   cache_dir=str(tmp_path / "cache"))
+    signs.save_to_disk(str(tmp_path / "signs"))
+    output = tmp_path / "out"
+    with pytest.raises(ValueError, match=rf"{pretrained}.*model\.safetensors.*do not match the checksum"):
+        sign_classification.main([
+            "--output_dir", str(output), "--do_train", "--model_name_or_path", str(pretrained), "--dataset_name",
+            str(tmp_path / "signs"), "--max_steps", "2", "--per_device_train_batch_size", "4", "--num_frames", "16",
+            "--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--log_level", "warning",
+        ])
+    assert not (output / "model.safetensors").exists()
 
 
 CHECK_WITHOUT_MSMAE = """
