@@ -75,3 +75,37 @@ def test_checkpoints_without_a_checksum_still_resume(run):
     save_file(load_file(path), path, metadata={"format": "pt"})
     assert checkpoint_problem(run / "checkpoint-6") is None
     assert find_last_checkpoint(arguments(run), logging.getLogger("test")) == str(run / "checkpoint-6")
+
+
+@pytest.mark.slow
+def test_a_real_run_checksums_its_checkpoints_and_resumes_past_a_damaged_one(tmp_path, caplog):
+    """The Trainer's checkpoints carry the checksum (they are written by the model's save_pretrained); with the newest
+    damaged in place, the same command resumes from the one before and finishes."""
+    import importlib.util
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from msmae.recipes import pretraining
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "fault_injection.py"
+    spec = importlib.util.spec_from_file_location("fault_injection", tool)
+    fi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fi)
+
+    torch.set_num_threads(1)
+    data, output = fi.prepare(tmp_path), tmp_path / "run"
+    argv = fi.recipe_arguments(data, output, tmp_path / "cache")
+    pretraining.main(argv)
+    for folder in (output, output / "checkpoint-4", output / "checkpoint-6"):
+        with safe_open(folder / "model.safetensors", "pt") as f:
+            assert len(f.metadata()["msmae_weights_sha256"]) == 64, folder
+    (output / "trainer_state.json").unlink()  # as if stopped before the final save ...
+    damage_in_place(output / "checkpoint-6" / "model.safetensors")  # ... with the newest checkpoint damaged
+    longer = [*argv]
+    longer[longer.index("--max_steps") + 1] = "8"
+    with caplog.at_level(logging.WARNING):
+        pretraining.main(longer)
+    assert "checkpoint-6 (damaged weights" in caplog.text and "resuming from checkpoint-4" in caplog.text
+    assert json.loads((output / "trainer_state.json").read_text())["global_step"] == 8
+    assert checkpoint_problem(output / "checkpoint-8") is None
