@@ -1,6 +1,7 @@
 """The recipes as two accelerate "machines" on this one (--num_machines 2, gloo on 127.0.0.1): the same losses and
-weights as one process with the same global batch, every clip of an epoch read once by exactly one machine, and a
-run whose machine is killed (SIGKILL) resumes to the uninterrupted run's weights.
+weights as one process with the same global batch (and as gradient accumulation), every clip of an epoch read once
+by exactly one machine (map-style and streamed), a run whose machine is killed (SIGKILL) resuming to the
+uninterrupted run's weights, and the Slurm script, whose torchrun restarts a killed machine's process.
 
 Tolerance: 2e-6 absolute on losses and weights, a few fp32 roundings (float32's step near 1 is 1.2e-7). The two
 runs do the same arithmetic but for the order of two sums: the summed reconstruction error of the global batch (one
@@ -173,6 +174,19 @@ def test_pretraining_on_two_machines_equals_one_process(corpus, tmp_path):
     assert all(len(loads[rank]) == 8 for rank in (0, 1))
     assert not {i for _, i in loads[0]} & {i for _, i in loads[1]}
     assert sorted(i for rank in (0, 1) for _, i in loads[rank]) == list(range(16))
+
+
+def test_gradient_accumulation_equals_the_whole_batch(corpus, tmp_path):
+    # The same mechanism across accumulated micro-batches: 2 x 2 clips accumulated give the step of 4 clips.
+    env = environment(tmp_path)
+    one_process("run_pretraining.py", *pretraining(corpus, tmp_path / "accumulated", "--max_steps", "4",
+                "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"), env=env)
+    one_process("run_pretraining.py", *pretraining(corpus, tmp_path / "whole", "--max_steps", "4",
+                "--per_device_train_batch_size", "4"), env=env)
+    accumulated, whole = losses(tmp_path / "accumulated"), losses(tmp_path / "whole")
+    assert len(accumulated) == len(whole) == 4
+    assert max(abs(a - b) for a, b in zip(accumulated, whole)) <= TOLERANCE, (accumulated, whole)
+    assert_same_weights(tmp_path / "accumulated", tmp_path / "whole")
 
 
 def test_streaming_on_two_machines_reads_each_clip_once(corpus, tmp_path):
