@@ -243,6 +243,22 @@ def test_the_pipeline_never_returns_a_nan_score(nan_classifier, pose_bytes):
         recognizer(pose_bytes, top_k=3)
 
 
+@pytest.mark.slow
+def test_the_translation_pipeline_refuses_nan_weights(tmp_path):
+    """Generated token ids do not show NaN logits: the translation pipeline checks the weights it is given."""
+    from transformers import pipeline
+
+    from msmae.modeling_sign_translation import SignTranslationModel
+    from msmae.pipeline_msmae import TRANSLATION_TASK
+
+    folder = save_tiny_translator(tmp_path / "translator")
+    model = SignTranslationModel.from_pretrained(folder)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match=rf"{folder}.*weights that are not finite"):
+        pipeline(TRANSLATION_TASK, model=model, device="cpu")
+
+
 def test_msmae_predict_with_nan_outputs_exits_1_naming_the_checkpoint(nan_classifier, pose_bytes, tmp_path, capsys,
                                                                       caplog):
     clip = tmp_path / "clip.pose"

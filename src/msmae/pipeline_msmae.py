@@ -316,6 +316,9 @@ class SignLanguageTranslationPipeline(SignPosePipeline):
     def __init__(self, model, tokenizer=None, **kwargs):
         if not hasattr(model, "generate"):
             raise TypeError(f"{type(model).__name__} cannot generate text; sign-language-translation needs a model with generate().")
+        # Generated token ids hide NaN logits (the text is just wrong), so the weights are checked here instead.
+        for parameter in model.parameters():
+            _check_finite(parameter.detach(), model, "weights")
         if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = self._load_text_tokenizer(model, tokenizer)
         super().__init__(model=model, tokenizer=tokenizer, **kwargs)
