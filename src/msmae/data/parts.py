@@ -56,22 +56,9 @@ def write_part(path, example, features, settings=None, table=None):
     record = {"clip_id": printable(table["clip_id"][0].as_py()), "poses_sha1": _poses_digest(table),
               "extractor": settings}
     table = table.replace_schema_metadata({**table.schema.metadata, PART_METADATA: json.dumps(record).encode()})
-    if storage.is_remote(path):  # one PUT of the whole object
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        storage.write_bytes(path, buffer.getvalue())
-        return
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # never matches *.parquet or *.json
-    try:
-        with open(temporary, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    buffer = io.BytesIO()  # a part is one clip: small enough to write whole, locally or as one PUT
+    pq.write_table(table, buffer)
+    storage.write_bytes(path, buffer.getvalue())
 
 
 PART_METADATA = b"msmae_part"
@@ -93,7 +80,6 @@ def check_part(path, clip, features, settings) -> tuple[str, object]:
     """What a re-run does with the existing part of `clip` at `path`: ("ok", None) keep it; ("columns", table)
     rewrite its clip columns (the manifest or the column types changed; `table` holds the new row, poses kept);
     ("extract", reason) extract the clip again (unreadable, damaged, another clip's, other extractor settings)."""
-    import pyarrow.parquet as pq
 
     try:
         table = _read_parquet(path)
