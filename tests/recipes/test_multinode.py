@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,8 +86,21 @@ def script_arguments(script, *arguments):
             "--log_level", "warning", "--log_level_replica", "warning", "--logging_steps", "1", *arguments]
 
 
+PORT_TAKEN = ("utilizing it", "address already in use", "EADDRINUSE")
+
+
 def two_machines(script, *arguments, env, timeout=300) -> list[subprocess.CompletedProcess]:
-    """The README's command, once per machine rank: two `accelerate launch`, one process each."""
+    """The README's command, once per machine rank: two `accelerate launch`, one process each. Like srun's
+    --kill-on-bad-exit, a machine still running 60 s after the other failed is stopped (it would wait for its
+    peer until the rendezvous times out); a port taken between choosing and binding it is chosen again."""
+    for _ in range(3):
+        results = _launch_two(script, arguments, env, timeout)
+        if not any(marker in result.stdout for result in results for marker in PORT_TAKEN):
+            return results
+    return results
+
+
+def _launch_two(script, arguments, env, timeout):
     port = free_port()
     launches = [
         subprocess.Popen(
@@ -97,17 +111,28 @@ def two_machines(script, *arguments, env, timeout=300) -> list[subprocess.Comple
         )
         for rank in (0, 1)
     ]
-    results, deadline = [], time.monotonic() + timeout
+    outputs = [[] for _ in launches]
+    readers = [threading.Thread(target=lambda f, out: out.extend(f), args=(launch.stdout, outputs[i]), daemon=True)
+               for i, launch in enumerate(launches)]
+    for reader in readers:
+        reader.start()
+    deadline, failed_at = time.monotonic() + timeout, None
     try:
-        for launch in launches:
-            output, _ = launch.communicate(timeout=max(1, deadline - time.monotonic()))
-            results.append(subprocess.CompletedProcess(launch.args, launch.returncode, output))
+        while any(launch.poll() is None for launch in launches) and time.monotonic() < deadline:
+            if failed_at is None and any(launch.poll() not in (None, 0) for launch in launches):
+                failed_at = time.monotonic()
+            if failed_at is not None and time.monotonic() - failed_at > 60:
+                break
+            time.sleep(0.2)
     finally:
         for launch in launches:  # a machine left waiting for a dead peer, and its workers
             if launch.poll() is None:
                 os.killpg(launch.pid, signal.SIGKILL)
-                launch.wait()
-    return results
+            launch.wait()
+        for reader in readers:
+            reader.join(timeout=10)
+    return [subprocess.CompletedProcess(launch.args, launch.returncode, "".join(output))
+            for launch, output in zip(launches, outputs)]
 
 
 def one_process(script, *arguments, env, timeout=300):
@@ -262,7 +287,8 @@ def test_killed_machine_resumes_to_the_uninterrupted_weights(corpus, tmp_path):
     assert losses(output) == losses(tmp_path / "uninterrupted")
 
 
-# srun's stand-in: the command once per node (SLURM_NNODES), all on this machine, each with its SLURM_NODEID. Node 0
+# srun's stand-in: the command once per node (SLURM_NNODES), all on this machine, each with its SLURM_NODEID, and
+# --kill-on-bad-exit (the first node to fail stops the others). Node 0
 # first, the others once its rendezvous listens: on one machine every node could host it (127.0.0.1 is everyone's),
 # and accelerate refuses to start node 0 on a port already taken.
 SRUN = """#!/bin/bash
@@ -271,16 +297,21 @@ SLURM_NODEID=0 "$@" &
 pids=($!)
 for ((i = 0; i < 600; i++)); do (echo > "/dev/tcp/127.0.0.1/$MASTER_PORT") 2>/dev/null && break; sleep 0.1; done
 for ((node = 1; node < SLURM_NNODES; node++)); do SLURM_NODEID=$node "$@" & pids+=($!); done
-status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-exit "$status"
+for _ in "${pids[@]}"; do
+    wait -n && continue
+    status=$?
+    kill -TERM "${pids[@]}" 2>/dev/null  # --kill-on-bad-exit: the other nodes would wait for this one
+    wait
+    exit "$status"
+done
 """
 
 
 def test_slurm_script_restarts_a_killed_machine_and_resumes(corpus, tmp_path):
     """examples/accelerate_configs/slurm_multi_node.sbatch on 2 "nodes" (c10d rendezvous on 127.0.0.1,
-    --max_restarts): machine 1's process is SIGKILLed after checkpoint-6; torchrun restarts every process, the
-    recipe resumes from checkpoint-6, and the run ends with the weights of the uninterrupted run."""
+    --max_restarts 3, the script's default): machine 1's process is SIGKILLed after checkpoint-6; torchrun restarts
+    every process (on this busy machine the first restart can fail to connect and take a second), the recipe resumes
+    from checkpoint-6, and the run ends with the weights of the uninterrupted run."""
     stubs = tmp_path / "stubs"
     stubs.mkdir()
     (stubs / "srun").write_text(SRUN)
@@ -294,7 +325,7 @@ def test_slurm_script_restarts_a_killed_machine_and_resumes(corpus, tmp_path):
     env = environment(
         tmp_path, PATH=os.pathsep.join([str(stubs), os.environ["PATH"]]), SLURM_NNODES="2", MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(free_port()), MSMAE_ACCELERATE_CONFIG=str(REPO / "examples/accelerate_configs/cpu_2machines.yaml"),
-        MSMAE_GPUS_PER_NODE="1", MSMAE_MAX_RESTARTS="1", MSMAE_PYTHON_BIN=str(ACCELERATE.parent),
+        MSMAE_GPUS_PER_NODE="1", MSMAE_MAX_RESTARTS="3", MSMAE_PYTHON_BIN=str(ACCELERATE.parent),
         MSMAE_TEST_CLIP_LOG=str(tmp_path / "clips.log"), MSMAE_TEST_KILL_RANK="1", MSMAE_TEST_KILL_AT="17",
     )
     output = tmp_path / "run"
