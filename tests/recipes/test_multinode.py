@@ -125,14 +125,24 @@ def _launch_two(script, arguments, env, timeout):
                 break
             time.sleep(0.2)
     finally:
-        for launch in launches:  # a machine left waiting for a dead peer, and its workers
-            if launch.poll() is None:
-                os.killpg(launch.pid, signal.SIGKILL)
-            launch.wait()
+        for launch in launches:  # a machine left waiting for a dead peer
+            stop(launch)
         for reader in readers:
             reader.join(timeout=10)
     return [subprocess.CompletedProcess(launch.args, launch.returncode, "".join(output))
             for launch, output in zip(launches, outputs)]
+
+
+def stop(process: subprocess.Popen):
+    """Stops a launcher and the workers it started: torchrun runs each worker in its own session, out of reach of
+    the launcher's process group, and stops them itself on SIGTERM; SIGKILL only if that takes over 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def one_process(script, *arguments, env, timeout=300):
@@ -337,9 +347,7 @@ def test_slurm_script_restarts_a_killed_machine_and_resumes(corpus, tmp_path):
     try:
         log, _ = job.communicate(timeout=300)
     finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait()
+        stop(job)
     assert job.returncode == 0, log[-4000:]
     assert "resuming from " + str(output / "checkpoint-6") in log
     assert_same_weights(output, tmp_path / "uninterrupted", tolerance=0.0)
