@@ -376,3 +376,37 @@ def run_classification_recipe(dataset, output_dir, *arguments, config_overrides=
         ])
     finally:
         torch.set_num_threads(threads)
+
+
+# ---- processes a test started (the cluster tests check that none is left behind) ----
+
+
+def process_tree(pid) -> dict:
+    """{pid: command line} of `pid`'s descendants (from /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = {}, list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                found[child] = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        stack.extend(children.get(child, []))
+    return found
+
+
+def alive(pid) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

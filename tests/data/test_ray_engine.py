@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, write_video
+from conftest import SHARED_DATA, alive, process_tree, write_video
 
 pytest.importorskip("mediapipe")
 pytest.importorskip("ray", reason="the Ray engine needs Ray: pip install 'msmae[cluster]'")
@@ -40,29 +40,6 @@ def ray_env(tmp_path):
             "PYTHONUNBUFFERED": "1"}
 
 
-def process_tree(pid) -> dict:
-    """{pid: command line} of `pid`'s descendants (from /proc)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, stack = {}, list(children.get(pid, []))
-    while stack:
-        child = stack.pop()
-        try:
-            with open(f"/proc/{child}/cmdline", "rb") as handle:
-                found[child] = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        stack.extend(children.get(child, []))
-    return found
-
-
 def listening(pids) -> list:
     """The TCP addresses that processes of `pids` listen on (from `ss`), as "address (command)"."""
     import re
@@ -80,14 +57,6 @@ def loopback(address) -> bool:
 
     host = ipaddress.ip_address(address.split()[0].rsplit(":", 1)[0].strip("[]"))
     return (getattr(host, "ipv4_mapped", None) or host).is_loopback
-
-
-def alive(pid) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Run:

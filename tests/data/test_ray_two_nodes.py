@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, alive, process_tree
 
 pytest.importorskip("mediapipe")
 pytest.importorskip("ray", reason="the Ray engine needs Ray: pip install 'msmae[cluster]'")
@@ -33,36 +33,6 @@ def run(*args, timeout=60, check=True):
     if check and result.returncode:
         raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip()}")
     return result
-
-
-def process_tree(pid) -> dict:
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, stack = {}, list(children.get(pid, []))
-    while stack:
-        child = stack.pop()
-        try:
-            with open(f"/proc/{child}/cmdline", "rb") as handle:
-                found[child] = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        stack.extend(children.get(child, []))
-    return found
-
-
-def alive(pid) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def kill(pids):
