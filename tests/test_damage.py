@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_without_msmae, sample_pose_file, save_tiny_classifier, save_tiny_translator
+from conftest import damage_in_place, run_without_msmae, sample_pose_file, save_tiny_classifier, save_tiny_translator
 
 from msmae import MSMAEForSignClassification
 from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, add_predict_arguments, run_predict
@@ -96,19 +96,6 @@ def test_msmae_predict_refuses_a_cut_pose_file(pose_bytes, tmp_path, capsys, cap
 
 
 # ---- weights damaged in place ---------------------------------------------------------------------------------------
-
-
-def damage_in_place(path, name=None):
-    """Overwrite the first values of one tensor (`name`, or the largest) with NaN: same length, a valid header."""
-    with open(path, "r+b") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-        tensors = {k: v for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32"}
-        name = name or max(tensors, key=lambda k: tensors[k]["data_offsets"][1] - tensors[k]["data_offsets"][0])
-        start, end = tensors[name]["data_offsets"]
-        f.seek(8 + length + start)
-        f.write(np.full((end - start) // 4, np.nan, dtype="<f4").tobytes())
-    return name
 
 
 def test_saved_weights_carry_a_checksum_of_their_tensors(tmp_path):

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import tiny_config
-from test_damage import damage_in_place
+from conftest import damage_in_place, tiny_config
 
 from msmae import MSMAEForPreTraining
 from msmae.training.resume import checkpoint_problem, find_last_checkpoint
