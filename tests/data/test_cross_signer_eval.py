@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments" / "tr
 from transfer_cross_signer import cross_signer, cross_signer_data  # noqa: E402
 
 from conftest import tiny_config  # noqa: E402
-from test_landmark_corpora import write_long_parquet  # noqa: E402
+from conftest import write_long_parquet  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

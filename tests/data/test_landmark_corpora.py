@@ -8,67 +8,17 @@ right_hand 21) and NaN where MediaPipe found nothing.
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import asl_signs_root, fingerspelling_root
 
 from msmae.data.corpora import CorpusError, read_corpus
 from msmae.keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES, stream_slices
 
 SLICES = stream_slices()
-PARTS = (("face", 468), ("left_hand", 21), ("pose", 33), ("right_hand", 21))
-
-
-def write_long_parquet(path, frames, seed, hidden_left=(), nan_face_frames=()):
-    """One asl-signs landmark file: 543 rows per frame, float64 x/y/z; `hidden_left` frames have a NaN left
-    hand (MediaPipe found none), `nan_face_frames` a NaN face."""
-    rng = np.random.default_rng(seed)
-    columns = {"frame": [], "row_id": [], "type": [], "landmark_index": [], "x": [], "y": [], "z": []}
-    published = {}
-    for frame in frames:
-        for part, size in PARTS:
-            values = rng.random((size, 3))
-            if (part == "left_hand" and frame in hidden_left) or (part == "face" and frame in nan_face_frames):
-                values[:] = np.nan
-            published[(frame, part)] = values
-            for i in range(size):
-                columns["frame"].append(frame)
-                columns["row_id"].append(f"{frame}-{part}-{i}")
-                columns["type"].append(part)
-                columns["landmark_index"].append(i)
-                for axis, value in zip("xyz", values[i]):
-                    columns[axis].append(float(value))
-    table = pa.table({"frame": pa.array(columns["frame"], pa.int16()), "row_id": columns["row_id"],
-                      "type": columns["type"], "landmark_index": pa.array(columns["landmark_index"], pa.int16()),
-                      "x": columns["x"], "y": columns["y"], "z": columns["z"]})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
-    return published
-
-
-def asl_signs_root(tmp_path, with_map=True, signers=("16069", "26734", "28656")):
-    """Three signers, two sequences each; sequence 1000 starts at frame 20 and skips frame 22; one file missing."""
-    root = tmp_path / "asl-signs"
-    published, lines = {}, ["path,participant_id,sequence_id,sign"]
-    sequence = 1000
-    for s, signer in enumerate(signers):
-        for sign in ("TV", "airplane"):
-            rel = f"train_landmark_files/{signer}/{sequence}.parquet"
-            frames = [20, 21, 23] if sequence == 1000 else [0, 1]
-            published[str(sequence)] = (frames, write_long_parquet(root / rel, frames, seed=sequence,
-                                                                   hidden_left={21}, nan_face_frames={0}))
-            lines.append(f"{rel},{signer},{sequence},{sign}")
-            sequence += 1
-    lines.append(f"train_landmark_files/{signers[0]}/999.parquet,{signers[0]},999,TV")  # not on disk
-    (root / "train.csv").write_text("\n".join(lines) + "\n")
-    if with_map:  # the competition's order is not alphabetical
-        (root / "sign_to_prediction_index_map.json").write_text(json.dumps({"airplane": 1, "TV": 0, "zoo": 2}))
-    return root, published
-
-
 def expected_stored(published, frame):
     """(160, 3) x, y, z the stored row must hold for one published frame (NaN where nothing was detected)."""
     out = np.full((160, 3), np.nan)
@@ -173,58 +123,6 @@ def test_prepare_asl_signs_writes_rows_without_mediapipe(tmp_path, monkeypatch):
 
 # ---- asl-fingerspelling ----------------------------------------------------------------------------------------------
 # Wide format: one row per frame, index sequence_id, frame, then x_/y_/z_ columns per part and landmark.
-
-WIDE_PARTS = ("face", "left_hand", "pose", "right_hand")
-
-
-def write_wide_parquet(path, sequences, seed):
-    """`sequences`: {sequence_id: frame numbers}; returns {sequence_id: {(frame, part): (size, 3) values}}."""
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    sizes = dict(PARTS)
-    rows, index, published = [], [], {}
-    for sequence, frames in sequences.items():
-        for frame in frames:
-            row = {"frame": frame}
-            for part in WIDE_PARTS:
-                values = rng.random((sizes[part], 3)).astype(np.float32)
-                if part == "right_hand" and frame % 2:  # no right hand on odd frames
-                    values[:] = np.nan
-                published.setdefault(sequence, {})[(frame, part)] = values
-                for axis, column in zip("xyz", values.T):
-                    row.update({f"{axis}_{part}_{i}": v for i, v in enumerate(column)})
-            rows.append(row)
-            index.append(sequence)
-    frame = pd.DataFrame(rows, index=pd.Index(index, name="sequence_id"))
-    # The published column order: frame, then all x, all y, all z.
-    frame = frame[["frame"] + [f"{a}_{p}_{i}" for a in "xyz" for p in WIDE_PARTS for i in range(sizes[p])]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path)
-    return published
-
-
-def fingerspelling_root(tmp_path):
-    root = tmp_path / "asl-fingerspelling"
-    published = {}
-    published.update(write_wide_parquet(root / "train_landmarks/5414471.parquet",
-                                        {1816796431: [0, 1, 2], 1816825349: [5, 6, 8]}, seed=1))
-    published.update(write_wide_parquet(root / "train_landmarks/105143404.parquet", {1817123330: [0, 1]}, seed=2))
-    published.update(write_wide_parquet(root / "supplemental_landmarks/33432165.parquet", {1535467051: [3, 4]},
-                                        seed=3))
-    (root / "train.csv").write_text(
-        "path,file_id,sequence_id,participant_id,phrase\n"
-        "train_landmarks/5414471.parquet,5414471,1816796431,217,3 Creekhouse\n"
-        "train_landmarks/5414471.parquet,5414471,1816825349,107,scales/kuhaylah\n"
-        "train_landmarks/105143404.parquet,105143404,1817123330,1,https://jsi.is/hukuoka\n"
-        "train_landmarks/105143404.parquet,105143404,42,1,not in the file\n")
-    (root / "supplemental_metadata.csv").write_text(
-        "path,file_id,sequence_id,participant_id,phrase\n"
-        "supplemental_landmarks/33432165.parquet,33432165,1535467051,251,coming up with killer sound bites\n")
-    chars = {c: i for i, c in enumerate(" !#$%&'()*+,-./0123456789:;=?@[_~abcdefghijklmnopqrstuvwxyz")}
-    (root / "character_to_prediction_index.json").write_text(json.dumps(chars))
-    return root, {str(k): v for k, v in published.items()}
-
 
 def test_asl_fingerspelling_index_and_keypoints(tmp_path):
     root, published = fingerspelling_root(tmp_path)

@@ -6,7 +6,7 @@ import math
 import pytest
 from conftest import tiny_overrides
 
-from test_landmark_corpora import write_long_parquet
+from conftest import write_long_parquet
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -47,7 +47,7 @@ def test_translation_recipe_trains_on_a_prepared_asl_fingerspelling_corpus(tmp_p
     from msmae.data.prepare import prepare
     from msmae.recipes import sign_translation
 
-    from test_landmark_corpora import fingerspelling_root
+    from conftest import fingerspelling_root
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
     from test_run_sign_translation import make_parts

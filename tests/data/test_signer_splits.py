@@ -66,7 +66,7 @@ def test_prepare_asl_signs_split_by_signer_via_the_cli(tmp_path):
 
     from msmae.cli import main
 
-    from test_landmark_corpora import asl_signs_root
+    from conftest import asl_signs_root
 
     root, _ = asl_signs_root(tmp_path)
     out = tmp_path / "out"
