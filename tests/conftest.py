@@ -541,3 +541,57 @@ def fingerspelling_root(tmp_path):
     chars = {c: i for i, c in enumerate(" !#$%&'()*+,-./0123456789:;=?@[_~abcdefghijklmnopqrstuvwxyz")}
     (root / "character_to_prediction_index.json").write_text(json.dumps(chars))
     return root, {str(k): v for k, v in published.items()}
+
+
+# ---- translation parts: a fitted tokenizer, a tiny mBART and a tiny MS-MAE (translation and landmark tests) ----
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # mBART's ids 0-3
+
+
+def fit_tokenizer(sentences, vocab_size=600):
+    """A SentencePiece-style BPE fitted offline, with mBART-50's special tokens and a `de_DE` language code that
+    starts every target (`de_DE ... </s>`), as MBart50Tokenizer does."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.train_from_iterator(
+        sentences, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + ["de_DE"])
+    )
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="de_DE $A </s>",
+        special_tokens=[("de_DE", tokenizer.token_to_id("de_DE")), ("</s>", tokenizer.token_to_id("</s>"))],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+        additional_special_tokens=["de_DE"],
+    )
+
+
+def make_parts(folder: Path, sentences, normalization=None):
+    """A fitted tokenizer with a tiny random mBART, and a tiny random MS-MAE pretraining checkpoint."""
+    import torch
+    from transformers import MBartConfig, MBartForConditionalGeneration
+
+    from msmae import MSMAEForPreTraining
+    from msmae.processing_msmae import MSMAEPoseProcessor
+
+    tokenizer = fit_tokenizer(sentences)
+    text_dir, pose_dir = folder / "tiny-mbart", folder / "tiny-msmae"
+    tokenizer.save_pretrained(text_dir)
+    torch.manual_seed(0)
+    text_config = MBartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=1024,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
+        scale_embedding=True, dropout=0.0,
+    )
+    MBartForConditionalGeneration(text_config).save_pretrained(text_dir)
+    pose_config = tiny_config(num_hidden_layers=1)
+    MSMAEForPreTraining(pose_config).save_pretrained(pose_dir)
+    if normalization:  # the pretraining's processor, whose normalisation the translation inherits
+        MSMAEPoseProcessor(normalization=normalization).save_pretrained(pose_dir)
+    return tokenizer, text_dir, pose_dir

@@ -4,9 +4,7 @@ import json
 import math
 
 import pytest
-from conftest import tiny_overrides
-
-from conftest import write_long_parquet
+from conftest import make_parts, tiny_overrides, write_long_parquet
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -41,16 +39,10 @@ def test_pretraining_streams_a_prepared_asl_signs_corpus(tmp_path):
 
 
 def test_translation_recipe_trains_on_a_prepared_asl_fingerspelling_corpus(tmp_path):
-    import sys
-    from pathlib import Path
+    from conftest import fingerspelling_root
 
     from msmae.data.prepare import prepare
     from msmae.recipes import sign_translation
-
-    from conftest import fingerspelling_root
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-    from test_run_sign_translation import make_parts
 
     root, _ = fingerspelling_root(tmp_path)
     out = tmp_path / "prepared"

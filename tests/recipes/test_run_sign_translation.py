@@ -3,6 +3,7 @@ examples/run_sign_translation.py): Table 5 presets, generation and selection def
 inherited normalisation, and an offline end-to-end run on the PHOENIX14T sample (a tokenizer fitted on the PHOENIX
 sentences, a tiny random mBART and MS-MAE; train a few steps, keep the best checkpoint, generate, score)."""
 
+import csv
 import importlib.util
 import json
 import os
@@ -10,16 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import csv
-
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import MBartConfig, MBartForConditionalGeneration, PreTrainedTokenizerFast
+from conftest import fit_tokenizer, make_parts
 
-from msmae import MSMAEForPreTraining
 from msmae.data.corpora.phoenix_skels import (
     load_phoenix_split,
     parse_skels_line,
@@ -36,29 +32,6 @@ from msmae.training.arguments import inherited_normalization, parse_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "examples" / "run_sign_translation.py"
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # mBART's ids 0-3
-
-
-def fit_tokenizer(sentences, vocab_size=600) -> PreTrainedTokenizerFast:
-    """A SentencePiece-style BPE fitted offline, with mBART-50's special tokens and a `de_DE` language code that
-    starts every target (`de_DE ... </s>`), as MBart50Tokenizer does."""
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.NFKC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
-    tokenizer.train_from_iterator(
-        sentences, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + ["de_DE"])
-    )
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="de_DE $A </s>",
-        special_tokens=[("de_DE", tokenizer.token_to_id("de_DE")), ("</s>", tokenizer.token_to_id("</s>"))],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-        additional_special_tokens=["de_DE"],
-    )
-
-
 # ---- the PHOENIX14T .skels reader (msmae.data.corpora.phoenix_skels) -------------------------------------------------
 
 
@@ -253,26 +226,6 @@ def test_references_are_the_raw_text_not_decoded_labels(shared_data):
     with pytest.raises(ValueError, match="2 generated sentences for 1 references"):
         recipe.translation_scorer(metric, tokenizer, references[:1], "de")(
             type("EvalPrediction", (), {"predictions": generated})())
-
-
-def make_parts(folder: Path, sentences, normalization=None):
-    """A fitted tokenizer with a tiny random mBART, and a tiny random MS-MAE pretraining checkpoint."""
-    tokenizer = fit_tokenizer(sentences)
-    text_dir, pose_dir = folder / "tiny-mbart", folder / "tiny-msmae"
-    tokenizer.save_pretrained(text_dir)
-    torch.manual_seed(0)
-    text_config = MBartConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=1024,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
-        scale_embedding=True, dropout=0.0,
-    )
-    MBartForConditionalGeneration(text_config).save_pretrained(text_dir)
-    pose_config = tiny_config(num_hidden_layers=1)
-    MSMAEForPreTraining(pose_config).save_pretrained(pose_dir)
-    if normalization:  # the pretraining's processor, whose normalisation the translation inherits
-        MSMAEPoseProcessor(normalization=normalization).save_pretrained(pose_dir)
-    return tokenizer, text_dir, pose_dir
 
 
 @pytest.mark.slow
