@@ -262,7 +262,7 @@ def test_manifest_rows_become_clips(tmp_path):
     long = os.path.normpath(tmp_path / "videos" / "long.mp4")
     assert [(c.path, c.start, c.end, c.columns["label"]) for c in clips[:2]] == [(long, 1.5, 2.25, "HELLO"),
                                                                                  (long, 3, 4, "BYE")]
-    assert clips[2].start is None and clips[2].clip_id == clips[2].path  # a whole video
+    assert clips[2].start is None and clips[2].clip_id == "videos/other.mp4"  # a whole video: relative to the manifest
     assert len({c.clip_id for c in clips}) == 3
     # Inputs choose the videos; the manifest's rows for them give their clips and columns.
     chosen = clips_from_inputs([tmp_path / "videos" / "long.mp4"], manifest)
@@ -356,7 +356,8 @@ def test_clip_sources_are_checked_and_keyed():
     assert clip.path == "a.mp4" and clip.clip_id == "a.mp4#t=1,1.5"
     assert clip.frame_range(25) == (25, 38)  # frames shown at 1.00 .. 1.48 s
     assert ClipSource("a.mp4", start_frame=3).frame_range(None) == (3, None)
-    assert ClipSource("a.mp4").clip_id == "a.mp4"  # a whole video is keyed by its path, as before clips existed
+    assert ClipSource("a.mp4").clip_id == "a.mp4"  # a whole video is keyed by its id_path (default: its path)
+    assert ClipSource("/d/a.mp4", id_path="d/a.mp4", start=1.0).clip_id == "d/a.mp4#t=1,end"
     with pytest.raises(ValueError, match="not both"):
         ClipSource("a.mp4", start=1.0, end_frame=4)
     with pytest.raises(ValueError, match="empty"):

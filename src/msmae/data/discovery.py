@@ -25,6 +25,14 @@ def find_clips(inputs, kind="clips") -> list[str]:
     A path listed in a text file need not exist (a reader reports it later); an input that does not exist raises
     `FileNotFoundError`.
     """
+    return [path for path, _ in find_named_clips(inputs, kind)]
+
+
+def find_named_clips(inputs, kind="clips") -> list[tuple[str, str]]:
+    """`(path, id_path)` of each clip `find_clips` finds. `id_path` names the file the same way whatever the
+    spelling of the input or the working folder (the clip's id is built from it): the path from the folder an
+    input names, that folder's name included (`clips/a.mp4` for the input `clips`, `./clips/` or `/data/clips`;
+    a file given alone counts from its own folder: `clips/a.mp4` too); a list file's entries as listed."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     suffixes = VIDEO_SUFFIXES if kind == "videos" else POSE_SUFFIXES + VIDEO_SUFFIXES
@@ -32,7 +40,8 @@ def find_clips(inputs, kind="clips") -> list[str]:
     for item in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
         path = Path(item)
         if path.is_dir():
-            found += _search(path, suffixes, frame_folders=kind == "clips")
+            found += [(source, _from_folder(source, path))
+                      for source in _search(path, suffixes, frame_folders=kind == "clips")]
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             try:
                 text = path.read_text(encoding="utf-8")
@@ -42,16 +51,21 @@ def find_clips(inputs, kind="clips") -> list[str]:
             for line in text.splitlines():
                 line = line.split("#", 1)[0].strip()
                 if line:
-                    found.append(os.path.normpath(os.path.join(path.parent, line)))
+                    found.append((os.path.normpath(os.path.join(path.parent, line)), os.path.normpath(line)))
         elif path.exists():
-            found.append(os.path.normpath(path))
+            found.append((os.path.normpath(path), _from_folder(path, path.parent)))
         else:
             raise FileNotFoundError(f"Input not found: {item} (give clip files, folders or .txt lists of paths).")
     # One entry per file, even when reached by two spellings (e.g. a folder and a list).
     unique = {}
-    for source in sorted(set(found)):
-        unique.setdefault(os.path.realpath(source), source)
+    for source, id_path in sorted(set(found)):
+        unique.setdefault(os.path.realpath(source), (source, id_path))
     return sorted(unique.values())
+
+
+def _from_folder(path, folder):
+    """`path` (inside `folder`) from the folder above `folder`: spelled the same for every spelling of `folder`."""
+    return os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(folder)))
 
 
 def _search(folder, suffixes, frame_folders):

@@ -8,6 +8,8 @@ plans the run (shards, what is already done), runs the MediaPipe workers in a pr
 
 import concurrent.futures
 import errno
+import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -25,6 +27,7 @@ from ..holistic import (
     OutOfRangeError,
     filter_native_stderr,
     holistic_settings,
+    num_kept_keypoints,
     open_frames,
 )
 from .parts import (
@@ -37,6 +40,7 @@ from .parts import (
     _write_info,
     check_part,
     failures_path,
+    migrate_old_ids,
     part_path,
     read_failures,
     write_part,
@@ -44,7 +48,7 @@ from .parts import (
 from .parts import load_extracted  # noqa: F401  (dataset cards written by msmae 0.1.0 name msmae.data.extract.load_extracted)
 from . import storage
 from .schema import row_features
-from .sources import clips_from_inputs, printable
+from .sources import clips_from_inputs, frame_times, printable
 
 logger = logging.getLogger(__name__)
 
@@ -204,9 +208,10 @@ def _extract_source(path, fps, jobs):
     try:
         with open_frames(path, fps) as reader:
             rate = fps or reader.fps
-            ranges = [clip.frame_range(rate) for clip, _ in jobs]
-            for i, pose in _worker_extractor.extract_ranges(reader, ranges, source=path, fps=rate):
-                results[i] = _write_clip(*jobs[i], pose)
+            placed = _place_clips(path, fps, rate, jobs, results)
+            ranges = [frames for _, frames in placed]
+            for j, pose in _worker_extractor.extract_ranges(reader, ranges, source=path, fps=rate) if ranges else ():
+                results[placed[j][0]] = _write_clip(*jobs[placed[j][0]], pose)
     except ExtractionError as error:
         failure = {"kind": "unreadable", "error": printable(error)}
     except Exception as error:  # one bad video (e.g. a MediaPipe RuntimeError) must not stop the run
@@ -216,6 +221,35 @@ def _extract_source(path, fps, jobs):
     clips = [results.get(i) or _clip_result(clip, 0, **failure) for i, (clip, _) in enumerate(jobs)]
     return {"path": path, "clips": clips, "started": started, "finished": time.time(),
             "cpu_seconds": time.process_time() - cpu}
+
+
+def _place_clips(path, fps, rate, jobs, results):
+    """[(job index, frame range)] of the clips of `jobs` that can be placed in the source; a clip that cannot (no
+    frame in its time range) gets its failure in `results`, alone: the source's other clips are still extracted.
+    Time ranges of a video follow its frames' timestamps, unless an fps was given for it."""
+    timed = any(clip.start is not None or clip.end is not None for clip, _ in jobs)
+    times = frame_times(path) if timed and fps is None and os.path.isfile(path) else None
+    placed = []
+    for i, (clip, destination) in enumerate(jobs):
+        try:
+            placed.append((i, clip.frame_range(rate, times)))
+        except ExtractionError as error:
+            results[i] = _write_clip(clip, destination, error)
+    return placed
+
+
+def failure_key(clip, settings) -> str:
+    """What a failure is tied to: the clip's source (its id spelling, size and modification time), range and the
+    extractor settings. A row fixed in the manifest, or a video replaced on disk, no longer matches its failure and
+    is tried again without --retry_failed."""
+    try:
+        stat = os.stat(clip.path)
+        source = [stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        source = None
+    fields = [clip.clip_id, clip.id_path, clip.start, clip.end, clip.start_frame, clip.end_frame, clip.fps, source,
+              settings]
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _write_clip(clip, destination, pose):
@@ -305,9 +339,10 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
         if ids.setdefault(clip.clip_id, clip) is not clip:
             raise ValueError(f"Two clips share the clip_id {clip.clip_id!r} (each row needs its own); give them "
                              "distinct clip_id values.")
-    features = row_features({**_column_features([clip.columns for clip in clips]), **(column_features or {})})
     extractor_kwargs = dict(extractor_kwargs or {})
     settings = holistic_settings(**extractor_kwargs)  # bad settings fail here, not in every worker
+    features = row_features({**_column_features([clip.columns for clip in clips]), **(column_features or {})},
+                            num_kept_keypoints(extractor_kwargs.get("keep_landmarks", "model")))
 
     output_dir = storage.location(output_dir)  # a Path, or an object-store URL (msmae.data.storage)
     try:
@@ -331,6 +366,10 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
             f"{printable(output_dir)} was extracted with the settings {info['extractor']}, not {settings}: run "
             "with the same settings, or add --overwrite to extract every clip again with the new ones, or give "
             "another --output_dir.")
+    moved = migrate_old_ids(output_dir, clips)
+    if moved:
+        logger.info("%d rows written under the old spelling of their clip id (the path as typed) now have the id "
+                    "of their file relative to its input; duplicates of one clip were dropped.", moved)
     _check_unlisted_parts(output_dir, clips, features)
     by_source = {}
     for clip in clips:
@@ -340,6 +379,7 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
                                 num_clips=sum(len(by_source[path]) for path in shard))
     failed_before = {} if (overwrite or retry_failed) else read_failures(output_dir)
     present = {storage.name(part) for part in storage.glob(storage.join(output_dir, DATA_DIR), "*.parquet")}
+    keys = {clip.clip_id: failure_key(clip, settings) for path in shard for clip in by_source[path]}
     tasks, rewrites = [], []
     for path in shard:
         jobs = []
@@ -355,7 +395,8 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
                 logger.warning("%s: its part %s is not used (%s); extracting it again.", printable(clip.clip_id),
                                storage.name(part), detail)
                 summary.num_damaged += 1
-            elif clip.clip_id in failed_before:
+            elif clip.clip_id in failed_before and failed_before[clip.clip_id].get("key", keys[clip.clip_id]) \
+                    == keys[clip.clip_id]:  # the same row as when it failed (logs written before have no key)
                 summary.num_already_failed += 1
                 continue
             jobs.append((clip, part))
@@ -407,7 +448,7 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
                     stopped = stopped or result["error"]
                 elif not stopped:
                     try:
-                        _append_failure(log, result)
+                        _append_failure(log, {**result, "key": keys.get(result["clip_id"])})
                     except OSError as error:  # not logged: the next run tries the clip again
                         stopped = output_error_message(error, log)
                         continue

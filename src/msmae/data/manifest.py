@@ -4,7 +4,9 @@ Used by `msmae extract --manifest` (`msmae.data.sources`) and the dataset builde
 """
 
 import csv
+import functools
 import json
+import math
 import os
 from pathlib import Path
 
@@ -47,16 +49,24 @@ def read_manifest(path) -> list[dict]:
         if not reader.fieldnames or "path" not in reader.fieldnames:
             raise ValueError(f"Manifest {path} needs a header with a `path` column (and any of label, text, signer, "
                              f"split, start, end, ...); found columns {reader.fieldnames}.")
-        rows = _type_csv_columns(list(reader))
+        _refuse_repeated_columns(path, reader.fieldnames)
+        rows, places = [], []
+        for row in reader:
+            rows.append(row)
+            places.append(f"line {reader.line_num}")
+        rows = _type_csv_columns(rows)
     elif suffix in (".json", ".jsonl"):
+        lines = [number for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        load = functools.partial(json.loads, object_pairs_hook=functools.partial(_unique_keys, path))
         try:
-            data = json.loads(text) if suffix == ".json" else [json.loads(l) for l in text.splitlines() if l.strip()]
+            data = load(text) if suffix == ".json" else [load(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as error:
             raise ValueError(f"Manifest {path} is not valid JSON: {error}") from error
         rows = data.get("data") if isinstance(data, dict) else data
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise ValueError(f"Manifest {path} must hold a list of objects (one per clip, with a 'path' key).")
         rows = [{key: plain_value(value) for key, value in row.items()} for row in rows]
+        places = [f"line {lines[i]}" if suffix == ".jsonl" else f"row {i + 1}" for i in range(len(rows))]
     else:
         raise ValueError(f"Manifest {path}: unsupported format {suffix!r}; use .csv, .tsv, .json or .jsonl.")
     clash = sorted({key for row in rows for key in row} & set(_COMPUTED))
@@ -64,9 +74,13 @@ def read_manifest(path) -> list[dict]:
         raise ValueError(f"Manifest {path}: columns {clash} clash with the columns computed from each clip; "
                          "rename them.")
     result = []
-    for number, row in enumerate(rows, 1):
+    for number, (row, place) in enumerate(zip(rows, places), 1):
         if row.get("path") in (None, ""):
             raise ValueError(f"Manifest {path}, row {number}: no 'path' value (columns: {sorted(k for k in row if k)}).")
+        problem = range_problem(row)
+        if problem:
+            raise ValueError(f"Manifest {path}, {place}: {problem}; fix the row (leave start/end empty for the "
+                             "beginning/end of the video).")
         for key in TEXT_COLUMNS:
             if row.get(key) is not None:
                 row[key] = str(row[key]).strip() or None
@@ -76,6 +90,35 @@ def read_manifest(path) -> list[dict]:
         source = os.path.normpath(os.path.join(path.parent, str(row["path"]).strip()))
         result.append({"path": source, **{k: v for k, v in row.items() if k and k != "path"}})
     return result
+
+
+def range_problem(fields):
+    """Why the range values of `fields` (a manifest row or a clip's fields) place no clip, or None: each must be a
+    finite number >= 0 (fps > 0), and the start before the end."""
+    for key in RANGE_COLUMNS:
+        value = fields.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{key} must be a number, got {value!r}"
+        if not math.isfinite(value) or value < 0 or (key == "fps" and value == 0):
+            return f"{key} must be a finite number {'above' if key == 'fps' else 'at least'} 0, got {value}"
+    for low, high in (("start", "end"), ("start_frame", "end_frame")):
+        if fields.get(high) is not None and fields.get(high) <= (fields.get(low) or 0):
+            return f"{high} {fields[high]} is not after {low} {fields.get(low) or 0}"
+    return None
+
+
+def _refuse_repeated_columns(path, names):
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"Manifest {path} has more than one column named {repeated[0]!r}; rename or remove the "
+                         "extra one (only one value per clip can be kept).")
+
+
+def _unique_keys(path, pairs):
+    _refuse_repeated_columns(path, [key for key, _ in pairs])
+    return dict(pairs)
 
 
 def _type_csv_columns(rows):

@@ -2,7 +2,8 @@
 
     OUTPUT_DIR/data/train-<16 hex>.parquet   one file per clip (hash of its clip_id: a whole video's is its path),
                                               written atomically
-    OUTPUT_DIR/failures.jsonl                 one line per clip that gave no row: {"path", "clip_id", "kind", "error"}
+    OUTPUT_DIR/failures.jsonl                 one line per clip that gave no row: {"path", "clip_id", "kind", "error",
+                                              "key"} (key: the row's content, `extract.failure_key`)
                                               (failures-<i>-of-<n>.jsonl per shard when sharded)
     OUTPUT_DIR/extraction_info.json           features, MediaPipe settings and version
     OUTPUT_DIR/README.md                      dataset card whose `configs` point `datasets` at data/*.parquet
@@ -145,6 +146,66 @@ def _row_table(example, features, poses=None):
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def migrate_old_ids(output_dir, clips) -> int:
+    """Give the parts written before clip ids were spelled relative to their input (the path as typed, e.g.
+    absolute or from another working folder) the id of the listed clip of the same file and range, so a re-run
+    neither extracts them again nor keeps them twice; a part whose clip already has a part of its own is a
+    duplicate and goes. Returns how many parts were renamed or dropped."""
+    data = storage.join(storage.location(output_dir), DATA_DIR)
+    listed = {storage.name(part_path(output_dir, clip.clip_id)) for clip in clips}
+    unlisted = [part for part in storage.glob(data, "*.parquet") if storage.name(part) not in listed]
+    if not unlisted:
+        return 0
+    by_file = {}
+    for clip in clips:
+        if clip.clip_id == clip.id_path + clip.range_suffix():  # a default id (a given clip_id is stable already)
+            by_file[(os.path.realpath(clip.path), clip.range_suffix())] = clip
+    present = {storage.name(part) for part in storage.glob(data, "*.parquet")}
+    moved = 0
+    for part in unlisted:
+        clip = by_file.get(_old_id_file(_stored_clip_id(part)))
+        if clip is None:
+            continue
+        new = part_path(output_dir, clip.clip_id)
+        if storage.name(new) not in present:
+            table = _read_parquet(part)
+            record = json.loads((table.schema.metadata or {}).get(PART_METADATA, b"{}"))
+            column = table.schema.get_field_index("clip_id")
+            table = table.set_column(column, "clip_id", _string_like(table["clip_id"], printable(clip.clip_id)))
+            write_part(new, None, None, record.get("extractor"), table=table)  # written before the old one goes
+            present.add(storage.name(new))
+        storage.remove(part)
+        moved += 1
+    return moved
+
+
+def _stored_clip_id(part):
+    try:
+        import pyarrow.parquet as pq
+
+        source = io.BytesIO(storage.read_bytes(part)) if storage.is_remote(part) else part
+        return pq.read_table(source, columns=["clip_id"])["clip_id"][0].as_py()
+    except Exception:  # a damaged part is reported by _check_unlisted_parts
+        return None
+
+
+def _old_id_file(clip_id):
+    """(real path, range suffix) of an id spelled the old way: the path as typed (from the working folder) and
+    `#t=...`/`#frames=...`; None when it names no file here."""
+    if not clip_id:
+        return None
+    path, mark, suffix = clip_id.rpartition("#")
+    if not (mark and (suffix.startswith("t=") or suffix.startswith("frames="))):
+        path, suffix = clip_id, ""
+    return (os.path.realpath(path), f"#{suffix}" if suffix else "") if os.path.exists(path) else None
+
+
+def _string_like(column, value):
+    import pyarrow as pa
+
+    return pa.array([value], type=column.type)
+
+
 def _check_unlisted_parts(output_dir, clips, features):
     """Parts in the folder of clips this run does not list must have this run's columns, or the dataset would no
     longer load as one table (`CastError`): refuse, saying how to proceed."""
@@ -225,7 +286,8 @@ def read_failures(output_dir) -> dict[str, dict]:
 
 
 def _append_failure(log, result):
-    record = {"path": result["path"], "clip_id": result["clip_id"], "kind": result["kind"], "error": result["error"]}
+    record = {"path": result["path"], "clip_id": result["clip_id"], "kind": result["kind"], "error": result["error"],
+              **({"key": result["key"]} if result.get("key") else {})}  # key: `extract.failure_key`
     line = (json.dumps(record) + "\n").encode("utf-8")  # ASCII: file names that are not UTF-8 as \udcNN escapes
     if storage.is_remote(log):  # no append in object stores: the driver, its only writer, rewrites it whole
         before = storage.read_bytes(log) if storage.exists(log) else b""

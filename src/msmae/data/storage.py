@@ -84,6 +84,16 @@ def read_bytes(path) -> bytes:
     return fs.cat_file(inner)
 
 
+def remove(path):
+    """Delete the file `path`; one already gone is fine (another shard removed it)."""
+    if is_remote(path):
+        fs, inner = filesystem(path)
+        if fs.exists(inner):
+            fs.rm_file(inner)
+        return
+    Path(path).unlink(missing_ok=True)
+
+
 def read_text(path) -> str:
     return read_bytes(path).decode("utf-8")
 
