@@ -24,7 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .keypoint_layout import BODY_POSE_INDICES, FACE_MESH_INDICES, stream_slices
+from .keypoint_layout import (
+    BODY_POSE_INDICES,
+    FACE_MESH_INDICES,
+    HOLISTIC_COMPONENT_STARTS,
+    KEYPOINT_LAYOUTS,
+    NUM_FACE_LANDMARKS,
+    NUM_HAND_LANDMARKS,
+    NUM_POSE_LANDMARKS,
+    stream_slices,
+)
 from .pose_io import IMAGE_SUFFIXES, SignPose
 
 logger = logging.getLogger(__name__)
@@ -32,6 +41,9 @@ logger = logging.getLogger(__name__)
 # One landmark copy per stream and frame: slices into the stored (160, 4) layout.
 _SLICES = stream_slices()
 _BODY, _LEFT, _RIGHT, _FACE = (_SLICES[name] for name in ("body", "left_hand", "right_hand", "face"))
+# `keep_landmarks`: "model" keeps the 160 keypoints of the streams, "all" every Holistic landmark (543: pose 33,
+# face 468, hands 21 + 21, pose-format's holistic order); refined irises are not computed (refine_face_landmarks off).
+KEEP_LANDMARKS = {"model": "msmae", "all": "holistic"}
 
 class ExtractionError(ValueError):
     """A video that cannot give a pose clip (missing, empty, unreadable, no frames); the message names the file."""
@@ -207,7 +219,7 @@ def _import_mediapipe():
 
 
 def holistic_settings(*, model_complexity=1, min_detection_confidence=0.5, min_tracking_confidence=0.5,
-                      smooth_landmarks=True) -> dict:
+                      smooth_landmarks=True, keep_landmarks="model") -> dict:
     """Check Holistic's settings (before any worker starts) and return them with the MediaPipe version."""
     mediapipe, _ = _import_mediapipe()
     model_files = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
@@ -223,6 +235,10 @@ def holistic_settings(*, model_complexity=1, min_detection_confidence=0.5, min_t
                         ("min_tracking_confidence", min_tracking_confidence)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, got {value}.")
+    if keep_landmarks not in KEEP_LANDMARKS:
+        raise ValueError(f"keep_landmarks must be one of {sorted(KEEP_LANDMARKS)}, got {keep_landmarks!r}.")
+    # Recorded only when not the default, so that folders extracted before the option existed still resume.
+    kept = {} if keep_landmarks == "model" else {"keep_landmarks": keep_landmarks}
     return {
         "extractor": "mediapipe-holistic",
         "mediapipe_version": mediapipe.__version__,
@@ -230,7 +246,13 @@ def holistic_settings(*, model_complexity=1, min_detection_confidence=0.5, min_t
         "min_detection_confidence": min_detection_confidence,
         "min_tracking_confidence": min_tracking_confidence,
         "smooth_landmarks": smooth_landmarks,
+        **kept,
     }
+
+
+def num_kept_keypoints(keep_landmarks="model") -> int:
+    """Keypoints per frame that `keep_landmarks` stores: 160 ("model") or 543 ("all")."""
+    return KEYPOINT_LAYOUTS[KEEP_LANDMARKS[keep_landmarks]]
 
 
 class HolisticExtractor:
@@ -244,17 +266,20 @@ class HolisticExtractor:
         model_complexity: pose model size. MediaPipe ships only the model of 1 in its wheel; 0 and 2 are downloaded
             on first use, so they work only where that download has already happened.
         min_detection_confidence, min_tracking_confidence, smooth_landmarks: passed to `Holistic`.
+        keep_landmarks: "model" (the 160 keypoints of the streams) or "all" (all 543 Holistic landmarks).
         decode_ahead: decode a video's next frames in a background thread while MediaPipe works on the current one
             (MediaPipe releases the GIL), so decoding uses a spare core instead of waiting its turn.
     """
 
     def __init__(self, *, model_complexity=1, min_detection_confidence=0.5, min_tracking_confidence=0.5,
-                 smooth_landmarks=True, decode_ahead=True):
+                 smooth_landmarks=True, decode_ahead=True, keep_landmarks="model"):
         self.decode_ahead = decode_ahead
         self.settings = holistic_settings(
             model_complexity=model_complexity, min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence, smooth_landmarks=smooth_landmarks,
+            keep_landmarks=keep_landmarks,
         )
+        self.keep_landmarks = keep_landmarks
         self._graphs, self._used = [], []
         self._new_graph()
 
@@ -337,7 +362,7 @@ class HolisticExtractor:
                     start, stop = ranges[upcoming]
                     capacity = (stop if stop is not None else max(reader.frame_count, index + 1)) - start
                     active[upcoming] = (self._fresh_graph({slot for slot, _ in active.values()}),
-                                        _PoseBuilder(capacity, start))
+                                        _PoseBuilder(capacity, start, self.keep_landmarks))
                     upcoming = next(pending, None)
                 if image is None:
                     continue
@@ -411,8 +436,9 @@ class _InMemoryFrames:
 class _PoseBuilder:
     """Landmarks of one clip, frame by frame, in the stored layout."""
 
-    def __init__(self, capacity, start_frame):
-        self.keypoints = np.zeros((max(capacity, 1), _FACE.stop, 4), dtype=np.float32)
+    def __init__(self, capacity, start_frame, keep_landmarks="model"):
+        self.copy = _copy_all_landmarks if keep_landmarks == "all" else _copy_landmarks
+        self.keypoints = np.zeros((max(capacity, 1), num_kept_keypoints(keep_landmarks), 4), dtype=np.float32)
         self.mask = np.zeros(self.keypoints.shape[:2], dtype=bool)
         self.num_frames, self.height, self.width, self.start_frame = 0, 0, 0, start_frame
 
@@ -423,7 +449,7 @@ class _PoseBuilder:
             extra = max(len(self.keypoints) // 2, 16)
             self.keypoints = np.concatenate([self.keypoints, np.zeros((extra,) + self.keypoints.shape[1:], np.float32)])
             self.mask = np.concatenate([self.mask, np.zeros((extra, self.mask.shape[1]), bool)])
-        _copy_landmarks(results, self.keypoints[self.num_frames], self.mask[self.num_frames])
+        self.copy(results, self.keypoints[self.num_frames], self.mask[self.num_frames])
         self.num_frames += 1
 
     def finish(self, fps, source, settings) -> SignPose:
@@ -489,6 +515,33 @@ def _copy_landmarks(results, keypoints, mask):
         points = results.face_landmarks.landmark
         keypoints[_FACE, :3] = [(points[i].x, points[i].y, points[i].z) for i in FACE_MESH_INDICES]
         mask[_FACE] = True
+
+
+def _component_rows(name, size):
+    start = HOLISTIC_COMPONENT_STARTS[name]
+    return slice(start, start + size)
+
+
+_ALL_COMPONENTS = (  # (Holistic result attribute, rows of the holistic layout, has visibility)
+    ("pose_landmarks", _component_rows("POSE_LANDMARKS", NUM_POSE_LANDMARKS), True),
+    ("face_landmarks", _component_rows("FACE_LANDMARKS", NUM_FACE_LANDMARKS), False),
+    ("left_hand_landmarks", _component_rows("LEFT_HAND_LANDMARKS", NUM_HAND_LANDMARKS), False),
+    ("right_hand_landmarks", _component_rows("RIGHT_HAND_LANDMARKS", NUM_HAND_LANDMARKS), False),
+)
+
+
+def _copy_all_landmarks(results, keypoints, mask):
+    """`_copy_landmarks` for the holistic layout: every landmark of every detected component."""
+    for attribute, rows, visible in _ALL_COMPONENTS:
+        found = getattr(results, attribute)
+        if found is None:
+            continue
+        points = found.landmark[: rows.stop - rows.start]  # 478 face points if irises were refined: keep 468
+        if visible:
+            keypoints[rows] = [(p.x, p.y, p.z, p.visibility) for p in points]
+        else:
+            keypoints[rows, :3] = [(p.x, p.y, p.z) for p in points]
+        mask[rows] = True
 
 
 def extract_video(path, fps=None, **extractor_kwargs) -> SignPose:

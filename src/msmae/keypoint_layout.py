@@ -74,6 +74,37 @@ STORED_STREAMS_TEXT = (
     f"face ({STREAM_NUM_KEYPOINTS['face']} mesh points)"
 )
 
+# Stored keypoint layouts. "msmae" (the default) keeps the 160 keypoints of the four streams; "holistic" keeps every
+# landmark MediaPipe Holistic gives (543), in pose-format's holistic order: pose 33, face 468, left hand 21, right
+# hand 21, for other tools and for models that want the whole face mesh or the lower body. A row's layout is its
+# number of keypoints per frame; models take their streams from either (`HOLISTIC_TO_STORED`).
+NUM_HOLISTIC_KEYPOINTS = NUM_POSE_LANDMARKS + NUM_FACE_LANDMARKS + 2 * NUM_HAND_LANDMARKS  # 543
+KEYPOINT_LAYOUTS = {"msmae": NUM_STORED_KEYPOINTS, "holistic": NUM_HOLISTIC_KEYPOINTS}
+HOLISTIC_COMPONENT_STARTS = {
+    "POSE_LANDMARKS": 0,
+    "FACE_LANDMARKS": NUM_POSE_LANDMARKS,
+    "LEFT_HAND_LANDMARKS": NUM_POSE_LANDMARKS + NUM_FACE_LANDMARKS,
+    "RIGHT_HAND_LANDMARKS": NUM_POSE_LANDMARKS + NUM_FACE_LANDMARKS + NUM_HAND_LANDMARKS,
+}
+# Index in the holistic layout of each keypoint of the stored ("msmae") layout, in stored order.
+HOLISTIC_TO_STORED = (
+    tuple(HOLISTIC_COMPONENT_STARTS["POSE_LANDMARKS"] + i for i in BODY_POSE_INDICES)
+    + tuple(HOLISTIC_COMPONENT_STARTS["LEFT_HAND_LANDMARKS"] + i for i in range(NUM_HAND_LANDMARKS))
+    + tuple(HOLISTIC_COMPONENT_STARTS["RIGHT_HAND_LANDMARKS"] + i for i in range(NUM_HAND_LANDMARKS))
+    + tuple(HOLISTIC_COMPONENT_STARTS["FACE_LANDMARKS"] + i for i in FACE_MESH_INDICES)
+)
+
+
+def keypoint_layout(num_keypoints) -> str:
+    """The layout ("msmae" or "holistic") of keypoints with `num_keypoints` per frame, or a `ValueError`."""
+    for name, size in KEYPOINT_LAYOUTS.items():
+        if size == num_keypoints:
+            return name
+    raise ValueError(f"{num_keypoints} keypoints per frame match no stored layout "
+                     f"({', '.join(f'{n}: {s}' for n, s in KEYPOINT_LAYOUTS.items())}).")
+
+
+assert len(HOLISTIC_TO_STORED) == NUM_STORED_KEYPOINTS
 assert len(BODY_POSE_INDICES) == STREAM_NUM_KEYPOINTS["body"]
 assert len(FACE_MESH_INDICES) == STREAM_NUM_KEYPOINTS["face"] == len(set(FACE_MESH_INDICES))
 assert len(HAND_LANDMARK_NAMES) == STREAM_NUM_KEYPOINTS["left_hand"] == STREAM_NUM_KEYPOINTS["right_hand"]

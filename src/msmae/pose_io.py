@@ -20,10 +20,14 @@ from .keypoint_layout import (
     BODY_POSE_NAMES,
     FACE_MESH_INDICES,
     HAND_LANDMARK_NAMES,
+    HOLISTIC_COMPONENT_STARTS,
+    HOLISTIC_TO_STORED,
+    KEYPOINT_LAYOUTS,
     NUM_FACE_LANDMARKS,
     NUM_HAND_LANDMARKS,
     NUM_POSE_LANDMARKS,
     NUM_STORED_KEYPOINTS,
+    keypoint_layout,
     stream_slices,
 )
 
@@ -35,8 +39,10 @@ class SignPose:
     Attributes:
         keypoints: `(num_frames, 160, 4)` float32: x and y normalised to the frame (0-1, as MediaPipe returns
             them), z and visibility where the source gives them (0 otherwise), for the streams of `ALL_STREAMS`
-            (`keypoint_layout`) in that order. Undetected keypoints hold 0, never NaN.
-        keypoint_mask: `(num_frames, 160)` bool, True where the keypoint was detected.
+            (`keypoint_layout`) in that order. Undetected keypoints hold 0, never NaN. Clips extracted with
+            `keep_landmarks="all"` hold all 543 MediaPipe Holistic landmarks instead (`layout == "holistic"`);
+            `in_stored_layout` picks the 160 of the streams from them.
+        keypoint_mask: `(num_frames, 160 or 543)` bool, True where the keypoint was detected.
         fps: frames per second of the source.
         width, height: frame size in pixels (needed to correct the aspect ratio of normalised x, y); 0 if unknown.
         source: where the clip came from (a path), for provenance.
@@ -53,9 +59,11 @@ class SignPose:
     def __post_init__(self):
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
         self.keypoint_mask = np.asarray(self.keypoint_mask, dtype=bool)
-        if self.keypoints.ndim != 3 or self.keypoints.shape[1:] != (NUM_STORED_KEYPOINTS, 4):
+        if (self.keypoints.ndim != 3 or self.keypoints.shape[2] != 4
+                or self.keypoints.shape[1] not in KEYPOINT_LAYOUTS.values()):
             raise ValueError(
-                f"SignPose.keypoints must have shape (frames, {NUM_STORED_KEYPOINTS}, 4), got {self.keypoints.shape}"
+                f"SignPose.keypoints must have shape (frames, {NUM_STORED_KEYPOINTS}, 4) (or (frames, "
+                f"{KEYPOINT_LAYOUTS['holistic']}, 4): every Holistic landmark), got {self.keypoints.shape}"
                 f" (source: {self.source or 'unknown'})."
             )
         if self.keypoint_mask.shape != self.keypoints.shape[:2]:
@@ -66,6 +74,11 @@ class SignPose:
     @property
     def num_frames(self) -> int:
         return self.keypoints.shape[0]
+
+    @property
+    def layout(self) -> str:
+        """"msmae" (the 160 keypoints of the streams) or "holistic" (all 543 MediaPipe Holistic landmarks)."""
+        return keypoint_layout(self.keypoints.shape[1])
 
     def to_example(self) -> dict:
         """The stored dataset row (`ROW_COLUMNS`, typed by `row_features`); the clip columns come from `metadata`
@@ -100,6 +113,17 @@ class SignPose:
 
 
 
+def in_stored_layout(pose):
+    """`pose` with the 160 keypoints of the streams (`ALL_STREAMS` order): itself, or picked from all 543 Holistic
+    landmarks. Models and the processor work on this layout whatever a dataset stores."""
+    if pose.keypoints.shape[1] == NUM_STORED_KEYPOINTS:
+        return pose
+    keypoint_layout(pose.keypoints.shape[1])  # names the layouts when it is neither
+    index = np.asarray(HOLISTIC_TO_STORED)
+    return SignPose(keypoints=pose.keypoints[:, index], keypoint_mask=pose.keypoint_mask[:, index], fps=pose.fps,
+                    width=pose.width, height=pose.height, source=pose.source, metadata=dict(pose.metadata))
+
+
 # The SignPose part of a stored dataset row (`SignPose.to_example`); the whole row, with its clip columns and
 # `datasets` features, is defined once on the data side, in `msmae.data.schema`.
 POSE_COLUMNS = ("keypoints", "keypoint_mask", "fps", "width", "height", "num_frames", "source")
@@ -119,6 +143,23 @@ STORED_POINT_NAMES = (
 # Streams a clip cannot do without: a layout missing any of their points is rejected, a missing face is masked.
 REQUIRED_STREAMS = ("body", "left_hand", "right_hand")
 HOLISTIC_COMPONENTS = ("POSE_LANDMARKS", "FACE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RIGHT_HAND_LANDMARKS")
+# (component, point name) of each keypoint of the "holistic" layout (all 543 landmarks), pose-format's names.
+POSE_POINT_NAMES = (
+    "NOSE", "LEFT_EYE_INNER", "LEFT_EYE", "LEFT_EYE_OUTER", "RIGHT_EYE_INNER", "RIGHT_EYE", "RIGHT_EYE_OUTER",
+    "LEFT_EAR", "RIGHT_EAR", "MOUTH_LEFT", "MOUTH_RIGHT", "LEFT_SHOULDER", "RIGHT_SHOULDER", "LEFT_ELBOW",
+    "RIGHT_ELBOW", "LEFT_WRIST", "RIGHT_WRIST", "LEFT_PINKY", "RIGHT_PINKY", "LEFT_INDEX", "RIGHT_INDEX",
+    "LEFT_THUMB", "RIGHT_THUMB", "LEFT_HIP", "RIGHT_HIP", "LEFT_KNEE", "RIGHT_KNEE", "LEFT_ANKLE", "RIGHT_ANKLE",
+    "LEFT_HEEL", "RIGHT_HEEL", "LEFT_FOOT_INDEX", "RIGHT_FOOT_INDEX",
+)
+HOLISTIC_POINT_NAMES = (
+    tuple(("POSE_LANDMARKS", name) for name in POSE_POINT_NAMES)
+    + tuple(("FACE_LANDMARKS", str(index)) for index in range(NUM_FACE_LANDMARKS))
+    + tuple(("LEFT_HAND_LANDMARKS", name) for name in HAND_LANDMARK_NAMES)
+    + tuple(("RIGHT_HAND_LANDMARKS", name) for name in HAND_LANDMARK_NAMES)
+)
+LAYOUT_POINT_NAMES = {"msmae": STORED_POINT_NAMES, "holistic": HOLISTIC_POINT_NAMES}
+assert all(HOLISTIC_POINT_NAMES[start][0] == name for name, start in HOLISTIC_COMPONENT_STARTS.items())
+assert tuple(HOLISTIC_POINT_NAMES[i] for i in HOLISTIC_TO_STORED) == STORED_POINT_NAMES
 
 # Normalised coordinates stay near 0-1 (MediaPipe lets points run a little outside the frame); a median |x| or |y|
 # above this can only be pixels.
@@ -219,14 +260,16 @@ def _gather_holistic(pose, left_hand, right_hand, face=None) -> np.ndarray:
 # ---- pose-format .pose files -----------------------------------------------------------------------------------------
 
 
-def read_pose_file(path) -> SignPose:
+def read_pose_file(path, layout: str = "msmae") -> SignPose:
     """Read a pose-format `.pose` file of MediaPipe Holistic landmarks into a `SignPose`.
 
     Points are matched by component and point name, so full (543/553/576/586 points) and reduced layouts (e.g. pose
     33 + 112 or 128 face points + hands, or pose 8 + face + hands) all work. Face points absent from the file are
     masked; a file without the body (shoulders, elbows, wrists) or either hand component is rejected. Pixel
     coordinates (what pose-format's `video_to_pose` writes) are divided by the header's width and height. Keypoints
-    with confidence 0 (pose-format's mask) are undetected. Only the first person is read.
+    with confidence 0 (pose-format's mask) are undetected; the confidence of pose landmarks (MediaPipe's visibility)
+    is kept as their 4th value, hands and face have none (0), as in `msmae extract`'s rows. Only the first person
+    is read. `layout="holistic"` reads all 543 Holistic landmarks (see `SignPose`) instead of the streams' 160.
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -235,10 +278,10 @@ def read_pose_file(path) -> SignPose:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such .pose file: {path}")
-    return read_pose_data(path.read_bytes(), source=str(path))
+    return read_pose_data(path.read_bytes(), source=str(path), layout=layout)
 
 
-def read_pose_data(data: bytes, source: str = "pose bytes") -> SignPose:
+def read_pose_data(data: bytes, source: str = "pose bytes", layout: str = "msmae") -> SignPose:
     """`read_pose_file` for the bytes of a `.pose` file (a download, an upload); `source` names them in errors."""
     if not data:
         raise ValueError(f"{source} is empty (0 bytes): it holds no pose header or frames. Re-extract it from the "
@@ -256,7 +299,7 @@ def read_pose_data(data: bytes, source: str = "pose bytes") -> SignPose:
             f"{source} is not a readable .pose file ({type(error).__name__}: {error}); it may be truncated or "
             "corrupted. Re-extract it from the video."
         ) from error
-    return pose_format_to_sign_pose(pose, source=source)
+    return pose_format_to_sign_pose(pose, source=source, layout=layout)
 
 
 def check_pose_length(data: bytes, source: str = "pose bytes") -> None:
@@ -302,8 +345,12 @@ def check_pose_length(data: bytes, source: str = "pose bytes") -> None:
     )
 
 
-def pose_format_to_sign_pose(pose, source: str = "") -> SignPose:
-    """Convert a `pose_format.Pose` of MediaPipe Holistic landmarks (see `read_pose_file`) into a `SignPose`."""
+def pose_format_to_sign_pose(pose, source: str = "", layout: str = "msmae") -> SignPose:
+    """Convert a `pose_format.Pose` of MediaPipe Holistic landmarks (see `read_pose_file`) into a `SignPose` of
+    `layout` ("msmae": the 160 keypoints of the streams, "holistic": all 543 landmarks)."""
+    if layout not in LAYOUT_POINT_NAMES:
+        raise ValueError(f"Unknown keypoint layout {layout!r}; use one of {sorted(LAYOUT_POINT_NAMES)}.")
+    point_names = LAYOUT_POINT_NAMES[layout]
     header = pose.header
     index, offset = {}, 0
     for component in header.components:
@@ -311,14 +358,10 @@ def pose_format_to_sign_pose(pose, source: str = "") -> SignPose:
             index[(component.name, name)] = offset + position
         offset += len(component.points)
 
-    sources = np.array([index.get(key, -1) for key in STORED_POINT_NAMES])
-    slices = stream_slices()
-    missing = [
-        f"{STORED_POINT_NAMES[i][0]}.{STORED_POINT_NAMES[i][1]}"
-        for stream in REQUIRED_STREAMS
-        for i in range(slices[stream].start, slices[stream].stop)
-        if sources[i] < 0
-    ]
+    sources = np.array([index.get(key, -1) for key in point_names])
+    # Every point but the face's is required (the body and both hands of `REQUIRED_STREAMS`).
+    missing = [f"{component}.{name}" for (component, name), found in zip(point_names, sources)
+               if found < 0 and component != "FACE_LANDMARKS"]
     if missing:
         found = ", ".join(f"{c.name} ({len(c.points)} points)" for c in header.components) or "none"
         shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
@@ -337,7 +380,10 @@ def pose_format_to_sign_pose(pose, source: str = "") -> SignPose:
     found = sources >= 0
     columns = np.where(found, sources, 0)
     coords = data[:, columns, : min(data.shape[-1], 3)]
-    values = np.concatenate([_pad_coords(coords, 3), confidence[:, columns, None]], axis=-1)
+    # Only the pose landmarks' confidence is a visibility; pose-format writes 1 for every detected hand or face point.
+    is_pose = np.array([component == "POSE_LANDMARKS" for component, _ in point_names])
+    visibility = np.where(is_pose, confidence[:, columns], 0.0)
+    values = np.concatenate([_pad_coords(coords, 3), visibility[..., None]], axis=-1)
     present = (confidence[:, columns] > 0) & found[None, :]
     return _build_sign_pose(
         values, present, source=source, fps=pose.body.fps,

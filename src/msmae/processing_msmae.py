@@ -19,7 +19,7 @@ from .keypoint_layout import (
     ALL_STREAMS, BODY_POSE_NAMES, DEFAULT_STREAMS, NUM_STORED_KEYPOINTS, STREAM_NUM_KEYPOINTS, check_streams,
     stream_slices,
 )
-from .pose_io import SignPose
+from .pose_io import SignPose, in_stored_layout
 from .clips import load_pose
 
 logger = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
         """
         rng = rng if rng is not None else np.random.default_rng()
         start, stop = self.frame_range(clip.num_frames, training, rng)
-        pose = _read_frames(clip, start, stop)
+        pose = in_stored_layout(_read_frames(clip, start, stop))  # rows may hold all 543 Holistic landmarks
         name = pose.source or "clip"
         if pose.num_frames == 0:
             raise ValueError(f"{name} has zero frames; there is nothing to process. Check the extraction of this clip.")

@@ -23,6 +23,7 @@ COMMANDS = {
     "visualize": "msmae.cli.visualize",
     "predict": "msmae.cli.predict",
     "export-onnx": "msmae.cli.export_onnx",
+    "export-pose": "msmae.cli.export_pose",
     "app": "msmae.cli.app",
     "space": "msmae.cli.space",
     "live": "msmae.cli.live",

@@ -32,6 +32,11 @@ def add_extract_arguments(parser):
                         help="retry videos in the failure log (by default they are skipped on re-runs)")
     parser.add_argument("--model_complexity", type=int, default=1, choices=(0, 1, 2),
                         help="MediaPipe pose model (only 1 ships with MediaPipe; 0 and 2 download on first use)")
+    parser.add_argument("--keep_landmarks", choices=("model", "all"), default="model",
+                        help="model: the 160 keypoints MS-MAE models use (body, hands, 112 face points); all: every "
+                             "MediaPipe Holistic landmark (543: pose 33, face 468, hands 21+21), for other tools or "
+                             "models that want the whole face mesh or the lower body (about 2.7x the storage; see the "
+                             "README)")
     parser.add_argument("--min_detection_confidence", type=float, default=0.5)
     parser.add_argument("--min_tracking_confidence", type=float, default=0.5)
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
@@ -85,7 +90,8 @@ def run_extract(args, parser) -> int:
 
     extractor_kwargs = {"model_complexity": args.model_complexity,
                         "min_detection_confidence": args.min_detection_confidence,
-                        "min_tracking_confidence": args.min_tracking_confidence}
+                        "min_tracking_confidence": args.min_tracking_confidence,
+                       "keep_landmarks": args.keep_landmarks}
     try:  # argument errors (missing input, bad manifest or settings) exit with 2 before any work starts
         clips = clips_from_inputs(args.inputs, args.manifest)
         holistic_settings(**extractor_kwargs)

@@ -27,6 +27,7 @@ from ..holistic import (
     OutOfRangeError,
     filter_native_stderr,
     holistic_settings,
+    num_kept_keypoints,
     open_frames,
 )
 from .parts import (
@@ -338,9 +339,10 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
         if ids.setdefault(clip.clip_id, clip) is not clip:
             raise ValueError(f"Two clips share the clip_id {clip.clip_id!r} (each row needs its own); give them "
                              "distinct clip_id values.")
-    features = row_features({**_column_features([clip.columns for clip in clips]), **(column_features or {})})
     extractor_kwargs = dict(extractor_kwargs or {})
     settings = holistic_settings(**extractor_kwargs)  # bad settings fail here, not in every worker
+    features = row_features({**_column_features([clip.columns for clip in clips]), **(column_features or {})},
+                            num_kept_keypoints(extractor_kwargs.get("keep_landmarks", "model")))
 
     output_dir = storage.location(output_dir)  # a Path, or an object-store URL (msmae.data.storage)
     try:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..keypoint_layout import NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
+from ..keypoint_layout import KEYPOINT_LAYOUTS, NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
 from ..pose_io import SignPose
 from .schema import ROW_COLUMNS
 
@@ -150,16 +150,19 @@ class PoseRow(Mapping):
         masks, mask_position = self._array("keypoint_mask")
         mask_frames, mask_first, _ = _child_range(masks, mask_position, mask_position + 1)
         mask_points, mask_low, mask_high = _child_range(mask_frames, mask_first + start, mask_first + stop)
-        expected = count * NUM_STORED_KEYPOINTS
-        if (high - low, value_high - value_low, mask_high - mask_low) != (expected, 4 * expected, expected):
+        # 160 keypoints per frame, or 543 for rows extracted with every Holistic landmark (`--keep_landmarks all`).
+        size = (high - low) // count if count else NUM_STORED_KEYPOINTS
+        expected = count * size
+        if (size not in KEYPOINT_LAYOUTS.values()
+                or (high - low, value_high - value_low, mask_high - mask_low) != (expected, 4 * expected, expected)):
             raise ValueError(
                 f"{source or 'row'}: keypoints are not stored as (frames, {NUM_STORED_KEYPOINTS}, 4) with a "
-                f"(frames, {NUM_STORED_KEYPOINTS}) mask; rebuild the dataset in msmae's schema (msmae.data.schema.row_features)."
+                f"(frames, {NUM_STORED_KEYPOINTS}) mask (or 543 keypoints); rebuild the dataset in msmae's schema (msmae.data.schema.row_features)."
             )
         xyzv = values.slice(value_low, value_high - value_low).to_numpy(zero_copy_only=False)
         return SignPose(
-            keypoints=xyzv.reshape(count, NUM_STORED_KEYPOINTS, 4),
-            keypoint_mask=_bools(mask_points, mask_low, mask_high).reshape(count, NUM_STORED_KEYPOINTS),
+            keypoints=xyzv.reshape(count, size, 4),
+            keypoint_mask=_bools(mask_points, mask_low, mask_high).reshape(count, size),
             fps=float(self.get("fps") or 0.0),
             width=int(self.get("width") or 0),
             height=int(self.get("height") or 0),
