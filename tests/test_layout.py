@@ -86,3 +86,24 @@ def test_checkpoints_carry_exactly_the_flat_modules():
                                            "handler.py")]
     copied = {path.stem for entry in entries for path in map(Path, [entry, *get_relative_import_files(entry)])}
     assert {f"msmae.{name}" for name in copied} == CARRIED
+
+
+# How a load starts: the config (transformers loads it first for every model class and pipeline), or the processor
+# on its own (AutoProcessor / AutoFeatureExtractor), each followed by what loads after it.
+LOAD_ORDERS = (("configuration_msmae", "modeling_msmae", "pipeline_msmae"), ("processing_msmae",))
+
+
+@pytest.mark.parametrize("order", LOAD_ORDERS, ids=lambda order: order[0])
+def test_transformers_4_copies_every_module_a_load_imports(order):
+    """transformers 4.x copies a local checkpoint's module into its code cache with only the modules that file imports
+    itself (5.x follows the imports through), then imports the module with its whole import tree: a module missing
+    from the cache fails the load (`FileNotFoundError: .../transformers_modules/<name>/pose_io.py`). Whatever a load
+    copies, step by step, holds the tree of each module it imports."""
+    from transformers.dynamic_module_utils import get_relative_import_files, get_relative_imports
+
+    copied = set()
+    for module in order:
+        path = PACKAGE / f"{module}.py"
+        copied |= {module, *get_relative_imports(path)}
+        tree = {module, *(Path(p).stem for p in get_relative_import_files(path))}
+        assert tree <= copied, f"{module}: {sorted(tree - copied)} not copied under transformers 4.x"

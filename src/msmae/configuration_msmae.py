@@ -1,6 +1,9 @@
 """MS-MAE model configuration."""
 
-from transformers import PreTrainedConfig
+try:
+    from transformers import PreTrainedConfig
+except ImportError:  # transformers 4.x spells it PretrainedConfig
+    from transformers import PretrainedConfig as PreTrainedConfig
 
 from .hub_packaging import HubConfigMixin  # custom_pipelines and the pipeline code on save
 # Keypoints per stream, defined with the landmarks that fill each stream in `keypoint_layout.py`.
@@ -28,6 +31,15 @@ class PipelineConfigMixin(HubConfigMixin):
             # (so transformers can infer the task); `pipeline()` reads this before resolving a task name, so
             # registering the sign-language-* names here lets those resolve too.
             from .pipeline_msmae import register_pipelines
+            # transformers 4.x copies a local checkpoint's module into its code cache with only the modules that
+            # file imports itself (5.x follows the imports through), then imports it: name the pipeline's whole
+            # import tree here, so that loading the config copies all of it (tests/test_layout.py checks).
+            from .augmentation import build_augmentations  # noqa: F401
+            from .clips import load_pose  # noqa: F401
+            from .embeddings import embed_batch  # noqa: F401
+            from .holistic import HolisticExtractor  # noqa: F401
+            from .pose_io import SignPose  # noqa: F401
+            from .processing_msmae import MSMAEPoseProcessor  # noqa: F401
 
             register_pipelines()
         try:
@@ -201,7 +213,8 @@ class MSMAEConfig(PipelineConfigMixin, PreTrainedConfig):
         """Checks every field; raises `ValueError` naming the field. Runs at construction, at `save_pretrained` (the
         hook transformers uses) and when a model is built, so a config edited after construction is checked where
         it is used; call it yourself after editing one."""
-        super().validate()
+        if hasattr(super(), "validate"):  # transformers 4.x configs have no validate of their own
+            super().validate()
         check_streams(self.streams)
         if self.cubelet_size < 1:
             raise ValueError(f"`cubelet_size` must be at least 1, got {self.cubelet_size}.")

@@ -8,9 +8,26 @@ import torch
 from torch import nn
 
 from transformers import PreTrainedModel
-from transformers import initialization as init
+try:
+    from transformers import initialization as init
+except ImportError:  # transformers 4.x: torch's own initialisers (5.x wraps them so that loaded weights stay)
+    from types import SimpleNamespace
+
+    from torch.nn import init as _torch_init
+
+    def _copy_(tensor, value):
+        with torch.no_grad():
+            return tensor.copy_(value)
+
+    init = SimpleNamespace(copy_=_copy_, **{name: getattr(_torch_init, name) for name in
+                                            ("normal_", "ones_", "xavier_uniform_", "zeros_")})
 from transformers.activations import ACT2FN
-from transformers.masking_utils import create_bidirectional_mask
+try:
+    from transformers.masking_utils import create_bidirectional_mask
+except ImportError:  # transformers 4.x: a boolean key mask, which the eager and SDPA attention functions both take
+
+    def create_bidirectional_mask(config, inputs_embeds, attention_mask):
+        return None if attention_mask is None else attention_mask.bool()[:, None, None, :]
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -275,6 +292,13 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return attn_output, attn_weights
 
 
+def attention_function(implementation, default):
+    """The attention function that `config._attn_implementation` names (`default`, the eager one, for "eager")."""
+    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, default)
+    return default if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]  # transformers 4.x
+
+
 class MSMAEAttention(nn.Module):
     def __init__(self, config: MSMAEConfig, hidden_size: int, num_heads: int):
         super().__init__()
@@ -293,7 +317,7 @@ class MSMAEAttention(nn.Module):
         query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
         key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
         value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+        attention_interface: Callable = attention_function(
             self.config._attn_implementation, eager_attention_forward
         )
         if output_attentions:  # fused kernels return no weights

@@ -21,6 +21,9 @@ from .keypoint_layout import (
 )
 from .pose_io import SignPose, in_stored_layout
 from .clips import load_pose
+# transformers 4.x copies a local checkpoint's module with only the modules that file imports itself: `load_pose`
+# reads videos with `holistic`, so it is named here too (tests/test_layout.py checks each entry module's tree).
+from .holistic import HolisticExtractor  # noqa: E402,F401
 
 logger = logging.getLogger(__name__)
 
