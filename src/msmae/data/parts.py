@@ -7,7 +7,8 @@
                                               (failures-<i>-of-<n>.jsonl per shard when sharded)
     OUTPUT_DIR/extraction_info.json           features, MediaPipe settings and version
     OUTPUT_DIR/README.md                      dataset card whose `configs` point `datasets` at data/*.parquet
-    OUTPUT_DIR/.msmae-extract.lock            held by the run writing the folder (one per shard when sharded)
+    OUTPUT_DIR/.msmae-extract*.lock           held by the runs writing the folder (`_lock`: one run per shard; never
+                                              an unsharded run beside sharded ones, or two shard counts)
 
 OUTPUT_DIR may be an object-store URL (s3://bucket/prefix: `msmae.data.storage`, which says what is guaranteed
 where). Load it as one dataset with `load_extracted(OUTPUT_DIR)`, `datasets.load_dataset(OUTPUT_DIR, split="train")`
@@ -362,42 +363,102 @@ class ExtractionBusy(RuntimeError):
 
 
 class _lock:
-    """An exclusive lock on OUTPUT_DIR for one shard, held while a run writes there: a second run on the same
-    folder and shard refuses instead of doing the same work (an advisory flock; shards lock separately)."""
+    """Exclusive locks on OUTPUT_DIR held while a run writes there (advisory flocks): a second run on the same folder
+    and shard refuses instead of doing the same work, and so do an unsharded run beside sharded ones and runs of
+    different shard counts (their shards hold other clips, so both would extract the same ones).
+
+    `.msmae-extract.lock`: held exclusively by an unsharded run, shared by sharded ones;
+    `.msmae-extract-of-<n>.lock`: shared by the runs of `n` shards (a run of another count checks it is free);
+    `.msmae-extract-<i>-of-<n>.lock`: held exclusively by shard i."""
 
     def __init__(self, output_dir, shard_index, num_shards):
-        self.handle = None
+        self.handles = []
         if storage.is_remote(output_dir):  # object stores have no locks: see msmae.data.storage
             return
-        name = ".msmae-extract.lock" if num_shards == 1 else f".msmae-extract-{shard_index}-of-{num_shards}.lock"
-        self.path = Path(output_dir) / name
-        # Held open read-only (flock needs no write access): an open writable file would keep its file system from
-        # being remounted read-only.
-        self.handle = open(os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644))
         try:
-            import fcntl
+            import fcntl  # noqa: F401
         except ImportError:  # Windows: no lock
             return
+        self.output_dir, self.shard = output_dir, (shard_index, num_shards)
         try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = self.handle.read().strip() or "?"
-            self.handle.close()
-            shard = f" (shard {shard_index} of {num_shards})" if num_shards > 1 else ""
-            raise ExtractionBusy(
-                f"Another msmae extract (pid {owner}) is extracting into {printable(output_dir)}{shard}; wait for it "
-                "to finish (or stop it), then run this command again to do what is left.") from None
-        try:
-            with open(self.path, "r+") as handle:  # in place: the lock is on this file, not its name
-                handle.truncate(0)
-                handle.write(f"{os.getpid()}\n")
-        except OSError:
-            self.handle.close()
+            if num_shards == 1:
+                self._take(".msmae-extract.lock", exclusive=True)
+            else:
+                self._take(".msmae-extract.lock", exclusive=False)
+                self._take(f".msmae-extract-of-{num_shards}.lock", exclusive=False)
+                self._refuse_other_counts(num_shards)
+                self._take(f".msmae-extract-{shard_index}-of-{num_shards}.lock", exclusive=True)
+        except BaseException:
+            self.__exit__()
             raise
+
+    def _open(self, name):
+        # Held open read-only (flock needs no write access): an open writable file would keep its file system from
+        # being remounted read-only.
+        return open(os.open(Path(self.output_dir) / name, os.O_RDONLY | os.O_CREAT, 0o644))
+
+    def _take(self, name, exclusive):
+        import fcntl
+
+        handle = self._open(name)
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(handle, name)
+            handle.close()
+            raise ExtractionBusy(self._busy(holder)) from None
+        self.handles.append(handle)
+        if exclusive:
+            with open(Path(self.output_dir) / name, "r+") as writable:  # in place: the lock is on this file
+                writable.truncate(0)
+                writable.write(f"{os.getpid()}\n")
+
+    def _holder(self, handle, name):
+        """Who holds the lock `name` that `handle` could not take: "pid N" (an exclusive holder) or "a run split
+        into N shards" (shared holders)."""
+        import fcntl
+
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # granted: the holders share it (sharded runs)
+        except BlockingIOError:
+            pid = handle.read().strip() or "?"
+            return f"an unsharded msmae extract (pid {pid})" if name == ".msmae-extract.lock" and self.shard[1] > 1 \
+                else f"another msmae extract (pid {pid})"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        counts = [path.name[len(".msmae-extract-of-"):-len(".lock")]
+                  for path in Path(self.output_dir).glob(".msmae-extract-of-*.lock") if self._held(path.name)]
+        return f"a run split into {' or '.join(counts) or 'several'} shards"
+
+    def _held(self, name) -> bool:
+        import fcntl
+
+        handle = self._open(name)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            handle.close()
+        return False
+
+    def _refuse_other_counts(self, num_shards):
+        for path in Path(self.output_dir).glob(".msmae-extract-of-*.lock"):
+            count = path.name[len(".msmae-extract-of-"):-len(".lock")]
+            if count != str(num_shards) and self._held(path.name):
+                raise ExtractionBusy(self._busy(f"a run split into {count} shards"))
+
+    def _busy(self, holder) -> str:
+        index, count = self.shard
+        this = f"shard {index} of {count}" if count > 1 else "this unsharded run"
+        same = "the same shard" if holder.startswith("another") and count > 1 else "the same clips"
+        return (f"{holder[0].upper()}{holder[1:]} is extracting into {printable(self.output_dir)}, and {this} would "
+                f"extract {same} again: wait for it to finish (or stop it), then run this command again to do what "
+                "is left (shards of one folder must all use the same --num_shards).")
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self.handle is not None:
-            self.handle.close()
+        for handle in self.handles:
+            handle.close()
+        self.handles = []

@@ -135,12 +135,14 @@ def clips_from_inputs(inputs=None, manifest=None) -> list:
     `manifest` (see `msmae.data.manifest.read_manifest`): each input video is one clip, with the columns of its
     manifest row; with no inputs, the manifest's rows are the clips. Manifest columns named as `ClipSource` fields
     (`clip_id`, `start`, `end`, `start_frame`, `end_frame`, `fps`) place the clip; the others go into its row.
-    Default clip ids spell paths relative to the manifest (its rows) or to the input folders (other videos:
-    `find_named_clips`), so every spelling of a file, or of the working folder, gives one id."""
+    Default clip ids spell paths relative to the manifest's folder (its rows; absolute for files outside it) or to
+    the input folders (other videos: `find_named_clips`), so every spelling of a file, or of the working folder,
+    gives one id."""
     rows = read_manifest(manifest) if manifest else []
     base = os.path.abspath(os.path.dirname(manifest)) if manifest else None
-    for row in rows:
-        row["id_path"] = os.path.relpath(os.path.abspath(row["path"]), base)
+    for row in rows:  # a file outside the manifest's folder keeps its absolute path (as the manifest gives it)
+        relative = os.path.relpath(os.path.abspath(row["path"]), base)
+        row["id_path"] = os.path.abspath(row["path"]) if relative.startswith("..") else relative
     if not inputs:
         return _merge_repeated([_clip_from_row(row) for row in rows], manifest)
     by_file = {}
