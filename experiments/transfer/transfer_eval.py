@@ -75,6 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--variants", nargs="+", default=["diff-0.5"], help="e.g. diff-0.5 same-0.5 diff-0.3 diff-0.7")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--steps", type=int, default=1000, help="pretraining steps")
+    p.add_argument("--model-overrides", default=MODEL_OVERRIDES,
+                   help="the model size as config overrides (default: the issue's 4 x 256 prototype); variants add theirs")
+    p.add_argument("--no-layers", action="store_true",
+                   help="skip the per-layer few-shot figures (the slowest part of the evaluation on a CPU)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--window", type=int, default=64, help="frames per pretraining window (not subsampled)")
     p.add_argument("--learning-rate", type=float, default=8e-4)
@@ -112,17 +116,26 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def parse_variant(variant: str) -> tuple[str, str, str]:
-    """`diff-0.5` or `diff-0.5-hands` -> (masking strategy, mask ratio, config overrides)."""
+# Variant suffixes and the config overrides they add (issue 27: the reconstruction targets).
+SUFFIXES = {
+    "hands": "stream_type_embedding=true",
+    "norm": "norm_target_loss=true",
+    "velocity": "reconstruction_target=velocity",
+}
+
+
+def parse_variant(variant: str, model_overrides: str = MODEL_OVERRIDES) -> tuple[str, str, str]:
+    """`diff-0.5`, `diff-0.5-hands` or `diff-0.5-norm-velocity` -> (masking strategy, mask ratio, config overrides)."""
     strategy, _, rest = variant.partition("-")
-    ratio, _, suffix = rest.partition("-")
+    ratio, *suffixes = rest.split("-")
     try:
         float(ratio)
     except ValueError:
-        suffix = None
-    if strategy not in ("diff", "same") or suffix not in ("", "hands"):
-        raise SystemExit(f"Unknown variant {variant!r}: use <diff|same>-<mask ratio>[-hands], e.g. diff-0.5-hands.")
-    return strategy, ratio, MODEL_OVERRIDES + (",stream_type_embedding=true" if suffix else "")
+        suffixes = None
+    if strategy not in ("diff", "same") or suffixes is None or any(x not in SUFFIXES for x in suffixes):
+        raise SystemExit(f"Unknown variant {variant!r}: use <diff|same>-<mask ratio>[-hands][-norm][-velocity], "
+                         "e.g. diff-0.5-hands or diff-0.5-norm.")
+    return strategy, ratio, ",".join([model_overrides, *(SUFFIXES[x] for x in suffixes)])
 
 
 def run_dir(args, variant, seed) -> Path:
@@ -130,7 +143,7 @@ def run_dir(args, variant, seed) -> Path:
 
 
 def pretrain_command(args, train_folder, variant, seed) -> list[str]:
-    strategy, ratio, overrides = parse_variant(variant)
+    strategy, ratio, overrides = parse_variant(variant, args.model_overrides)
     return [
         sys.executable, "examples/run_pretraining.py",
         "--dataset_name", str(train_folder), str(Path(args.data_root) / "asl-app-100"),
@@ -201,7 +214,9 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
     pretrained = load(path, args.device)
     config = pretrained.config
     initial = random_init(config, seed).to(args.device)
-    result = {"config": {"masking_strategy": config.masking_strategy, "mask_ratio": config.mask_ratio}}
+    result = {"config": {"masking_strategy": config.masking_strategy, "mask_ratio": config.mask_ratio,
+                         "reconstruction_target": config.reconstruction_target,
+                         "norm_target_loss": config.norm_target_loss}}
     result["reconstruction"] = reconstruction_errors(pretrained, pieces, mean_pose, repeats=args.mask_repeats)
     result["reconstruction_random_init"] = reconstruction_errors(initial, pieces, mean_pose, repeats=args.mask_repeats)["model"]
     curve = {}
@@ -227,7 +242,7 @@ def evaluate_run(args, path, seed, data, pieces, mean_pose, run_root):
     result["fewshot"] = fewshot(args, features, data, path, config, seed)
     # Where in the encoder the few-shot information sits (MAE's last layer is tuned for reconstruction).
     by_layer = {}
-    for name, model in (("pretrained", pretrained), ("random_init", initial)):
+    for name, model in () if getattr(args, "no_layers", False) else (("pretrained", pretrained), ("random_init", initial)):
         for layer, x in enumerate(layer_features(model.msmae, values, mask)):
             for k in args.shots:
                 eps = episodes(labels, k, min(args.episodes, 50))
@@ -460,7 +475,8 @@ def run_in_parallel(args, argv) -> dict:
         return output if code == 0 else None
 
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        outputs = list(pool.map(lambda run: one(*run), [(v, s) for v in args.variants for s in args.seeds]))
+        # Seed-major, so that a grid cut short still has every variant at the same seeds.
+        outputs = list(pool.map(lambda run: one(*run), [(v, s) for s in args.seeds for v in args.variants]))
     done = [str(o) for o in outputs if o is not None]
     if not done:
         raise SystemExit(f"every run failed; see the logs in {reports}")

@@ -160,6 +160,21 @@ class MSMAEConfig(PipelineConfigMixin, PreTrainedConfig):
             output, because both hands share one projection and the same position encoding. Turn it on to let the
             encoder tell the hands apart (the decoder always has per-stream embeddings, since its mask tokens are
             otherwise identical). Off by default, as in the paper.
+        reconstruction_target (`str`, *optional*, defaults to `"position"`):
+            What the decoder predicts for each masked cubelet. `"position"`: the keypoints' positions, as in the
+            paper. `"velocity"`: the first frame's positions, then each later frame's change from the frame before
+            (within the cubelet), after the motion targets of skeleton MAEs (MAMP, "Masked Motion Prediction", Mao
+            et al., ICCV 2023, arXiv:2308.07092, which predicts temporal differences of masked tokens); keeping the
+            first frame keeps the pose recoverable. A difference is scored only where the keypoint was detected in
+            both frames. The model's `reconstruction` output integrates it back to positions.
+        norm_target_loss (`bool`, *optional*, defaults to `False`):
+            Normalise each (stream, cubelet) token's target by its own mean and standard deviation over its detected
+            values (frames, keypoints and coordinates together; unbiased variance + 1e-6), as ViT-MAE's
+            `norm_pix_loss` (He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022) does per
+            image patch. Tokens with fewer than two detected values have no such statistics and are left out of the
+            loss. Applies to whichever `reconstruction_target` is chosen. The model's `reconstruction` output is
+            de-normalised with each token's own statistics, so pictures and errors stay in pose coordinates. Off
+            by default, as in the paper; see the README for when to turn it on.
 
     Example:
 
@@ -203,6 +218,8 @@ class MSMAEConfig(PipelineConfigMixin, PreTrainedConfig):
     classifier_dropout: float | int = 0.0
     loss_normalization: str = "coordinate"
     stream_type_embedding: bool = False
+    reconstruction_target: str = "position"
+    norm_target_loss: bool = False
 
     def __post_init__(self, **kwargs):
         self.streams = list(self.streams)
@@ -224,6 +241,8 @@ class MSMAEConfig(PipelineConfigMixin, PreTrainedConfig):
             "masking_strategy": ("diff", "same"),
             "position_embedding_type": ("sinusoidal", "learned"),
             "loss_normalization": ("coordinate", "token"),
+            "reconstruction_target": ("position", "velocity"),
+            "norm_target_loss": (False, True),
         }
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:

@@ -95,8 +95,9 @@ class MSMAEForPreTrainingOutput(ModelOutput):
         Mean squared error over the detected keypoints of real frames in masked cubelets, averaged as
         `config.loss_normalization` says.
     logits (`torch.FloatTensor` of shape `(batch_size, num_cubelets * cubelet_size, num_keypoints, num_coordinates)`):
-        Reconstructed keypoints of every frame, in `pose_values` layout (frames padded to a multiple of
-        `cubelet_size`). Only masked cubelets are trained.
+        The decoder's prediction of the reconstruction target (`MSMAEForPreTraining.reconstruction_target`) for
+        every frame, in `pose_values` layout (frames padded to a multiple of `cubelet_size`): keypoint positions
+        with the default config. Only masked cubelets are trained.
     mask (`torch.LongTensor` of shape `(batch_size, num_streams, num_cubelets)`):
         1 for cubelets that were masked (and reconstructed), 0 for visible cubelets and padding.
     ids_restore (`torch.LongTensor` of shape `(batch_size, num_streams, num_cubelets)`):
@@ -106,6 +107,10 @@ class MSMAEForPreTrainingOutput(ModelOutput):
         Encoder hidden states, when `output_hidden_states=True`.
     attentions (`tuple(torch.FloatTensor)`, *optional*):
         Encoder attention weights, when `output_attentions=True`.
+    reconstruction (`torch.FloatTensor`, same shape as `logits`):
+        The reconstruction as keypoint positions, in `pose_values` coordinates: `logits` themselves for the paper's
+        target, else `logits` de-normalised with each token's own statistics (`config.norm_target_loss`) and
+        integrated from velocities (`config.reconstruction_target="velocity"`). Draw and score this one.
     """
 
     loss: torch.FloatTensor | None = None
@@ -114,6 +119,7 @@ class MSMAEForPreTrainingOutput(ModelOutput):
     ids_restore: torch.LongTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    reconstruction: torch.FloatTensor | None = None
 
 
 def sinusoidal_position_encoding(num_positions: int, dim: int, device=None) -> torch.Tensor:
@@ -690,6 +696,17 @@ class MSMAEDecoder(nn.Module):
         return torch.cat(predictions, dim=2)
 
 
+def velocity_target(positions, valid, cubelet_size):
+    """Per cubelet, the first frame's positions and then each frame's change from the frame before:
+    `(B, T', K, D)` and where each is defined (a change only where the keypoint was detected in both frames).
+    T' must be a multiple of `cubelet_size`; `positions` must be finite (0 where not valid)."""
+    x = positions.unflatten(1, (-1, cubelet_size))  # (B, C, S, K, D)
+    v = valid.unflatten(1, (-1, cubelet_size))
+    target = torch.cat([x[:, :, :1], x[:, :, 1:] - x[:, :, :-1]], 2).flatten(1, 2)
+    defined = torch.cat([v[:, :, :1], v[:, :, 1:] & v[:, :, :-1]], 2).flatten(1, 2)
+    return torch.where(defined.unsqueeze(-1), target, 0.0), defined
+
+
 class MSMAEForPreTraining(MSMAEPreTrainedModel):
     """MS-MAE with the reconstruction decoder, for masked-pose pretraining (DiffMask or SameMask)."""
 
@@ -700,16 +717,21 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         self.decoder = MSMAEDecoder(config)
         self.post_init()
 
-    def _loss_weights(self, valid, bool_masked_pos):
-        """Bool `(B, T', K)`: the keypoints the loss scores (detected, in real frames of masked cubelets)."""
+    def _per_keypoint(self, x):
+        """Per-token values `(B, streams, num_cubelets, ...)` spread over each token's frames and keypoints:
+        `(B, T', K, ...)`."""
         config = self.config
-        frames = bool_masked_pos.shape[-1] * config.cubelet_size
-        valid = nn.functional.pad(valid, (0, 0, 0, frames - valid.shape[1]))
         stream_of_keypoint = torch.tensor(
-            [i for i, size in enumerate(config.stream_num_keypoints) for _ in range(size)], device=valid.device
+            [i for i, size in enumerate(config.stream_num_keypoints) for _ in range(size)], device=x.device
         )
-        masked_frames = bool_masked_pos.bool().repeat_interleave(config.cubelet_size, dim=2)  # (B, streams, T')
-        return masked_frames[:, stream_of_keypoint].transpose(1, 2) & valid
+        return x.repeat_interleave(config.cubelet_size, dim=2)[:, stream_of_keypoint].transpose(1, 2)
+
+    def _loss_weights(self, valid, bool_masked_pos):
+        """Bool `(B, T', K)`: the keypoints the loss scores (those with a defined target, `valid` padded to T', in
+        masked cubelets)."""
+        frames = bool_masked_pos.shape[-1] * self.config.cubelet_size
+        valid = nn.functional.pad(valid, (0, 0, 0, frames - valid.shape[1]))
+        return self._per_keypoint(bool_masked_pos.bool()) & valid
 
     def _per_token(self, x):
         """`(B, T', K)` summed per (stream, cubelet) token: `(B, streams, num_cubelets)`."""
@@ -722,18 +744,63 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
             return weights
         return self._per_token(weights.to(torch.int32)) > 0
 
+    def _token_statistics(self, target, valid):
+        """Each (stream, cubelet) token's mean and standard deviation over its valid target values (ViT-MAE's
+        `norm_pix_loss`: unbiased variance + 1e-6), spread to `(B, T', K, 1)`, and `valid` without the keypoints
+        of tokens that have fewer than two values. Mean 0 and std 1 where a token has none."""
+        dims = self.config.num_coordinates
+        target = torch.where(valid.unsqueeze(-1), target, 0.0)
+        count = self._per_token(valid.to(target.dtype)) * dims
+        mean = self._per_token(target.sum(-1)) / count.clamp(min=1)
+        spread = self._per_keypoint(mean).unsqueeze(-1)
+        squares = torch.where(valid.unsqueeze(-1), (target - spread) ** 2, 0.0)
+        variance = self._per_token(squares.sum(-1)) / (count - 1).clamp(min=1)
+        enough = count >= 2
+        mean = torch.where(enough, mean, 0.0)
+        std = torch.where(enough, (variance + 1e-6).sqrt(), 1.0)
+        return (self._per_keypoint(mean).unsqueeze(-1), self._per_keypoint(std).unsqueeze(-1),
+                valid & self._per_keypoint(enough))
+
+    def reconstruction_target(self, pose_values, valid):
+        """What the decoder learns to predict, `(B, T', K, D)` with T' the padded frames, and bool `(B, T', K)`:
+        where that target is defined (the keypoints the loss may score), and the per-token `(mean, std)` used to
+        normalise it (None without `config.norm_target_loss`). `pose_values` may hold anything (NaN too) where
+        `valid` is False; the target is 0 there."""
+        config = self.config
+        pad = -pose_values.shape[1] % config.cubelet_size
+        valid = nn.functional.pad(valid, (0, 0, 0, pad))
+        target = torch.where(valid.unsqueeze(-1), nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad)), 0.0)
+        if config.reconstruction_target == "velocity":
+            target, valid = velocity_target(target, valid, config.cubelet_size)
+        statistics = None
+        if config.norm_target_loss:
+            mean, std, valid = self._token_statistics(target, valid)
+            target = torch.where(valid.unsqueeze(-1), (target - mean) / std, 0.0)
+            statistics = (mean, std)
+        return target, valid, statistics
+
+    def to_positions(self, logits, statistics=None):
+        """The inverse of `reconstruction_target` applied to predictions: keypoint positions `(B, T', K, D)`.
+        `statistics` is the `(mean, std)` it returned (the tokens' own, from the ground truth, as ViT-MAE's
+        pictures use)."""
+        if statistics is not None:
+            logits = logits * statistics[1].to(logits.dtype) + statistics[0].to(logits.dtype)
+        if self.config.reconstruction_target == "velocity":
+            # First frame's position plus the summed changes, within each cubelet.
+            logits = logits.unflatten(1, (-1, self.config.cubelet_size)).cumsum(2).flatten(1, 2)
+        return logits
+
     def forward_loss(self, pose_values, valid, logits, bool_masked_pos, num_items_in_batch=None):
-        """Squared error over detected keypoints (`valid`, `(B, T, K)`) of real frames in masked cubelets, averaged
-        per coordinate or per masked token (`config.loss_normalization`). `pose_values` may hold anything (NaN
-        too) where `valid` is False.
+        """Squared error between `logits` and the reconstruction target (`reconstruction_target`) over detected
+        keypoints (`valid`, `(B, T, K)`) of real frames in masked cubelets, averaged per coordinate or per masked
+        token (`config.loss_normalization`). `pose_values` may hold anything (NaN too) where `valid` is False.
 
         `num_items_in_batch` (what `num_loss_items` counts, summed over every process and accumulated batch, as
         transformers' Trainer passes it) divides the summed error instead of this batch's own count, so that the
         loss and its gradients are those of one mean over the global batch, whatever the number of processes."""
         config = self.config
-        pad = logits.shape[1] - pose_values.shape[1]
-        weights = self._loss_weights(valid, bool_masked_pos)  # (B, T', K)
-        target = torch.where(weights.unsqueeze(-1), nn.functional.pad(pose_values, (0, 0, 0, 0, 0, pad)), 0.0)
+        target, defined, _ = self.reconstruction_target(pose_values, valid)
+        weights = self._loss_weights(defined, bool_masked_pos)  # (B, T', K)
         error = torch.where(weights, ((logits - target.to(logits.dtype)) ** 2).mean(-1), 0.0)
         if config.loss_normalization == "coordinate":
             total = error.sum()
@@ -753,12 +820,13 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         processes of a distributed run it is the `num_items_in_batch` that makes their losses one global mean."""
         if noise is None and bool_masked_pos is None:
             raise ValueError("num_loss_items needs the masking: pass the batch's `noise` or `bool_masked_pos`.")
-        _, valid, _, cubelet_mask = prepare_inputs(self.config, pose_values, keypoint_mask, attention_mask)
+        pose_values, valid, _, cubelet_mask = prepare_inputs(self.config, pose_values, keypoint_mask, attention_mask)
         if bool_masked_pos is None:
             bool_masked_pos, _ = self.msmae.random_masking(cubelet_mask, noise)
         else:
             bool_masked_pos = bool_masked_pos.bool() & cubelet_mask.bool().unsqueeze(1)
-        return self._loss_terms(self._loss_weights(valid, bool_masked_pos)).sum()
+        _, defined, _ = self.reconstruction_target(pose_values, valid)
+        return self._loss_terms(self._loss_weights(defined, bool_masked_pos)).sum()
 
     def forward(
         self,
@@ -798,6 +866,9 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
         logits = self.decoder(outputs.last_hidden_state, outputs.visible_indices, visible_mask, outputs.mask)
         valid = valid_keypoints(pose_values, keypoint_mask, attention_mask)
         loss = self.forward_loss(pose_values, valid, logits, outputs.mask, kwargs.get("num_items_in_batch"))
+        reconstruction = logits
+        if self.config.reconstruction_target != "position" or self.config.norm_target_loss:
+            reconstruction = self.to_positions(logits, self.reconstruction_target(pose_values, valid)[2])
 
         output = MSMAEForPreTrainingOutput(
             loss=loss,
@@ -806,6 +877,7 @@ class MSMAEForPreTraining(MSMAEPreTrainedModel):
             ids_restore=outputs.ids_restore,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            reconstruction=reconstruction,
         )
         return output if return_dict else output.to_tuple()
 

@@ -12,7 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments" / "transfer"))
 import transfer_eval  # noqa: E402
 from transfer_fewshot import encoder_features, episodes, fine_tune_accuracy, linear_probe_accuracy  # noqa: E402
-from transfer_recon import interpolate, reconstruction_errors  # noqa: E402
+from transfer_recon import batch_windows, interpolate, masks_for, reconstruction_errors  # noqa: E402
 
 from conftest import tiny_config  # noqa: E402
 
@@ -146,3 +146,31 @@ def test_hands_variant_turns_on_the_stream_type_embedding_in_the_pretraining_com
     for bad in ("diff-0.5-face", "mixed-0.5", "diff"):
         with pytest.raises(SystemExit, match="Unknown variant"):
             transfer_eval.parse_variant(bad)
+
+
+def test_target_variants_set_the_reconstruction_target_and_the_model_size():
+    for variant, field, value in (("diff-0.5-norm", "norm_target_loss", True),
+                                  ("diff-0.5-velocity", "reconstruction_target", "velocity")):
+        _, _, overrides = transfer_eval.parse_variant(variant, "hidden_size=128,num_attention_heads=4")
+        config = MSMAEConfig()
+        config.update_from_string(overrides)
+        assert getattr(config, field) == value and config.hidden_size == 128
+    args = transfer_eval.parse_args(["--model-overrides", "hidden_size=64", "--variants", "diff-0.5-norm"])
+    command = transfer_eval.pretrain_command(args, "train", "diff-0.5-norm", 0)
+    assert command[command.index("--config_overrides") + 1] == "hidden_size=64,norm_target_loss=true"
+
+
+def test_reconstruction_is_scored_in_pose_coordinates_for_a_normalised_target():
+    # Scored on the de-normalised `reconstruction`, the model's error equals the squared error of that output.
+    torch.manual_seed(0)
+    model = MSMAEForPreTraining(tiny_config(norm_target_loss=True, **SIZE)).eval()
+    pieces = windows_of(2, 16)
+    result = reconstruction_errors(model, pieces, np.zeros((48, 2), np.float32), repeats=1)
+    values, kmask, frames = batch_windows(pieces, model.config.streams)
+    hidden = masks_for(model, frames, 1234, 0, 0)
+    with torch.no_grad():
+        out = model(pose_values=values, keypoint_mask=kmask, attention_mask=frames, bool_masked_pos=hidden)
+    weights = model._loss_weights(kmask, hidden)
+    error = ((out.reconstruction - values) ** 2).mean(-1)[weights].mean()
+    assert result["model"]["all"] == pytest.approx(float(error), rel=1e-5)
+    assert result["model"]["all"] != pytest.approx(float(((out.logits - values) ** 2).mean(-1)[weights].mean()), rel=1e-3)

@@ -280,7 +280,8 @@ def render_reconstruction(pose_values, keypoint_mask, token_mask, cubelet_size, 
     Args:
         pose_values: `(T, K, 2)` model input (a batch dimension of 1 is dropped); `keypoint_mask`: `(T, K)`.
         token_mask: the model's `mask` `(num_streams, num_cubelets)`, 1 = masked; `cubelet_size`: frames per token.
-        reconstruction: the model's `logits` `(num_cubelets * cubelet_size, K, 2)` (frames past T are ignored).
+        reconstruction: the model's `reconstruction` output (positions, `logits` de-normalised where the target
+            is not positions) `(num_cubelets * cubelet_size, K, 2)` (frames past T are ignored).
         streams: the config's `streams` (the order of keypoints and of token_mask rows).
         output: `.png` (one frame), `.gif` or `.mp4`; None returns the image(s) instead of writing.
         frame: the frame of a `.png` or of the returned image (default: the middle one); all frames for gif/mp4.

@@ -69,7 +69,8 @@ class ReconstructionPictureCallback(TrainerCallback):
         original = batch["pose_values"][0, :frames].float().cpu().numpy()
         present = batch["keypoint_mask"][0, :frames].bool().cpu().numpy()
         token_mask = outputs.mask[0].cpu().numpy()
-        reconstruction = outputs.logits[0].float().cpu().numpy()
+        # Positions, whatever the target (`norm_target_loss` / `reconstruction_target` predict something else).
+        reconstruction = outputs.reconstruction[0].float().cpu().numpy()
         # The frame nearest the middle where some streams are hidden and others visible (DiffMask shows as such).
         hidden = (expand_token_mask(token_mask, self.config.cubelet_size, frames, self.config.streams) & present).sum(1)
         candidates = np.flatnonzero((hidden > 0) & (hidden < present.sum(1)))
