@@ -102,7 +102,8 @@ def run_prepare(args, parser) -> int:
                           overwrite=args.overwrite, retry_failed=args.retry_failed, progress=not args.no_progress,
                           extractor_kwargs={"model_complexity": args.model_complexity}, index=index,
                           engine=args.engine, ray_address=args.ray_address, **options)
-    except CorpusError as error:  # no clip on disk, or an output_dir prepared with other options
+    except (CorpusError, ValueError) as error:  # no clip on disk, an output_dir prepared with other options or
+        # settings, clips sharing an id
         logger.error("%s", error)
         return 2
     except (OutputError, ExtractionBusy, ConnectionError, ImportError) as error:  # full disk, permissions, a run

@@ -11,6 +11,8 @@ of its clips), then writes the official splits:
     OUT/missing.txt                         the source files the annotations name but that are not on disk
     OUT/extracted/                          the extraction run (one Parquet part per clip, failures.jsonl); keep
                                             it to resume or to re-prepare without decoding again
+    OUT/extracted/not_in_annotations/       parts of clips the annotations no longer list (kept; moved back when
+                                            they are listed again)
 
 Rows follow the schema of `msmae.data.loading` (keypoints, keypoint_mask, fps, width, height, num_frames, source,
 clip_id, start_frame, end_frame) plus the corpus's columns: `label` as a `ClassLabel` in the official class order
@@ -108,6 +110,7 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     extracted = storage.join(output_dir, EXTRACTED_DIR)
     order = {clip.clip_id: position for position, clip in enumerate(clips)}
     if index.load_pose is None:
+        _set_aside_unindexed(extracted, clips)
         summary = run_extraction(clips=clips, output_dir=extracted, column_features=column_features,
                                  num_workers=num_workers, overwrite=overwrite, retry_failed=retry_failed,
                                  progress=progress, quiet=True, extractor_kwargs=extractor_kwargs, engine=engine,
@@ -116,7 +119,10 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     else:  # published keypoints (msmae.data.landmarks): rows straight from the files, no MediaPipe
         summary, failures = None, []
 
+    if not storage.is_remote(output_dir):
+        _remove_stale_caches(output_dir)
     cache = Path(tempfile.mkdtemp(prefix=".cache-", dir=None if storage.is_remote(output_dir) else output_dir))
+    cache_lock = _hold(cache / CACHE_LOCK)
     try:
         if index.load_pose is not None:
             from .landmarks import landmark_rows
@@ -130,6 +136,7 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
         DatasetDict(splits).save_to_disk(str(output_dir), num_shards={k: 1 for k, v in splits.items() if not len(v)})
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+        cache_lock.close()
 
     result = PrepareSummary(index.name, str(output_dir), {name: len(split) for name, split in splits.items()},
                             {name: len(clips) for name, clips in index.splits.items()}, index.missing_files,
@@ -140,6 +147,69 @@ def prepare(dataset, root, output_dir, *, num_workers=1, overwrite=False, retry_
     _write(storage.join(output_dir, INFO_FILE), json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     _write(storage.join(output_dir, "README.md"), _card(index, result, splits))
     return result
+
+
+SET_ASIDE_DIR = "not_in_annotations"
+CACHE_LOCK = ".lock"
+
+
+def _set_aside_unindexed(extracted, clips):
+    """Move the parts of clips the annotations no longer list (e.g. the last row of a class removed, which changes
+    the label classes) from `extracted/data` to `extracted/not_in_annotations`, and those listed again back: the
+    folder then holds exactly the indexed clips and loads as one table, and nothing extracted is lost."""
+    from . import storage
+    from .parts import DATA_DIR, part_path
+
+    wanted = {storage.name(part_path(extracted, clip.clip_id)) for clip in clips}
+    data, aside = storage.join(extracted, DATA_DIR), storage.join(extracted, SET_ASIDE_DIR)
+    moves = [(part, storage.join(aside, storage.name(part))) for part in storage.glob(data, "*.parquet")
+             if storage.name(part) not in wanted]
+    moves += [(part, storage.join(data, storage.name(part))) for part in storage.glob(aside, "*.parquet")
+              if storage.name(part) in wanted]
+    if moves:
+        storage.makedirs(aside)
+        storage.makedirs(data)
+    for source, destination in moves:
+        storage.write_bytes(destination, storage.read_bytes(source))  # whole, before the original goes
+        storage.remove(source)
+    if moves:
+        logger.info("Moved %d extracted clips between %s and %s (their rows left or came back to the "
+                    "annotations).", len(moves), data, aside)
+
+
+def _hold(path):
+    """An exclusive flock on `path` (created), held while the returned file is open: marks a cache as in use."""
+    handle = open(path, "w")
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # Windows: no lock; a killed run's cache then stays
+        pass
+    return handle
+
+
+def _remove_stale_caches(output_dir):
+    """Delete the `.cache-*` copies that a killed `prepare` left (no process holds their lock); a running one's
+    stays."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    for cache in Path(output_dir).glob(".cache-*"):
+        lock = cache / CACHE_LOCK
+        try:
+            handle = open(lock, "a")
+        except OSError:  # killed before its lock was made
+            shutil.rmtree(cache, ignore_errors=True)
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another prepare is using it
+            shutil.rmtree(cache, ignore_errors=True)
+            logger.info("Removed %s, left by a prepare that was stopped.", cache)
 
 
 def _write(path, text):
