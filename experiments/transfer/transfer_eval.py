@@ -12,7 +12,9 @@ then measures:
     python experiments/transfer/transfer_eval.py --steps 1000 --seeds 0 --variants diff-0.5
 
 Variants are `<diff|same>-<mask ratio>`, with `-hands` appended for the learned stream-type embedding
-(`stream_type_embedding=True`, hand identity in the encoder; off in the paper), e.g. `diff-0.5-hands`. Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
+(`stream_type_embedding=True`, hand identity in the encoder; off in the paper), e.g. `diff-0.5-hands`; `-norm`
+(`norm_target_loss=True`) and `-velocity` (`reconstruction_target="velocity"`) choose the reconstruction target
+(issue 27). `--model-overrides` sets the model size (default: the issue's 4 x 256 prototype). Pretraining runs go to `--work-dir/runs/<variant>-seed<seed>`; a finished
 run is reused and an interrupted one resumes (the script's own checkpointing). Prints a table and writes JSON.
 
 `--jobs N` runs N of the (variant, seed) runs at once, each in its own process, and merges their reports; reports of

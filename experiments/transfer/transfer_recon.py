@@ -150,6 +150,28 @@ def reconstruction_errors(model, pieces, mean_pose, *, repeats=4, seed=1234, bat
     return result
 
 
+@torch.no_grad()
+def token_mean_errors(model, pieces, *, repeats=4, seed=1234, batch_size=64):
+    """The held-out error of predicting every hidden keypoint as its own token's mean over the token's detected
+    values (what a normalised target's de-normalisation hands a model for free), on the same masks and keypoints as
+    `reconstruction_errors`. `model` gives the masking rule and the token statistics (any `MSMAEForPreTraining`)."""
+    streams, s = model.config.streams, model.config.cubelet_size
+    sums = ErrorSums(streams)
+    for repeat in range(repeats):
+        for start in range(0, len(pieces), batch_size):
+            values, kmask, frames = batch_windows(pieces[start : start + batch_size], streams)
+            hidden_cubelets = masks_for(model, frames, seed, repeat, start)
+            t = values.shape[1]
+            hidden = frame_mask(hidden_cubelets, streams, s, t).numpy() & frames.bool().numpy()[..., None]
+            pad = -t % s
+            padded = torch.nn.functional.pad(values, (0, 0, 0, 0, 0, pad))
+            valid = torch.nn.functional.pad(kmask, (0, 0, 0, pad))
+            mean, _, _ = model._token_statistics(padded, valid)
+            prediction = mean.expand_as(padded)[:, :t].numpy()
+            sums.add(prediction, values.numpy(), (hidden & kmask.numpy()).astype(np.float32))
+    return sums.means()
+
+
 def positions(output):
     """The model's reconstruction in pose coordinates: de-normalised and integrated where its target is not the
     positions themselves (issue 27), so that every target is scored on the same error."""

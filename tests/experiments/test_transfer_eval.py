@@ -174,3 +174,14 @@ def test_reconstruction_is_scored_in_pose_coordinates_for_a_normalised_target():
     error = ((out.reconstruction - values) ** 2).mean(-1)[weights].mean()
     assert result["model"]["all"] == pytest.approx(float(error), rel=1e-5)
     assert result["model"]["all"] != pytest.approx(float(((out.logits - values) ** 2).mean(-1)[weights].mean()), rel=1e-3)
+
+
+def test_token_mean_baseline_predicts_each_hidden_token_by_its_own_mean():
+    from transfer_recon import token_mean_errors
+
+    model = MSMAEForPreTraining(tiny_config(**SIZE))
+    constant = [(np.full((16, 48, 2), 0.3, np.float32), np.ones((16, 48), bool))]
+    assert token_mean_errors(model, constant, repeats=1)["all"] == pytest.approx(0.0, abs=1e-10)
+    # x = 1, y = -1 everywhere: the token mean is 0, one squared unit off on every coordinate.
+    values = np.stack([np.ones((16, 48)), -np.ones((16, 48))], -1).astype(np.float32)
+    assert token_mean_errors(model, [(values, np.ones((16, 48), bool))], repeats=1)["all"] == pytest.approx(1.0)
