@@ -105,3 +105,65 @@ def test_the_checkpoint_copy_serves_without_msmae(tmp_path):
     config_module, task, count = json.loads(result.stdout.strip().splitlines()[-1])
     assert config_module.startswith("transformers_modules.") and config_module.endswith(".hub_packaging")
     assert task == "video-classification" and count == 3
+
+
+# ---- requirements.txt ------------------------------------------------------------------------------------------------
+
+
+def imported_top_level_names(folder) -> set[str]:
+    """Top-level names of every `import X` / `from X import` in the folder's Python files (read here without
+    hub_packaging, so that the module's own scan is checked against an independent one)."""
+    import re
+
+    names = set()
+    for path in Path(folder).glob("*.py"):
+        for line in path.read_text().splitlines():
+            match = re.match(r"\s*(?:import\s+([A-Za-z_]\w*)|from\s+([A-Za-z_]\w*)[\w.]*\s+import\s)", line)
+            if match:
+                names.add(match.group(1) or match.group(2))
+    return names
+
+
+def test_every_package_the_carried_code_imports_is_in_requirements(tmp_path):
+    """A carried module that imports a package requirements.txt does not name fails here."""
+    import re
+    from importlib.metadata import packages_distributions
+
+    folder = save_classifier(tmp_path / "ckpt")
+    lines = (folder / "requirements.txt").read_text().splitlines()
+    listed = {re.split(r"[=<> #(]", line.lstrip("# "), maxsplit=1)[0] for line in lines if line.strip()}
+    local = {path.stem for path in folder.glob("*.py")}
+    distributions = packages_distributions()
+    missing = [
+        name for name in sorted(imported_top_level_names(folder) - local - set(sys.stdlib_module_names))
+        if not {re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(name, [name])} & listed
+    ]
+    assert missing == []
+    # What serving needs is a requirement, not a comment: videos (av, MediaPipe, which needs numpy<2), .pose files.
+    required = {line.split("==")[0] for line in lines if "==" in line and not line.startswith("#")}
+    assert {"av", "mediapipe", "numpy", "pose-format"} <= required
+    assert "mediapipe==0.10.21" in lines
+    assert any(line.startswith(f"transformers>={hub_packaging.TESTED_TRANSFORMERS[0]}") for line in lines)
+
+
+def test_an_import_added_to_the_code_is_listed(tmp_path):
+    folder = save_classifier(tmp_path / "ckpt")
+    (folder / "extra_module.py").write_text("def f():\n    import yaml\n    return yaml\n")
+    hub_packaging.write_requirements(folder)
+    assert any(line.startswith("pyyaml==") for line in (folder / "requirements.txt").read_text().splitlines())
+
+
+def test_the_install_line_comes_from_requirements(tmp_path):
+    folder = save_classifier(tmp_path / "ckpt")
+    command = hub_packaging.install_command(folder)
+    assert command.startswith("pip install ") and "mediapipe==0.10.21" in command and '"torch>=2.4"' in command
+    assert "datasets" not in command  # optional packages stay comments
+
+
+def test_the_cards_how_to_use_starts_with_the_install_line(tmp_path):
+    from msmae.training.model_card import write_model_card
+
+    folder = save_classifier(tmp_path / "ckpt")
+    card = write_model_card(folder, task="sign-classification", repo_id="someone/tiny").read_text()
+    how_to_use = card.split("## How to use", 1)[1].lstrip()
+    assert how_to_use.startswith(f"```bash\n{hub_packaging.install_command(folder)}\n```")

@@ -297,7 +297,7 @@ def merged_custom_pipelines(saved, custom: dict) -> dict:
 
 def copy_pipeline_code(output_dir):
     """Copies the pipeline module, the sibling modules it imports (this one among them) and the endpoint handler
-    (`handler.py`) into `output_dir`."""
+    (`handler.py`) into `output_dir`, and writes the `requirements.txt` of the code there (`write_requirements`)."""
     from transformers.dynamic_module_utils import get_relative_import_files
 
     pipeline_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
@@ -307,6 +307,7 @@ def copy_pipeline_code(output_dir):
         target = Path(output_dir) / source.name
         if source.resolve() != target.resolve():
             shutil.copyfile(source, target)
+    write_requirements(output_dir)
 
 
 def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
@@ -339,6 +340,103 @@ def add_pipeline_to_checkpoint(output_dir, task=None) -> list[str]:
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     copy_pipeline_code(output_dir)
     return tasks
+
+
+# ---- requirements.txt: what the carried code needs besides the standard library ----------------------------------
+
+REQUIREMENTS_FILE = "requirements.txt"
+# The transformers releases a checkpoint's code is tested under without msmae (tests/test_checkpoint_venvs.py loads
+# and runs a checkpoint in a fresh environment with each): the newest 4.x, which huggingface-inference-toolkit images
+# pin, and the newest 5.x.
+TESTED_TRANSFORMERS = ("4.57.6", "5.25.0")
+# torch and transformers (with what transformers itself requires) are what the serving image or the user's
+# environment already has, and a pin would replace them: they get the oldest version known to work (torch: msmae's
+# own floor) and the version tested in a comment. Every other package is pinned to the version it was saved with.
+FLOORS = {"torch": "2.4", "transformers": TESTED_TRANSFORMERS[0], "huggingface-hub": None, "safetensors": None}
+# Packages the code imports only for work a served checkpoint does not do: commented out, with the reason.
+OPTIONAL = {
+    "datasets": "only to read clips from msmae's own saved datasets",
+    "pyarrow": "only to read clips from msmae's own saved datasets",
+    "peft": "only for translation models with LoRA adapters",
+}
+
+
+def _distribution(import_name: str) -> str:
+    """The distribution (pip name, canonical spelling) that provides the top-level module `import_name`."""
+    import re
+    from importlib.metadata import packages_distributions
+
+    names = packages_distributions().get(import_name) or [import_name]
+    return re.sub(r"[-_.]+", "-", names[0]).lower()
+
+
+def imported_packages(folder) -> list[str]:
+    """Distributions that the Python files in `folder` import (at module level or inside functions), sorted; the
+    standard library and the folder's own modules left out."""
+    import ast
+    import sys
+
+    files = sorted(Path(folder).glob("*.py"))
+    local = {path.stem for path in files}
+    found = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    third_party = {name for name in found if name not in sys.stdlib_module_names and name not in local}
+    return sorted({_distribution(name) for name in third_party})
+
+
+def _installed_version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution).split("+")[0]  # 2.13.0+cpu: the local build tag names no release
+    except PackageNotFoundError:
+        return None
+
+
+def requirement_lines(folder) -> list[str]:
+    """The lines of `folder`'s `requirements.txt` (see `write_requirements`)."""
+    config_path = Path(folder) / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    required, optional = [], []
+    for name in imported_packages(folder):
+        tested = _installed_version(name)
+        if name in FLOORS:
+            floor = FLOORS[name]
+            note = (f"tested: {' and '.join(TESTED_TRANSFORMERS)}" if name == "transformers"
+                    else f"tested: {tested}" if tested else "")
+            line = f"{name}>={floor}" if floor else name
+            required.append(f"{line}  # {note}" if note else line)
+        elif name == "peft" and (config.get("lora_r") or 0) > 0:  # the model builds its adapters when it loads
+            required.append(f"{name}=={tested}" if tested else name)
+        elif name in OPTIONAL:
+            optional.append(f"# {name}=={tested}  ({OPTIONAL[name]})" if tested else f"# {name}  ({OPTIONAL[name]})")
+        else:
+            required.append(f"{name}=={tested}" if tested else f"{name}  # not installed where this was saved")
+    header = ["# The packages this checkpoint's Python files import, at the versions tested. Install them with",
+              "# pip install -r requirements.txt (Inference Endpoints install this file themselves)."]
+    return header + required + optional
+
+
+def write_requirements(folder) -> Path:
+    """Writes `folder/requirements.txt`: every package the folder's Python files import (`imported_packages`), pinned
+    to the version installed here (the one tested), except torch and transformers and theirs (`FLOORS`) and what only
+    msmae's own training and data work needs (`OPTIONAL`, as comments)."""
+    path = Path(folder) / REQUIREMENTS_FILE
+    path.write_text("\n".join(requirement_lines(folder)) + "\n", encoding="utf-8")
+    return path
+
+
+def install_command(folder) -> str:
+    """`pip install ...` with the requirements of `folder` (the line a model card's "How to use" starts with)."""
+    path = Path(folder) / REQUIREMENTS_FILE
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else requirement_lines(folder)
+    specs = [line.split("#")[0].strip() for line in lines]
+    return "pip install " + " ".join(f'"{spec}"' if ">" in spec or "<" in spec else spec for spec in specs if spec)
 
 
 # ---- pushes ---------------------------------------------------------------------------------------------------------
@@ -375,6 +473,12 @@ __all__ = [
     "copy_pipeline_code",
     "custom_pipelines_for",
     "files_to_upload",
+    "imported_packages",
+    "install_command",
+    "requirement_lines",
+    "write_requirements",
+    "REQUIREMENTS_FILE",
+    "TESTED_TRANSFORMERS",
     "merged_custom_pipelines",
     "tasks_for_checkpoint",
 ]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..hub_packaging import EMBEDDING_TASK, HUB_PIPELINE_TAGS, RECOGNITION_TASK, TRANSLATION_TASK
+from ..hub_packaging import EMBEDDING_TASK, HUB_PIPELINE_TAGS, RECOGNITION_TASK, TRANSLATION_TASK, install_command
 
 TAGS = ["sign-language", "pose", "mediapipe", "msmae", "ms-mae"]
 
@@ -293,7 +293,8 @@ def build_model_card(
         lines += [f"| {key} | {value} |" for key, value in generation.items()]  # as given, not rounded
 
     snippet = usage or usage_snippet(task, repo_id, model_auto_class, processor_auto_class)
-    lines += ["", "## How to use", "", "```python", snippet.rstrip(), "```"]
+    # First the packages the repository's code imports (its requirements.txt), at the versions tested.
+    lines += ["", "## How to use", "", "```bash", install_command(output_dir), "```", "", "```python", snippet.rstrip(), "```"]
 
     seen = ", ".join(base_languages + [c for c in codes if c not in base_languages]) or "only the data listed above"
     lines += [
