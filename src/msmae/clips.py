@@ -208,7 +208,14 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
     """
     if isinstance(source, SignPose):
         return source
+    if is_sign_pose(source):  # another copy of the class (a checkpoint's carried code, or msmae beside it)
+        return SignPose(keypoints=source.keypoints, keypoint_mask=source.keypoint_mask, fps=source.fps,
+                        width=source.width, height=source.height, source=source.source,
+                        metadata=dict(getattr(source, "metadata", None) or {}))
     if isinstance(source, Mapping):
+        if "keypoints" not in source or "keypoint_mask" not in source:
+            raise ValueError(f"a dict clip needs `pose_values` (model-ready inputs, `keypoint_mask` optional) or "
+                             f"`keypoints` and `keypoint_mask` (a dataset row); got the keys {sorted(map(str, source))}.")
         return SignPose.from_example(source)
     if is_byte_source(source):
         data, name = read_clip_bytes(source)
@@ -234,6 +241,8 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
         return read_frame_folder(path, **kwargs)
     if not path.exists():
         raise FileNotFoundError(f"No such pose or video file: {path}")
+    if not path.is_file():
+        raise ValueError(not_a_file_message(path))
     if suffix == ".pose":
         return read_pose_file(path, **kwargs)
     if suffix in (".npy", ".npz"):
@@ -244,6 +253,28 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
         f"{path}: unsupported file type {suffix or '(no suffix)'!r}. Supported: {', '.join(POSE_SUFFIXES)}, a folder of "
         f"per-frame .npy files or frame images, an `msmae extract` folder, or a video ({', '.join(VIDEO_SUFFIXES)})."
     )
+
+
+SIGN_POSE_FIELDS = ("keypoints", "keypoint_mask", "fps", "width", "height", "source")
+
+
+def is_sign_pose(value) -> bool:
+    """Whether `value` is a clip as `SignPose` holds one, whichever copy of the class made it (msmae's, or the one a
+    checkpoint carries): checked on the fields, not on the class."""
+    return isinstance(value, SignPose) or (
+        not isinstance(value, (Mapping, str, bytes)) and all(hasattr(value, name) for name in SIGN_POSE_FIELDS)
+    )
+
+
+def not_a_file_message(path) -> str:
+    """What to say of a path that exists but is neither a file nor a folder (a FIFO, socket or device)."""
+    import stat
+
+    mode = os.stat(path).st_mode
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+    return (f"{path} is not a regular file ({kind}): give a video or pose file saved on disk (a stream or camera "
+            "can be recorded to a file first).")
 
 
 def _extract_pose(source, extractor, fps, kwargs, name=None) -> SignPose:

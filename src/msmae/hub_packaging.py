@@ -100,6 +100,12 @@ class HubModelMixin:
             return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        check_checkpoint_folder(pretrained_model_name_or_path, kwargs.get("ignore_mismatched_sizes", False),
+                                kwargs.get("config"))
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
     def _load_pretrained_model(cls, model, state_dict, checkpoint_files, load_config, *args, **kwargs):
         # transformers' one step between resolving the weight files (local, Hub cache, shards) and reading them.
         name = getattr(load_config, "pretrained_model_name_or_path", None)
@@ -107,6 +113,71 @@ class HubModelMixin:
             if str(path).endswith(".safetensors"):
                 verify_weights_checksum(path, name)
         return super()._load_pretrained_model(model, state_dict, checkpoint_files, load_config, *args, **kwargs)
+
+
+# ---- checkpoint folders a user gives ---------------------------------------------------------------------------------
+
+
+def check_checkpoint_folder(path, ignore_mismatched_sizes=False, config=None) -> None:
+    """Raise, naming `path` and what to do, for a local checkpoint that cannot load: a path that does not exist, a
+    folder without `config.json` (unless a `config` object is given), or a config (`config`, else `config.json`)
+    whose labels do not match the classifier in the weights (an edited config, or one copied from another
+    checkpoint). Hub ids pass unchecked."""
+    text = str(path)
+    folder = Path(text).expanduser()
+    if not folder.exists():
+        if text.startswith(("/", "./", "../", "~")) or text in (".", ".."):
+            raise OSError(f"No checkpoint folder {text}: give the folder that save_pretrained or training wrote, or "
+                          "a Hub repository id.")
+        return
+    if not folder.is_dir():
+        raise OSError(f"{text} is a file, not a checkpoint folder: give the folder that holds config.json and the "
+                      "weights.")
+    if config is None and not (folder / "config.json").is_file():
+        names = sorted(p.name for p in folder.iterdir())
+        held = ", ".join(([n for n in names if not n.endswith(".py")] or names)[:8]) or "nothing"
+        raise OSError(f"{text} has no config.json, so it is not a complete checkpoint (it holds {held}): give the "
+                      "folder that save_pretrained or training wrote (a checkpoint-N folder, or the output folder "
+                      "once training finished), or put back its config.json.")
+    if not ignore_mismatched_sizes:
+        _check_label_count(folder, text, config)
+
+
+def _check_label_count(folder: Path, name: str, config=None) -> None:
+    rows = _tensor_rows(folder, "classifier.weight")
+    if rows is None:
+        return
+    if config is not None:
+        labels = getattr(config, "num_labels", None)
+    else:
+        try:
+            values = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            return  # transformers names an unreadable config.json
+        if not isinstance(values, dict):
+            return
+        labels = len(values["id2label"]) if isinstance(values.get("id2label"), dict) else values.get("num_labels")
+    if isinstance(labels, int) and labels != rows:
+        raise ValueError(f"{name}: the config names {labels} labels (num_labels / id2label) but the classifier in its "
+                         f"weights has {rows}: config.json was edited or belongs to other weights (or another config "
+                         "was given). Put back the "
+                         "config.json saved with these weights (to train a new head instead, pass "
+                         "ignore_mismatched_sizes=True).")
+
+
+def _tensor_rows(folder: Path, tensor: str):
+    """The first dimension of `tensor` in the folder's safetensors weights (read from the file's header), or None."""
+    weights = folder / "model.safetensors"
+    index = folder / "model.safetensors.index.json"
+    try:
+        if index.is_file():
+            weights = folder / json.loads(index.read_text())["weight_map"][tensor]
+        with open(weights, "rb") as file:
+            (length,) = struct.unpack("<Q", file.read(8))
+            header = json.loads(file.read(length)) if length < (1 << 27) else {}
+        return int(header[tensor]["shape"][0])
+    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
+        return None  # no such tensor, or weights msmae's other checks report
 
 
 # ---- checksums of the weights ----------------------------------------------------------------------------------------
@@ -248,6 +319,7 @@ def checkpoint_task(model) -> str:
     pretrained encoder (embedding only) is refused with what to do instead."""
     from transformers import AutoConfig  # msmae's configs resolve without trust_remote_code once msmae is imported
 
+    check_checkpoint_folder(model)
     config = AutoConfig.from_pretrained(str(model)).to_dict()
     tasks = tasks_for_checkpoint(config)
     for task in (RECOGNITION_TASK, TRANSLATION_TASK):

@@ -20,7 +20,11 @@ A clip is any of (MediaPipe Holistic runs on videos and frames):
 - model-ready inputs: a dict with `pose_values (frames, K, 2)` (already normalised) and optional
   `keypoint_mask (frames, K)`.
 
-A list (or tuple) of clips is a batch, one answer per clip: `pipe(clips, batch_size=8)`. A list whose items are all
+A list (or tuple) of clips is a batch, one answer per clip: `pipe(clips, batch_size=8)`; an empty list gets `[]`.
+A batch with clips that cannot be used (a missing file, a corrupt video, no person in view) raises `BadClipsError`
+(a `ValueError`) naming each bad clip by its position and what is wrong with it; the good clips are answered all
+the same: `error.answers` holds their answers in input order (None for each bad clip), `error.errors` maps each bad
+clip's position to its exception. Nothing is returned silently short or reordered. A list whose items are all
 PIL images is ONE clip (its frames, one answer); a list of such lists is a batch. A list of single images as arrays
 is a batch of one-frame arrays, which are rejected: stack them (`np.stack(frames)`). An array that fits no layout (one
 image `(height, width, 3)`, float frames, an unknown shape) raises a `ValueError` naming its shape and dtype and
@@ -64,6 +68,31 @@ class NonFiniteOutputError(ValueError):
     """The model answered NaN or inf: a fault of the checkpoint (inputs reach it finite), never a score."""
 
 
+class BadClipsError(ValueError):
+    """Some clips of a batch could not be used. `answers`: the answer of each clip in input order, None for a bad
+    one; `errors`: position -> the exception of each bad clip. The message names each bad clip."""
+
+    def __init__(self, clips, answers, errors):
+        self.answers, self.errors = answers, errors
+        named = "; ".join(f"clip {index} ({_describe(clips[index])}): {_reason(error, clips[index])}"
+                          for index, error in errors.items())
+        super().__init__(
+            f"{len(errors)} of {len(clips)} clips could not be used: {named}. Fix or remove them; the other clips "
+            "were answered (`error.answers`, None for each bad clip)."
+        )
+
+
+# What a clip that cannot be used raises (missing or corrupt file, failed download, no person, no MediaPipe).
+CLIP_ERRORS = (OSError, ValueError, ImportError)
+
+
+def _reason(error, clip) -> str:
+    """The error's message without the "Cannot use the clip NAME: " prefix `preprocess` adds (the clip is named)."""
+    text = " ".join(str(error).split())
+    prefix = f"Cannot use the clip {_describe(clip)}: "
+    return text.removeprefix(prefix)
+
+
 def _check_finite(values, model, what):
     if not torch.isfinite(values).all():
         name = getattr(model, "name_or_path", "") or f"the {type(model).__name__} (not loaded from a checkpoint)"
@@ -105,8 +134,10 @@ def _model_ready(clip: Mapping, num_keypoints: int) -> dict:
 def _describe(clip) -> str:
     if isinstance(clip, (str, os.PathLike)):
         return str(clip)
-    if isinstance(clip, SignPose):
-        return clip.source or "SignPose"
+    if clip is None or isinstance(clip, (bool, int, float, complex)):
+        return repr(clip)
+    if isinstance(clip, SignPose) or type(clip).__name__ == "SignPose":
+        return getattr(clip, "source", "") or "SignPose"
     if isinstance(clip, (bytes, bytearray, memoryview)):
         return "given as bytes"
     if _is_image_list(clip):
@@ -220,6 +251,9 @@ class SignPosePipeline(Pipeline):
         given = clip
         try:
             config = self._pose_config(self.model)
+            if clip is None or isinstance(clip, (bool, int, float, complex)):
+                raise ValueError(f"{clip!r} is not a clip; give a video or pose file (a path, its bytes or a URL), "
+                                 "frames, landmarks or a SignPose (see the pipeline's docstring).")
             if isinstance(clip, Mapping) and "pose_values" in clip:
                 return _model_ready(clip, config.num_keypoints)
             if is_byte_source(clip):  # bytes, file objects, URLs: read once here, the bytes say if MediaPipe must run
@@ -256,7 +290,34 @@ class SignPosePipeline(Pipeline):
             inputs = frames_from_images(inputs)
         if isinstance(inputs, tuple):
             inputs = list(inputs)
-        return super().__call__(inputs, **kwargs)
+        if not isinstance(inputs, list):
+            return super().__call__(inputs, **kwargs)
+        if not inputs:
+            return []
+        self._sanitize_parameters(**{k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")})
+        try:
+            return super().__call__(inputs, **kwargs)
+        except NonFiniteOutputError:  # the checkpoint's fault, whatever the clips
+            raise
+        except CLIP_ERRORS:
+            pass  # which clip failed is known only by running them one at a time
+        return self._answer_each(inputs, kwargs)
+
+    def _answer_each(self, clips, kwargs):
+        """Each clip alone: the answers of the good ones, and `BadClipsError` naming the bad ones if any."""
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")}
+        answers, errors = [], {}
+        for index, clip in enumerate(clips):
+            try:
+                answers.append(super().__call__(clip, **kwargs))
+            except NonFiniteOutputError:
+                raise
+            except CLIP_ERRORS as error:
+                answers.append(None)
+                errors[index] = error
+        if errors:
+            raise BadClipsError(clips, answers, errors)
+        return answers
 
 
 class SignLanguageRecognitionPipeline(SignPosePipeline):
@@ -273,8 +334,8 @@ class SignLanguageRecognitionPipeline(SignPosePipeline):
         super()._sanitize_task_parameters(**kwargs)
         postprocess = {}
         if top_k is not None:
-            if int(top_k) < 1:
-                raise ValueError(f"top_k must be at least 1, got {top_k}.")
+            if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+                raise ValueError(f"top_k must be at least 1 (a whole number), got {top_k!r}.")
             postprocess["top_k"] = int(top_k)
         if function_to_apply is not None:
             if function_to_apply not in ("softmax", "sigmoid", "none"):
@@ -417,6 +478,7 @@ __all__ = [
     "SignLanguageTranslationPipeline",
     "SignLanguageEmbeddingPipeline",
     "NonFiniteOutputError",
+    "BadClipsError",
     "PIPELINES",
     "register_pipelines",
     "RECOGNITION_TASK",

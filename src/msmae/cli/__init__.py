@@ -50,10 +50,43 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     return parser
 
 
+# Exit code of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+# What a command stopped with Ctrl-C keeps, formatted with its arguments; other commands write nothing part way.
+KEPT_ON_INTERRUPT = {
+    "extract": "the clips extracted so far are kept in {output_dir}; run the same command again to extract the rest",
+    "prepare": "what was prepared so far is kept in {output_dir}; run the same command again to go on from there",
+    "compact": "{source} is untouched; {output_dir} may be incomplete: delete it and run the same command again",
+    "demo": "the files written so far are kept and listed in {output_dir}/msmae-demo-files.json; run again with "
+            "--overwrite_output_dir to start over",
+}
+
+
+def interrupted_message(command, args=None) -> str:
+    """The one line printed when Ctrl-C stops `command`: what was kept and how to go on."""
+    kept = "files already written are kept"
+    if command in KEPT_ON_INTERRUPT and args is not None:
+        try:
+            kept = KEPT_ON_INTERRUPT[command].format(**vars(args))
+        except (KeyError, AttributeError, IndexError):
+            pass
+    return f"msmae {command or ''}: interrupted (Ctrl-C); {kept}.".replace("msmae :", "msmae:")
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if arg in COMMANDS), None)
-    args = build_parser(command).parse_args(argv)
+    args = None
+    try:
+        args = build_parser(command).parse_args(argv)
+        return _run(args)
+    except KeyboardInterrupt:
+        print(interrupted_message(command, args), file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _run(args) -> int:
     # Our messages at --log_level; other libraries' only from warnings up.
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         level=logging.WARNING, stream=sys.stderr)

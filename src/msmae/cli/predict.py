@@ -104,38 +104,23 @@ def run_predict(args, parser) -> int:
     return EXIT_INPUT if failed else EXIT_OK
 
 
-# What the pipeline raises for an input it cannot read (missing or corrupt file, failed download, no person, no
-# MediaPipe); anything else is a bug and propagates.
-READ_ERRORS = (OSError, ValueError, ImportError)
-
-
 def predict_each(pipe, inputs, batch_size, call_kwargs) -> list:
     """The pipeline's answer for each input, or the exception it raised for that input, in input order.
 
     The pipeline reads every input itself. Inputs go through it `batch_size` at a time (one pipeline call, so one
-    padded forward pass); a call that fails on an unreadable input is redone one input at a time, so the other inputs
-    of that batch are still answered (and read a second time: the price of a bad input, not of a good run). Non-finite
-    outputs (`NonFiniteOutputError`) are the model's fault, not an input's: they propagate.
+    padded forward pass); a batch with unreadable inputs raises `BadClipsError`, which holds the other inputs'
+    answers and each bad input's exception. Non-finite outputs (`NonFiniteOutputError`) are the model's fault, not an
+    input's: they propagate.
     """
-    from ..pipeline_msmae import NonFiniteOutputError
+    from ..pipeline_msmae import BadClipsError
 
     answers = []
     for start in range(0, len(inputs), batch_size):
         batch = list(inputs[start:start + batch_size])
         try:
             answers += pipe(batch, batch_size=batch_size, **call_kwargs)
-            continue
-        except NonFiniteOutputError:
-            raise
-        except READ_ERRORS:
-            pass  # which input failed is known only by running them one at a time
-        for path in batch:
-            try:
-                answers.append(pipe(path, **call_kwargs))
-            except NonFiniteOutputError:
-                raise
-            except READ_ERRORS as error:
-                answers.append(error)
+        except BadClipsError as error:
+            answers += [error.errors.get(index, answer) for index, answer in enumerate(error.answers)]
     return answers
 
 
@@ -149,6 +134,10 @@ def check_input(path) -> str | None:
     candidate = Path(path)
     if not candidate.exists():
         return f"Input not found: {path}"
+    if not candidate.is_dir() and not candidate.is_file():
+        from ..clips import not_a_file_message
+
+        return not_a_file_message(path)
     if candidate.is_dir():
         if not any(candidate.glob("*.npy")) and not is_video(candidate):
             return (f"{path} is a folder without per-frame .npy files or frame images; give video or pose files, or "
