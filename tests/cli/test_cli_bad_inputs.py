@@ -106,3 +106,15 @@ def test_ctrl_c_of_a_real_demo_prints_one_line_and_keeps_its_record(tmp_path):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("msmae demo: interrupted (Ctrl-C); the files written so far")
     assert json.loads((output / "msmae-demo-files.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("content, problem", [(b"", "is empty (0 bytes)"), (b"PAR1 cut short", "cannot be read")])
+def test_compact_names_a_damaged_part(tmp_path, capsys, caplog, content, problem):
+    source = tmp_path / "extracted"
+    (source / "data").mkdir(parents=True)
+    part = source / "data" / "train-0000000000000000.parquet"
+    part.write_bytes(content)
+    assert cli.main(["compact", str(source), "--output_dir", str(tmp_path / "shards")]) == 2
+    err = capsys.readouterr().err + caplog.text
+    assert f"{part} {problem}" in err and "msmae extract" in err and "Traceback" not in err
+    assert not (tmp_path / "shards").exists()

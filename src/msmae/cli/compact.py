@@ -27,6 +27,7 @@ def run_compact(args, parser) -> int:
     from ..data.windows import compact, push_compacted
 
     try:
+        check_parts(args.source)
         dataset = compact(args.source, args.output_dir, max_shard_size=args.max_shard_size)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         logger.error("%s", error)
@@ -37,3 +38,26 @@ def run_compact(args, parser) -> int:
         commit = push_compacted(args.output_dir, args.push_to_hub, token=args.hub_token, private=args.private or None)
         logger.info("Pushed to https://huggingface.co/datasets/%s (%s)", args.push_to_hub, commit)
     return 0
+
+
+def check_parts(source) -> None:
+    """Raise `ValueError` naming the first part of an `msmae extract` folder that is empty or not a readable Parquet
+    file (a run killed by an old msmae, a copy cut short), before any work: `datasets` would stop on it with a
+    message that does not name the file."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from ..data.parts import DATA_DIR
+
+    for part in sorted(Path(source).glob(f"{DATA_DIR}/*.parquet")) if Path(source).is_dir() else []:
+        if part.stat().st_size == 0:
+            problem = "is empty (0 bytes)"
+        else:
+            try:
+                pq.ParquetFile(part)
+                continue
+            except Exception as error:  # noqa: BLE001 - pyarrow raises several kinds for a damaged file
+                problem = f"cannot be read ({type(error).__name__}: {error})"
+        raise ValueError(f"{part} {problem}: a damaged part. Run `msmae extract` with the same inputs and "
+                         f"--output_dir {source} again (it re-extracts damaged parts), or move the part away.")
