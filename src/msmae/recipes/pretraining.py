@@ -36,6 +36,7 @@ from msmae.configuration_msmae import MSMAEConfig
 from msmae.modeling_msmae import MSMAEForPreTraining
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import (
+    check_num_frames,
     given,
     inherited_normalization,
     parse_arguments,
@@ -233,6 +234,7 @@ def main(args: list[str] | None = None):
 
     set_seed(training_args.seed)  # before the model is built, so its initial weights follow the seed
     config = build_config(model_args)
+    check_num_frames(data_args.num_frames, config)
     processor = MSMAEPoseProcessor.from_preset(
         "pretraining",
         streams=config.streams,

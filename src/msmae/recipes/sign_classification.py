@@ -38,6 +38,7 @@ from msmae.configuration_msmae import MSMAEConfig
 from msmae.modeling_msmae import MSMAEForSignClassification
 from msmae.processing_msmae import MSMAEPoseProcessor
 from msmae.training.arguments import (
+    check_num_frames,
     given,
     inherited_normalization,
     parse_arguments,
@@ -293,6 +294,7 @@ def main(args: list[str] | None = None):
 
     set_seed(training_args.seed)  # the new [CLS] token and classifier start from the seed
     model = build_model(model_args, label_names)
+    check_num_frames(data_args.num_frames, model.config)
     processor = build_processor(model_args, data_args, model.config)
 
     train_dataset = clip_dataset(splits["train"], ClipSampler(processor, training=True, label_column=label_column), seed)

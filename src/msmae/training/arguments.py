@@ -81,6 +81,22 @@ def loader_defaults() -> dict:
             "dataloader_pin_memory": True}
 
 
+def check_num_frames(num_frames, config) -> None:
+    """Raise `ValueError` naming `--num_frames` when it is more frames than the model's positions cover
+    (`max_position_embeddings` cubelets of `cubelet_size` frames): checked before any clip is processed, since every
+    clip is stretched (or subsampled) to `num_frames` frames, and a huge value would allocate that many frames per
+    clip (`--num_frames 100000000`: 36 GiB) before failing."""
+    if num_frames is None:
+        return
+    limit = config.max_position_embeddings * config.cubelet_size
+    if num_frames > limit:
+        raise ValueError(
+            f"--num_frames {num_frames} is more frames than the model covers: at most {limit} "
+            f"(max_position_embeddings {config.max_position_embeddings} x cubelet_size {config.cubelet_size}). "
+            "Give a smaller --num_frames (the paper: 32 for recognition, 300 for pretraining)."
+        )
+
+
 def given(name: str, args=None) -> bool:
     """Whether the command line (or arguments file) sets `--name`; for defaults that depend on other values."""
     args = sys.argv[1:] if args is None else [str(a) for a in args]
