@@ -265,17 +265,18 @@ def _run_steps(args, output_dir: Path, started: float, started_ns: int) -> int:
     from . import pretraining as pretraining_recipe
     from . import sign_classification as classification_recipe
 
+    record_written(output_dir, started_ns, running=True)  # a kill -9 from here on leaves a record saying so
     kind, description, pretraining_sources, recognition_source = prepare_data(args, output_dir)
-    record_written(output_dir, started_ns)
+    record_written(output_dir, started_ns, running=True)
     print(f"[msmae demo] data: {description}", flush=True)
 
     print("[msmae demo] 1/3 pretraining (msmae.recipes.pretraining = examples/run_pretraining.py) ...", flush=True)
     pretraining = pretraining_recipe.main(pretraining_arguments(args, pretraining_sources, output_dir))
-    record_written(output_dir, started_ns)
+    record_written(output_dir, started_ns, running=True)
     print("[msmae demo] 2/3 fine-tuning and evaluation (msmae.recipes.sign_classification = "
           "examples/run_sign_classification.py) ...", flush=True)
     finetuning = classification_recipe.main(finetuning_arguments(args, recognition_source, output_dir))
-    record_written(output_dir, started_ns)
+    record_written(output_dir, started_ns, running=True)
     print("[msmae demo] 3/3 prediction with the saved model ...", flush=True)
     predictions = predict_test_clips(
         output_dir / "sign-classification", recognition_source, cache_dir(args, output_dir), args.seed
@@ -283,13 +284,16 @@ def _run_steps(args, output_dir: Path, started: float, started_ns: int) -> int:
 
     summary = summarize(kind, description, pretraining, finetuning, predictions, output_dir, time.time() - started)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    record_written(output_dir, started_ns)
+    record_written(output_dir, started_ns, running=True)
     print(format_summary(summary), flush=True)
     return 0
 
 
 # The demo's list of the files it wrote in --output_dir: --overwrite_output_dir removes these and nothing else.
 WRITTEN = "msmae-demo-files.json"
+# The folders only the demo writes in: a demo killed part way (its record says it was running) owns what was written
+# in them since it started, though it could not record those files.
+DEMO_FOLDERS = ("data", "cache", "pretraining", "sign-classification")
 
 
 def claim_output_dir(output_dir: Path, overwrite: bool) -> str | None:
@@ -308,6 +312,12 @@ def claim_output_dir(output_dir: Path, overwrite: bool) -> str | None:
     if listed is None:
         return (f"--output_dir {output_dir} holds no earlier msmae demo output (no readable {WRITTEN}), so "
                 "--overwrite_output_dir removes nothing there: give a new or empty --output_dir.")
+    running = read_running(output_dir)
+    if running is not None:
+        if process_alive(running["pid"]):
+            return (f"another msmae demo (pid {running['pid']}) is still writing into {output_dir}: wait for it to "
+                    "finish (or stop it), or give another --output_dir. Nothing was removed.")
+        listed += written_since(output_dir, running["started_ns"])  # that demo was killed before recording them
     # A checkpoint the record does not cover would be resumed by the recipes: refuse before removing anything.
     kept = set(listed)
     foreign = [folder for stage in ("pretraining", "sign-classification") if (output_dir / stage).is_dir()
@@ -327,6 +337,7 @@ def claim_output_dir(output_dir: Path, overwrite: bool) -> str | None:
         if not any(folder.iterdir()):
             folder.rmdir()
     (output_dir / WRITTEN).unlink(missing_ok=True)
+    (output_dir / (WRITTEN + ".tmp")).unlink(missing_ok=True)  # a record being written when a demo was killed
     return None
 
 
@@ -342,9 +353,35 @@ def read_written(output_dir: Path) -> list[str] | None:
             and ".." not in Path(p).parts and (root / p).resolve().is_relative_to(root)]
 
 
-def record_written(output_dir: Path, since_ns: int) -> None:
+def read_running(output_dir: Path) -> dict | None:
+    """`{"pid", "started_ns"}` of the demo whose record says it is still running (or was killed), else None."""
+    try:
+        running = json.loads((output_dir / WRITTEN).read_text()).get("running")
+        return {"pid": int(running["pid"]), "started_ns": int(running["started_ns"])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def written_since(output_dir: Path, since_ns: int) -> list[str]:
+    """The files in the demo's own folders (`DEMO_FOLDERS`) written since `since_ns`, relative to `output_dir`."""
+    return [str(path.relative_to(output_dir)) for folder in DEMO_FOLDERS for path in (output_dir / folder).rglob("*")
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime_ns >= since_ns]
+
+
+def record_written(output_dir: Path, since_ns: int, running=False) -> None:
     """Add to the record the files under `output_dir` written since `since_ns` (this run's), after each step, so
-    that a run stopped part way still has a record of what it completed."""
+    that a run stopped part way still has a record of what it completed. `running`: the record also says this demo
+    (its pid, `since_ns`) is still writing, so that one killed with -9 can be told from another run's files."""
     listed = set(read_written(output_dir) or [])
     for path in output_dir.rglob("*"):
         if path.is_file() and not path.is_symlink() and path.stat().st_mtime_ns >= since_ns:
@@ -352,7 +389,10 @@ def record_written(output_dir: Path, since_ns: int) -> None:
     listed.add(WRITTEN)
     record = output_dir / WRITTEN
     temporary = record.with_name(WRITTEN + ".tmp")
-    temporary.write_text(json.dumps({"written_by": "msmae demo", "files": sorted(listed)}, indent=0))
+    values = {"written_by": "msmae demo", "files": sorted(listed)}
+    if running:
+        values["running"] = {"pid": os.getpid(), "started_ns": since_ns}
+    temporary.write_text(json.dumps(values, indent=0))
     os.replace(temporary, record)  # a kill leaves the old record or the new one, never half of one
 
 
