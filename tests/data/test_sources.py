@@ -118,6 +118,17 @@ def test_manifest_ids_do_not_depend_on_how_the_manifest_is_named(clip_folder, tm
     assert ids == {"clips/a.mp4", "clips/b.mp4#t=0.05,0.3"}
 
 
+def test_adding_a_manifest_to_labelled_inputs_keeps_their_ids(clip_folder, tmp_path):
+    out = tmp_path / "out"
+    assert run_extraction(["clips"], out, progress=False).num_extracted == 2
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "m.csv").write_text("path,label\n../clips/a.mp4,A\n../clips/b.mp4,B\n")
+    summary = run_extraction(["clips"], out, manifest="labels/m.csv", progress=False)
+    assert (summary.num_extracted, summary.num_updated) == (0, 2)
+    assert sorted((row["clip_id"], row["label"]) for row in _rows(out, tmp_path)) == [
+        ("clips/a.mp4", "A"), ("clips/b.mp4", "B")]
+
+
 def test_a_folder_written_with_absolute_ids_is_migrated_not_duplicated(clip_folder, tmp_path):
     """Folders written before ids were relative hold rows keyed by the path as typed (here: absolute)."""
     out = tmp_path / "out"
@@ -131,6 +142,19 @@ def test_a_folder_written_with_absolute_ids_is_migrated_not_duplicated(clip_fold
     assert sorted(row["clip_id"] for row in rows) == ["clips/a.mp4", "clips/b.mp4#t=0.1,end"]
     assert len(list((out / "data").glob("*.parquet"))) == 2
     assert part_path(out, "clips/a.mp4").exists()
+
+
+def test_a_folder_written_from_another_working_folder_is_migrated(clip_folder, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.chdir(clip_folder)  # before: `msmae extract a.mp4 b.mp4` in clips/ keyed them a.mp4, b.mp4
+    old = [ClipSource("a.mp4", clip_id="a.mp4"), ClipSource("b.mp4", clip_id="b.mp4#frames=1,end", start_frame=1)]
+    assert run_extraction(clips=old, output_dir=out, progress=False).num_extracted == 2
+    monkeypatch.chdir(tmp_path)
+    clips = clips_from_inputs(["clips"]) + [ClipSource("clips/b.mp4", start_frame=1, id_path="clips/b.mp4")]
+    summary = run_extraction(clips=clips, output_dir=out, progress=False)
+    assert (summary.num_extracted, summary.num_already_extracted) == (1, 2)  # only b.mp4 as a whole is new
+    assert sorted(row["clip_id"] for row in _rows(out, tmp_path)) == [
+        "clips/a.mp4", "clips/b.mp4", "clips/b.mp4#frames=1,end"]
 
 
 # ---- point 2: rows fail alone ------------------------------------------------------------------------------------------

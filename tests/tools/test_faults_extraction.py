@@ -115,12 +115,12 @@ def test_damaged_parts_are_extracted_again(videos, tmp_path):
     folder, paths, reference = videos
     out = tmp_path / "out"
     shutil.copytree(reference, out)
-    parts = [part_path(out, path) for path in paths]
+    parts = [part_path(out, f"videos/{os.path.basename(path)}") for path in paths]  # ids: from the input folder
     data = bytearray(parts[0].read_bytes())
     data[len(data) // 2: len(data) // 2 + 64] = bytes(64)  # bytes overwritten inside the keypoint values
     parts[0].write_bytes(bytes(data))
     parts[1].write_bytes(parts[1].read_bytes()[:-100])  # cut short
-    parts[2].write_bytes(part_path(reference, paths[0]).read_bytes())  # another clip's row under this clip's name
+    parts[2].write_bytes(part_path(reference, "videos/clip0.mp4").read_bytes())  # another clip's row, this name
     summary = run_extraction([folder], out, progress=False)
     assert (summary.num_damaged, summary.num_extracted, summary.num_already_extracted) == (3, 3, 0)
     assert rows(out) == rows(reference)

@@ -164,7 +164,7 @@ def migrate_old_ids(output_dir, clips) -> int:
     present = {storage.name(part) for part in storage.glob(data, "*.parquet")}
     moved = 0
     for part in unlisted:
-        clip = by_file.get(_old_id_file(_stored_clip_id(part)))
+        clip = _old_id_clip(_stored_clip_id(part), by_file, part)
         if clip is None:
             continue
         new = part_path(output_dir, clip.clip_id)
@@ -190,15 +190,39 @@ def _stored_clip_id(part):
         return None
 
 
-def _old_id_file(clip_id):
-    """(real path, range suffix) of an id spelled the old way: the path as typed (from the working folder) and
-    `#t=...`/`#frames=...`; None when it names no file here."""
+def _old_id_clip(clip_id, by_file, part):
+    """The listed clip that `clip_id`, spelled the old way (the path as typed and `#t=...`/`#frames=...`), named:
+    the same file and range from this working folder; else, for a relative path typed in another working folder,
+    the one listed file whose path ends with it, if the part's frame size is that video's. None otherwise."""
     if not clip_id:
         return None
     path, mark, suffix = clip_id.rpartition("#")
     if not (mark and (suffix.startswith("t=") or suffix.startswith("frames="))):
         path, suffix = clip_id, ""
-    return (os.path.realpath(path), f"#{suffix}" if suffix else "") if os.path.exists(path) else None
+    suffix = f"#{suffix}" if suffix else ""
+    if os.path.exists(path):
+        return by_file.get((os.path.realpath(path), suffix))
+    if os.path.isabs(path) or ".." in Path(path).parts:
+        return None
+    tail = os.sep + os.path.normpath(path)
+    found = [clip for (real, range_), clip in by_file.items()
+             if range_ == suffix and (real.endswith(tail) or os.path.abspath(clip.path).endswith(tail))]
+    return found[0] if len(found) == 1 and _same_frame_size(part, found[0].path) else None
+
+
+def _same_frame_size(part, video) -> bool:
+    try:
+        import av
+        import pyarrow.parquet as pq
+
+        source = io.BytesIO(storage.read_bytes(part)) if storage.is_remote(part) else part
+        row = pq.read_table(source, columns=["width", "height"]).to_pylist()[0]
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            size = (stream.codec_context.width, stream.codec_context.height)
+    except Exception:  # not a readable video (a frame folder, a damaged file): no guess
+        return False
+    return (row["width"], row["height"]) in (size, size[::-1])  # rotated phone video: either way round
 
 
 def _string_like(column, value):

@@ -135,9 +135,9 @@ def clips_from_inputs(inputs=None, manifest=None) -> list:
     `manifest` (see `msmae.data.manifest.read_manifest`): each input video is one clip, with the columns of its
     manifest row; with no inputs, the manifest's rows are the clips. Manifest columns named as `ClipSource` fields
     (`clip_id`, `start`, `end`, `start_frame`, `end_frame`, `fps`) place the clip; the others go into its row.
-    Default clip ids spell paths relative to the manifest's folder (its rows; absolute for files outside it) or to
-    the input folders (other videos: `find_named_clips`), so every spelling of a file, or of the working folder,
-    gives one id."""
+    Default clip ids spell paths relative to the inputs (`find_named_clips`: `clips/a.mp4` for the input `clips`)
+    or, with no inputs, to the manifest's folder (absolute for files outside it), so every spelling of a file, or
+    of the working folder, gives one id."""
     rows = read_manifest(manifest) if manifest else []
     base = os.path.abspath(os.path.dirname(manifest)) if manifest else None
     for row in rows:  # a file outside the manifest's folder keeps its absolute path (as the manifest gives it)
@@ -153,7 +153,8 @@ def clips_from_inputs(inputs=None, manifest=None) -> list:
         listed = by_file.get(os.path.realpath(source))
         if rows and not listed:
             unlisted.append(source)
-        clips += ([_clip_from_row({**row, "path": source}) for row in listed] if listed
+        # Ids follow the inputs, which name the files (so adding a manifest to label them keeps their ids).
+        clips += ([_clip_from_row({**row, "path": source, "id_path": id_path}) for row in listed] if listed
                   else [ClipSource(source, id_path=id_path)])
     if unlisted:
         logger.warning("%d videos are not in the manifest (their manifest columns are empty), e.g. %s",
