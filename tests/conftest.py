@@ -595,3 +595,55 @@ def make_parts(folder: Path, sentences, normalization=None):
     if normalization:  # the pretraining's processor, whose normalisation the translation inherits
         MSMAEPoseProcessor(normalization=normalization).save_pretrained(pose_dir)
     return tokenizer, text_dir, pose_dir
+
+
+# ---- the Hub, recorded ------------------------------------------------------------------------------------------------
+
+
+class RecordingHfApi:
+    """Stands in for `huggingface_hub.HfApi`: records every commit (repo, revision, message, the files `upload_folder`
+    would send and their bytes, weights left out) and the repositories and branches it is asked to create; nothing
+    is sent. `existing` lists the files the repository already holds (`file_exists`)."""
+
+    commits: list = []
+    repos: list = []
+    branches: list = []
+    existing: set = set()
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    @classmethod
+    def reset(cls):
+        cls.commits, cls.repos, cls.branches, cls.existing = [], [], [], set()
+
+    def create_repo(self, repo_id, private=None, exist_ok=False, **kwargs):
+        self.repos.append({"repo_id": repo_id, "private": private})
+        return type("RepoUrl", (), {"repo_id": repo_id})()
+
+    def create_branch(self, repo_id, *, branch, exist_ok=False, **kwargs):
+        self.branches.append((repo_id, branch))
+
+    def file_exists(self, repo_id, filename, revision=None, **kwargs):
+        return filename in self.existing
+
+    def upload_folder(self, *, repo_id, folder_path, commit_message, allow_patterns=None, ignore_patterns=None,
+                      path_in_repo=None, revision=None, **kwargs):
+        from huggingface_hub.utils import filter_repo_objects
+
+        folder = os.path.abspath(folder_path)
+        paths = sorted(
+            os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
+            for root, _, names in os.walk(folder) for name in names
+        )
+        files = sorted(filter_repo_objects(paths, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
+        contents = {name: open(os.path.join(folder, name), "rb").read() for name in files if not name.endswith(".safetensors")}
+        self.commits.append({"repo_id": repo_id, "revision": revision, "message": commit_message, "files": files,
+                             "contents": contents})
+        if kwargs.get("run_as_future"):
+            from concurrent.futures import Future
+
+            future = Future()
+            future.set_result(None)
+            return future
+        return None

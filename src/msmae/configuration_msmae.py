@@ -37,6 +37,7 @@ class PipelineConfigMixin(HubConfigMixin):
             from .augmentation import build_augmentations  # noqa: F401
             from .clips import load_pose  # noqa: F401
             from .embeddings import embed_batch  # noqa: F401
+            from .handler import EndpointHandler  # noqa: F401  (hub_packaging copies it on save)
             from .holistic import HolisticExtractor  # noqa: F401
             from .pose_io import SignPose  # noqa: F401
             from .processing_msmae import MSMAEPoseProcessor  # noqa: F401

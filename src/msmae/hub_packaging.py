@@ -20,6 +20,7 @@ import hashlib
 import json
 import shutil
 import struct
+import tempfile
 import threading
 from pathlib import Path
 
@@ -97,7 +98,24 @@ class HubModelMixin:
             family = AUTO_MAPS.get(self.config.model_type, {})
             self.config.auto_map = {**family, **(getattr(self.config, "auto_map", None) or {})}
         with _checksummed_saves():
-            return super().save_pretrained(save_directory, *args, **kwargs)
+            result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            # What serves the model, written here so that it is there also when this code runs from a checkpoint's
+            # code cache (a model loaded with trust_remote_code and saved again): its processor and a model card.
+            save_processor_for(self, save_directory)
+            write_default_card(save_directory)
+        return result
+
+    def push_to_hub(self, repo_id, *, commit_message=None, commit_description=None, private=None, token=None,
+                    revision=None, create_pr=False, max_shard_size="50GB", tags=None, **kwargs):
+        """As transformers' `push_to_hub`, in one commit, with what `save_pretrained` writes: the weights, config,
+        code, `handler.py`, `requirements.txt`, the processor and msmae's model card (an existing card in the
+        repository is kept, as transformers keeps it). Not transformers' generic card, and never pickles."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, max_shard_size=max_shard_size)
+            return upload_checkpoint(folder, repo_id, commit_message=commit_message or "Upload model",
+                                     commit_description=commit_description, private=private, token=token,
+                                     revision=revision, create_pr=create_pr)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -374,7 +392,11 @@ def copy_pipeline_code(output_dir):
 
     pipeline_file = Path(__file__).with_name(f"{PIPELINE_MODULE}.py")
     sources = [pipeline_file, *map(Path, get_relative_import_files(pipeline_file))]
-    handler = Path(__file__).with_name("handler.py")  # absent where this file runs from a checkpoint's code cache
+    # Found through an import, which also makes transformers copy handler.py into a checkpoint's code cache, so a
+    # model loaded with trust_remote_code saves it again.
+    from .handler import __file__ as handler_file
+
+    handler = Path(handler_file)
     for source in dict.fromkeys(sources + ([handler] if handler.is_file() else [])):
         target = Path(output_dir) / source.name
         if source.resolve() != target.resolve():
@@ -511,6 +533,80 @@ def install_command(folder) -> str:
     return "pip install " + " ".join(f'"{spec}"' if ">" in spec or "<" in spec else spec for spec in specs if spec)
 
 
+# ---- what a saved model serves with: its processor and a model card -------------------------------------------------
+
+PROCESSOR_FILE = "preprocessor_config.json"
+CARD_FILE = "README.md"
+# The processor preset of each task, for a model saved without its training processor (as the pipeline's fallback).
+PROCESSOR_PRESETS = {RECOGNITION_TASK: "recognition", EMBEDDING_TASK: "pretraining", TRANSLATION_TASK: "translation"}
+
+
+def save_processor_for(model, folder) -> None:
+    """Saves the pose processor of `model` into `folder` unless one is there: the processor of the checkpoint the
+    model was loaded from, else the preset of its task (what the pipeline would fall back to), registered for
+    `AutoFeatureExtractor` so that it loads with trust_remote_code."""
+    from .processing_msmae import MSMAEPoseProcessor
+
+    if (Path(folder) / PROCESSOR_FILE).is_file():
+        return
+    config = model.config
+    processor = None
+    source = str(getattr(model, "name_or_path", "") or "")
+    if source and (not Path(source).exists() or (Path(source) / PROCESSOR_FILE).is_file()):
+        try:
+            processor = MSMAEPoseProcessor.from_pretrained(source)
+        except (OSError, ValueError):  # a Hub id whose processor is not in the cache and cannot be fetched
+            processor = None
+    if processor is None:
+        tasks = [ARCHITECTURE_TASKS[name] for name in config.architectures or [] if name in ARCHITECTURE_TASKS]
+        task = tasks[0] if tasks else ARCHITECTURE_TASKS.get(type(model).__name__, EMBEDDING_TASK)
+        streams = getattr(getattr(config, "encoder", None), "streams", None) or config.streams
+        processor = MSMAEPoseProcessor.from_preset(PROCESSOR_PRESETS[task], streams=list(streams))
+    processor.register_for_auto_class("AutoFeatureExtractor")
+    processor.save_pretrained(folder)
+
+
+def write_default_card(folder, repo_id=None, overwrite=False):
+    """Writes a model card (`README.md`) into a saved checkpoint `folder` that has none: Hub metadata (library,
+    pipeline_tag of its task, tags) and a How to use that starts with the install line (`install_command`). The
+    training recipes replace it with their full card (data, results, hyperparameters). Returns its path, or None
+    where a card was kept."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    folder = Path(folder)
+    path = folder / CARD_FILE
+    if path.is_file() and not overwrite:
+        return None
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    tasks = [ARCHITECTURE_TASKS[name] for name in config.get("architectures") or [] if name in ARCHITECTURE_TASKS]
+    task = tasks[0] if tasks else EMBEDDING_TASK
+    name = repo_id or f"<your-username>/{folder.resolve().name}"
+    data = ModelCardData(library_name="transformers", pipeline_tag=HUB_PIPELINE_TAGS[task],
+                         tags=["sign-language", "pose", "mediapipe", "msmae", "ms-mae"])
+    example = '"sign.mp4", top_k=5' if task == RECOGNITION_TASK else '"sign.mp4"'
+    text = f"""# {name.split("/")[-1]}
+
+An MS-MAE (Multi-Stream Masked Autoencoder) model for sign language ({task}): it reads MediaPipe Holistic keypoints,
+extracted from a video by its own code, or given as a pose-format `.pose` file. Saved with msmae.
+
+## How to use
+
+```bash
+{install_command(folder)}
+```
+
+```python
+from transformers import pipeline
+
+# trust_remote_code runs this repository's Python files: read them, then pin the commit you read with revision=.
+pipe = pipeline(model="{name}", trust_remote_code=True)
+print(pipe({example}))
+```
+"""
+    ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text}").save(path)
+    return path
+
+
 # ---- pushes ---------------------------------------------------------------------------------------------------------
 
 
@@ -523,7 +619,28 @@ def files_to_upload(folder) -> list[str]:
     return sorted(filter_repo_objects(paths, ignore_patterns=UPLOAD_IGNORE_PATTERNS))
 
 
+def upload_checkpoint(folder, repo_id, *, commit_message, commit_description=None, private=None, token=None,
+                      revision=None, create_pr=False, api=None):
+    """Uploads what `files_to_upload` allows of `folder` to the Hub model repository `repo_id` (created if needed,
+    and the branch `revision` too) in one commit; a README.md already in the repository stays. Returns the commit."""
+    from huggingface_hub import HfApi
+
+    api = api or HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if revision and not revision.startswith("refs/pr"):
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    files = files_to_upload(folder)
+    if CARD_FILE in files and api.file_exists(repo_id, CARD_FILE, revision=revision):
+        files.remove(CARD_FILE)  # the card written for the repository (by training, or by hand) stays
+    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                             commit_description=commit_description, revision=revision, create_pr=create_pr,
+                             allow_patterns=files)
+
+
 __all__ = [
+    "save_processor_for",
+    "upload_checkpoint",
+    "write_default_card",
     "AUTO_MAPS",
     "ARCHITECTURE_TASKS",
     "PIPELINE_CLASSES",

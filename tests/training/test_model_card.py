@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_classification_recipe, sample_clip_file
+from conftest import RecordingHfApi, run_classification_recipe, sample_clip_file
 from huggingface_hub import ModelCard
 
 from msmae.training.hub import files_to_upload
@@ -146,38 +146,6 @@ def test_usage_snippet_runs_where_msmae_is_not_installed(trained, tmp_path):
     assert len(lines) == 3  # all three signs with probabilities, best first
     probabilities = [float(line.split(": ")[1]) for line in lines]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) == pytest.approx(1, abs=2e-3)
-
-
-class RecordingHfApi:
-    """Stands in for `HfApi`: records every commit (repo, message, the files `upload_folder` would send)."""
-
-    commits: list = []
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def create_repo(self, repo_id, **kwargs):
-        return type("RepoUrl", (), {"repo_id": repo_id})()
-
-    def upload_folder(self, *, repo_id, folder_path, commit_message, allow_patterns=None, ignore_patterns=None,
-                      path_in_repo=None, **kwargs):
-        from huggingface_hub.utils import filter_repo_objects
-
-        folder = os.path.abspath(folder_path)
-        paths = sorted(
-            os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
-            for root, _, names in os.walk(folder) for name in names
-        )
-        files = sorted(filter_repo_objects(paths, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
-        contents = {name: open(os.path.join(folder, name), "rb").read() for name in files if not name.endswith(".safetensors")}
-        self.commits.append({"repo_id": repo_id, "message": commit_message, "files": files, "contents": contents})
-        if kwargs.get("run_as_future"):
-            from concurrent.futures import Future
-
-            future = Future()
-            future.set_result(None)
-            return future
-        return None
 
 
 def test_push_to_hub_commits_exactly_the_intended_files(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ COMMANDS = {
     "app": "msmae.cli.app",
     "space": "msmae.cli.space",
     "live": "msmae.cli.live",
+    "push": "msmae.cli.push",
 }
 
 
