@@ -204,6 +204,19 @@ def test_failure_logs_written_before_still_skip_their_clips(clip_folder, tmp_pat
     assert (summary.num_already_failed, summary.num_extracted) == (1, 1)
 
 
+def test_a_clip_failed_by_its_neighbours_nan_range_before_is_extracted_once_the_row_is_fixed(clip_folder, tmp_path):
+    """Before, a NaN start failed every clip of its video with an "error" record and no key."""
+    out = tmp_path / "out"
+    out.mkdir()
+    error = "ValueError: cannot convert float NaN to integer"
+    (out / "failures.jsonl").write_text("".join(json.dumps(
+        {"path": "clips/a.mp4", "clip_id": clip_id, "kind": "error", "error": error}) + "\n"
+        for clip_id in ("clips/a.mp4#t=0,0.15", "clips/a.mp4#t=nan,0.2")))
+    (tmp_path / "m.csv").write_text("path,start,end\nclips/a.mp4,0,0.15\nclips/a.mp4,0.1,0.2\n")  # fixed
+    summary = run_extraction(manifest="m.csv", output_dir=out, progress=False)
+    assert (summary.num_already_failed, summary.num_extracted) == (0, 2)
+
+
 def test_ranges_in_seconds_follow_frame_timestamps(tmp_path):
     video = _write_video(tmp_path / "vfr.mp4", [0, 100, 150, 400, 450, 500, 900, 1000, 1500, 1520])
     clips = [ClipSource(video, clip_id="middle", start=0.4, end=1.0),

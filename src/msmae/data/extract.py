@@ -238,6 +238,18 @@ def _place_clips(path, fps, rate, jobs, results):
     return placed
 
 
+def _failed_before(record, key) -> bool:
+    """Whether the failure `record` (or None) still holds for the clip whose row has the content `key`: the same
+    row failed. A record written before records had keys holds when it blames the clip's own input (unreadable,
+    out of range, no person); an "error" there may have come from a neighbouring row of the same video (a NaN
+    range failed them all), so that clip is tried once more."""
+    if record is None:
+        return False
+    if "key" in record:
+        return record["key"] == key
+    return record.get("kind") != "error"
+
+
 def failure_key(clip, settings) -> str:
     """What a failure is tied to: the clip's source (its id spelling, size and modification time), range and the
     extractor settings. A row fixed in the manifest, or a video replaced on disk, no longer matches its failure and
@@ -395,8 +407,7 @@ def _run_locked(clips, output_dir, features, settings, extractor_kwargs, *, num_
                 logger.warning("%s: its part %s is not used (%s); extracting it again.", printable(clip.clip_id),
                                storage.name(part), detail)
                 summary.num_damaged += 1
-            elif clip.clip_id in failed_before and failed_before[clip.clip_id].get("key", keys[clip.clip_id]) \
-                    == keys[clip.clip_id]:  # the same row as when it failed (logs written before have no key)
+            elif _failed_before(failed_before.get(clip.clip_id), keys[clip.clip_id]):
                 summary.num_already_failed += 1
                 continue
             jobs.append((clip, part))
