@@ -321,8 +321,8 @@ def run_extraction(inputs=None, output_dir=None, *, clips=None, manifest=None, n
     there: parts are written whole, but no lock keeps a second run off the same folder and shard).
     Clips whose part file exists and checks out (`check_part`: readable, its poses whole, the same extractor
     settings) are skipped; a damaged part is extracted again; a part whose columns changed (manifest edited) gets
-    them rewritten without MediaPipe. Clips in the failure log are skipped unless `retry_failed`; `overwrite`
-    re-extracts everything (replacing each part atomically). `num_workers` processes each run one Holistic graph.
+    them rewritten without MediaPipe. Clips in the failure log are skipped unless `retry_failed` or their row
+    changed (`failure_key`); `overwrite` re-extracts everything (replacing each part atomically). `num_workers` processes each run one Holistic graph.
     Missing or unreadable sources, ranges outside their video and clips without a person are logged to the failure
     log, never written, never fatal. A failed write (full disk, permissions) stops the run with `OutputError`
     naming what to fix; what was not written is extracted by the next run. Other extractor settings than the

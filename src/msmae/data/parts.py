@@ -1,6 +1,6 @@
 """The folder that `msmae extract` writes (`msmae.data.extract.run_extraction`), and reading it back:
 
-    OUTPUT_DIR/data/train-<16 hex>.parquet   one file per clip (hash of its clip_id: a whole video's is its path),
+    OUTPUT_DIR/data/train-<16 hex>.parquet   one file per clip (hash of its clip_id: see ClipSource.id_path),
                                               written atomically
     OUTPUT_DIR/failures.jsonl                 one line per clip that gave no row: {"path", "clip_id", "kind", "error",
                                               "key"} (key: the row's content, `extract.failure_key`)
