@@ -29,6 +29,7 @@ modules; where nobody cannot, the other faults run as root and the permission fa
 
     python tools/fault_injection.py --trials 60 --seed 0 --workdir /tmp/msmae-faults
     python tools/fault_injection.py --mode extraction ...   # the extraction side: tools/fault_injection_extraction.py
+    python tools/fault_injection.py --mode inputs ...       # ordinary inputs gone wrong: tools/fault_injection_inputs.py
 """
 
 import argparse
@@ -47,6 +48,7 @@ import traceback
 from pathlib import Path
 
 NOBODY = 65534
+MODES = ("training", "extraction", "inputs")
 KINDS = ("kill_random", "kill_in_checkpoint", "disk_full", "permission", "rerun_finished")
 CHECKPOINT_POINTS = ("after_weights", "torn_optimizer", "after_optimizer", "after_rng", "torn_state", "rotation",
                      "torn_final_model", "before_final_state")
@@ -418,17 +420,16 @@ def run_trials(trials: int, seed: int, workdir: Path, kinds=KINDS) -> dict:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     mode = argparse.ArgumentParser(add_help=False)
-    mode.add_argument("--mode", choices=("training", "extraction"), default="training")
+    mode.add_argument("--mode", choices=MODES, default="training")
     known, rest = mode.parse_known_args(argv)
-    if known.mode == "extraction":  # the extraction side: tools/fault_injection_extraction.py
+    if known.mode != "training":  # tools/fault_injection_extraction.py, tools/fault_injection_inputs.py
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import fault_injection_extraction
-
-        return fault_injection_extraction.main(rest)
+        return importlib.import_module(f"fault_injection_{known.mode}").main(rest)
     argv = rest
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("training", "extraction"), default="training",
-                        help="training (this file) or extraction (tools/fault_injection_extraction.py)")
+    parser.add_argument("--mode", choices=MODES, default="training",
+                        help="training (this file), extraction (tools/fault_injection_extraction.py) or inputs "
+                             "(tools/fault_injection_inputs.py)")
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/msmae-fault-injection")
@@ -455,9 +456,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:3] == ["--mode", "extraction"]:  # msmae extract's faults: tools/fault_injection_extraction.py
+    if sys.argv[1:2] == ["--mode"] and sys.argv[2:3] in (["extraction"], ["inputs"]):  # before torch is imported
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from fault_injection_extraction import main as extraction_main
-
-        sys.exit(extraction_main(sys.argv[3:]))
+        sys.exit(importlib.import_module(f"fault_injection_{sys.argv[2]}").main(sys.argv[3:]))
     sys.exit(main())
