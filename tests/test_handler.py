@@ -182,3 +182,36 @@ def test_checkpoints_serve_with_the_task_inferred_or_named_without_msmae(demo_ou
     np.testing.assert_allclose(answers["results"][f"{demo_output / 'pretraining'}|None"]["output"], embedder(clip), atol=1e-5)
     translator = pipeline(TRANSLATION_TASK, model=SignTranslationModel.from_pretrained(translator_dir))
     assert answers["results"][f"{translator_dir}|None"]["output"] == translator(clip, max_new_tokens=5, min_new_tokens=2)
+
+
+# ---- the request bodies huggingface-inference-toolkit hands a custom handler -------------------------------------------
+# Its webservice deserialises `application/json` bodies with orjson (any other body type is refused for a video task
+# before the handler: `video/*` is in no deserializer table, `application/octet-stream` resolves only for audio and
+# image tasks), adds the URL's query parameters as `parameters` (numbers converted) when the body has none, and passes
+# the dict to `EndpointHandler.__call__`; in Vertex AI mode the body is `{"instances": [...], "parameters": ...}`.
+
+
+def test_the_handler_answers_the_bodies_the_toolkit_passes(tmp_path):
+    from conftest import sample_pose_file, save_tiny_classifier
+
+    from msmae.handler import EndpointHandler
+
+    checkpoint = save_tiny_classifier(tmp_path / "ckpt")
+    pose_file = sample_pose_file(tmp_path)
+    encoded = base64.b64encode(pose_file.read_bytes()).decode()
+    endpoint = EndpointHandler(str(checkpoint))
+    expected = pipeline(RECOGNITION_TASK, model=str(checkpoint))(str(pose_file), top_k=3)
+
+    def labels(answer):
+        return [r["label"] for r in answer]
+
+    # POST / with Content-Type: application/json, body {"inputs": "<base64>"} and ?top_k=3 in the URL
+    assert labels(endpoint(json.loads(json.dumps({"inputs": encoded, "parameters": {"top_k": 3}})))) == labels(expected)
+    # {"inputs": {"video": ...}}: a key the toolkit's media checks leave alone whatever the endpoint's task
+    assert labels(endpoint({"inputs": {"video": encoded}, "parameters": {"top_k": 2}})) == labels(expected)[:2]
+    answer = endpoint({"instances": [encoded, {"video": encoded}], "parameters": {"top_k": 1}})
+    assert [labels(p) for p in answer["predictions"]] == [labels(expected)[:1]] * 2
+    with pytest.raises(ValueError, match='"instances" must be a JSON list'):
+        endpoint({"instances": encoded})
+    with pytest.raises(ValueError, match='must be JSON with "inputs"'):
+        endpoint({"data": encoded})

@@ -5,17 +5,21 @@ The endpoint runtime (huggingface-inference-toolkit) imports `handler.py` from t
 
     {"inputs": "<base64 video>", "parameters": {"top_k": 3}}
 
+With huggingface-inference-toolkit only JSON reaches this file: it refuses `video/*` and `application/octet-stream`
+bodies for a video task before calling the handler (README, "Inference Endpoints"). `{"inputs": {"video": "<base64>"}}`
+works too, and Vertex AI's `{"instances": [...], "parameters": ...}` gets `{"predictions": [...]}`.
+
 `inputs` is a video (MP4/MOV, WebM/MKV or AVI) or a pose-format `.pose` file as base64 text (a
-`data:video/...;base64,` URL works too) or as raw bytes (what the runtime passes for a binary request body), or
+`data:video/...;base64,` URL works too) or as raw bytes (what a server of your own passes for a binary body), or
 model-ready inputs `{"pose_values": [[[x, y], ...]]}`. The bytes go to the checkpoint's pipeline, which recognises the
 file from its signature and decodes it in memory; `parameters` go to the pipeline too. The answer is the pipeline's:
 `[{"label": ..., "score": ...}, ...]` for recognition, `[{"translation_text": ...}]` for translation, a list of floats
 for embeddings.
 
 The pipeline comes from the checkpoint itself (`pipeline(model=path, trust_remote_code=True)`, the task read from
-`config.json`), so msmae need not be installed; videos need MediaPipe 0.10.21 and PyAV (list them in the repository's
-`requirements.txt`, which the endpoint installs). This file is loaded on its own, not as part of a package: no
-relative imports.
+`config.json`), so msmae need not be installed; videos need MediaPipe 0.10.21 and PyAV, which the checkpoint's
+`requirements.txt` lists (Inference Endpoints install it). This file is loaded on its own, not as part of a package:
+no relative imports.
 """
 
 import base64
@@ -49,11 +53,22 @@ class EndpointHandler:
         self.pipeline = pipeline(model=path or ".", trust_remote_code=True, device=device)
 
     def __call__(self, data):
-        if not isinstance(data, dict) or "inputs" not in data:
+        if not isinstance(data, dict) or not ("inputs" in data or "instances" in data):
             raise ValueError('The request must be JSON with "inputs" (and optional "parameters"), or a raw video.')
-        inputs, parameters = data["inputs"], data.get("parameters") or {}
+        parameters = data.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise ValueError(f'"parameters" must be a JSON object, got {type(parameters).__name__}.')
+        if "inputs" not in data:  # Vertex AI's body, as the toolkit passes it: one answer per instance
+            if not isinstance(data["instances"], list):
+                raise ValueError(f'"instances" must be a JSON list, got {type(data["instances"]).__name__}.')
+            return {"predictions": [self.answer(inputs, parameters) for inputs in data["instances"]]}
+        return self.answer(data["inputs"], parameters)
+
+    def answer(self, inputs, parameters):
+        """The pipeline's answer to one input: a video (base64 text or bytes), `{"video": <base64>}` (a key the
+        toolkit's media checks leave alone whatever the endpoint's task) or model-ready `{"pose_values": ...}`."""
+        if isinstance(inputs, dict) and "video" in inputs:
+            return self.pipeline(decode_video(inputs["video"]), **parameters)
         if isinstance(inputs, dict):  # model-ready inputs
             return self.pipeline(inputs, **parameters)
         return self.pipeline(decode_video(inputs), **parameters)
