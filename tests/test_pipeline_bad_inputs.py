@@ -104,3 +104,13 @@ def test_the_carried_pipeline_takes_msmae_clips(checkpoint, recognizer, tmp_path
     expected = recognizer(sample_data.load_clip("msl150/doctor/2"), top_k=3)
     assert [a["label"] for a in result["answer"]] == [e["label"] for e in expected]
     assert np.allclose([a["score"] for a in result["answer"]], [e["score"] for e in expected], atol=1e-5)
+
+
+@pytest.mark.parametrize("fps", [-5, 0, float("nan")])
+def test_a_frame_rate_that_is_not_positive_is_named(recognizer, tmp_path, fps):
+    from PIL import Image
+
+    for index in range(3):
+        Image.new("RGB", (64, 64)).save(tmp_path / f"{index}.png")
+    with pytest.raises(ValueError, match=rf"fps must be a positive number of frames per second \(e.g. 25\), got {fps}"):
+        recognizer(str(tmp_path), load_kwargs={"fps": fps})

@@ -206,6 +206,8 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
 
     Other `kwargs` go to the reader (`layout`, `width`, `height`, ...).
     """
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < float("inf")):
+        raise ValueError(f"fps must be a positive number of frames per second (e.g. 25), got {fps!r}.")
     if isinstance(source, SignPose):
         return source
     if is_sign_pose(source):  # another copy of the class (a checkpoint's carried code, or msmae beside it)

@@ -118,3 +118,10 @@ def test_compact_names_a_damaged_part(tmp_path, capsys, caplog, content, problem
     err = capsys.readouterr().err + caplog.text
     assert f"{part} {problem}" in err and "msmae extract" in err and "Traceback" not in err
     assert not (tmp_path / "shards").exists()
+
+
+def test_predict_refuses_a_frame_rate_that_is_not_positive(classifier_dir, clip_file, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        predict([str(clip_file), "--model", str(classifier_dir), "--fps", "-5"])
+    assert exit_.value.code == 2
+    assert "--fps must be a positive number of frames per second (e.g. 25), got -5.0" in capsys.readouterr().err

@@ -58,6 +58,8 @@ def run_predict(args, parser) -> int:
         parser.error(f"--top_k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         parser.error(f"--batch_size must be at least 1, got {args.batch_size}")
+    if args.fps is not None and not 0 < args.fps < float("inf"):
+        parser.error(f"--fps must be a positive number of frames per second (e.g. 25), got {args.fps}")
     problems = [problem for problem in map(check_input, args.inputs) if problem]
     if problems:
         for problem in problems:
