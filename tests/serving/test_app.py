@@ -1,6 +1,7 @@
 """The web demo (`msmae app`, `msmae space`): the app driven in headless Chromium, uploading the real sample video and
-reading the answer, then streaming it as the webcam (Chromium's fake camera) and reading the running top 5; the Space
-folder run where the only msmae is the one it carries."""
+reading the answer, clicking an example (packaged poses) and reading its answer, then streaming the video as the
+webcam (Chromium's fake camera) and reading the running top 5; the Space folder run where the only msmae is the one
+it carries."""
 
 import json
 import os
@@ -60,6 +61,15 @@ def test_demo_answers_and_animates(classifier_dir, sample_video, expected_top5):
     assert list(answer.values()) == pytest.approx([r["score"] for r in expected_top5], abs=1e-5)
     with Image.open(gif) as image:  # the animation covers the video's 58 frames
         assert image.format == "GIF" and image.n_frames == min(58, ANIMATION_FRAMES)
+
+
+def example_answer(classifier_dir):
+    """(name, top 5) of the first example the app offers: the first packaged clip of a sign the model knows."""
+    from msmae import sample_data
+
+    labels = set(json.loads((classifier_dir / "config.json").read_text())["id2label"].values())
+    name = next(n for n in sample_data.clip_names() if sample_data.load_clip(n).metadata["label"] in labels)
+    return name, pipeline(RECOGNITION_TASK, model=str(classifier_dir))(sample_data.load_clip(name), top_k=5)
 
 
 def chromium():
@@ -149,6 +159,28 @@ def test_browser_uploads_the_sample_video_and_reads_the_top5(classifier_dir, sam
         for (_, percent), result in zip(shown, expected_top5):
             assert abs(float(percent.rstrip("%")) - 100 * result["score"]) <= 1, (percent, result)
         assert chrome.find_element(By.CSS_SELECTOR, "#skeleton img").get_attribute("src")
+
+        # The page names the model and its signs; an example (packaged poses, no video) answers when clicked.
+        assert "sign-classification" in chrome.find_element(By.CSS_SELECTOR, "#intro").text
+        labels = json.loads((classifier_dir / "config.json").read_text())["id2label"].values()
+        assert ", ".join(labels) in chrome.find_element(By.CSS_SELECTOR, "#known-signs").text
+        assert "MIT" in chrome.find_element(By.CSS_SELECTOR, "#example-licences").text
+        name, expected = example_answer(classifier_dir)
+        row = next(r for r in wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#examples tbody tr"))
+                   if name in r.text)
+        assert row.find_element(By.CSS_SELECTOR, "img").get_attribute("src")  # the clip drawn as a skeleton
+        chrome.execute_script("arguments[0].scrollIntoView()", row)
+        row.click()
+
+        def example_top5(page):  # the answer once it is the example's (read once: it re-renders while updating)
+            text = page.find_element(By.CSS_SELECTOR, "#answer").text.split("\n")
+            pairs = list(zip(text[2::2], text[3::2]))
+            done = [label for label, _ in pairs] == [r["label"] for r in expected] and all(
+                percent.endswith("%") for _, percent in pairs)
+            return pairs if done else None
+
+        for (_, percent), result in zip(wait.until(example_top5), expected):
+            assert abs(float(percent.rstrip("%")) - 100 * result["score"]) <= 1, (percent, result)
         chrome.execute_script("window.scrollTo(0, 0)")
         shot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "app-screenshot.png"
         shot.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from msmae.keypoint_layout import NUM_STORED_KEYPOINTS, stream_slices
 from msmae.pose_io import SignPose
 from msmae.clips import load_pose
 from msmae.serving.visualization import (
+    FACE_BONES,
     HAND_BONES,
     MASKED_COLOR,
     STREAM_COLORS,
@@ -58,7 +59,7 @@ def test_skeleton_topology():
     left_bones = bones[[o == "left_hand" for o in owners]]
     assert ((left_bones >= left.start) & (left_bones < left.stop)).sum() == 2 * len(HAND_BONES) + 1
     assert [SLICES["body"].start + 4, left.start] in left_bones.tolist()  # LEFT_WRIST - hand WRIST
-    assert len(skeleton(("face",))[0]) == 0  # the face is points only
+    assert len(skeleton(("face",))[0]) == len(FACE_BONES)  # the face is drawn as its outline: the skeleton has a head
 
 
 def test_png_shows_the_detected_streams(tmp_path):

@@ -157,7 +157,8 @@ class PoseRow(Mapping):
                 or (high - low, value_high - value_low, mask_high - mask_low) != (expected, 4 * expected, expected)):
             raise ValueError(
                 f"{source or 'row'}: keypoints are not stored as (frames, {NUM_STORED_KEYPOINTS}, 4) with a "
-                f"(frames, {NUM_STORED_KEYPOINTS}) mask (or 543 keypoints); rebuild the dataset in msmae's schema (msmae.data.schema.row_features)."
+                f"(frames, {NUM_STORED_KEYPOINTS}) mask (or 543 keypoints); rebuild the dataset in msmae's schema "
+                "(msmae.data.schema.row_features)."
             )
         xyzv = values.slice(value_low, value_high - value_low).to_numpy(zero_copy_only=False)
         return SignPose(

@@ -2,7 +2,8 @@
 "original | masked input | reconstruction" view of MS-MAE pretraining.
 
 Hands use MediaPipe's 21-point topology, the body its shoulders-elbows-wrists (pose 11-16, each body wrist joined to
-its hand's wrist), the face is drawn as points. Needs the `viz` extra (matplotlib, Pillow); MP4 also needs PyAV.
+its hand's wrist), the face its outline: jaw, lips, nose, eyebrows and eyes of the 112 face-mesh points. Needs the
+`viz` extra (matplotlib, Pillow); MP4 also needs PyAV.
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..keypoint_layout import ALL_STREAMS, stream_slices
-from ..pose_io import SignPose
+from ..pose_io import SignPose, in_stored_layout
 
 # MediaPipe hand landmarks (see keypoint_layout.HAND_LANDMARK_NAMES): thumb, four fingers, and the palm.
 HAND_BONES = (
@@ -25,6 +26,21 @@ HAND_BONES = (
 # Body stream order: LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST.
 BODY_BONES = ((0, 1), (0, 2), (2, 4), (1, 3), (3, 5))
 BODY_WRIST = {"left_hand": 4, "right_hand": 5}
+
+
+def _polyline(start, stop, closed=False):
+    pairs = [(i, i + 1) for i in range(start, stop - 1)]
+    return pairs + [(stop - 1, start)] if closed else pairs
+
+
+# Face stream order (keypoint_layout.FACE_MESH_INDICES): jaw contour 0-19 (cheek to cheek through the chin), outer
+# lips 20-39 and inner lips 40-59 (loops), nostrils 60-64, nose bridge 65-69, eyebrows 70-74 and 75-79, eyes 80-95
+# and 96-111 (loops): drawn as lines, the skeleton gets a head.
+FACE_BONES = tuple(
+    _polyline(0, 20) + _polyline(20, 40, closed=True) + _polyline(40, 60, closed=True) + _polyline(60, 65)
+    + _polyline(65, 70) + _polyline(70, 75) + _polyline(75, 80) + _polyline(80, 96, closed=True)
+    + _polyline(96, 112, closed=True)
+)
 STREAM_COLORS = {"body": "#4c72b0", "left_hand": "#dd8452", "right_hand": "#55a868", "face": "#8172b3"}
 MASKED_COLOR = "#c8c8c8"
 DEFAULT_FPS = 25.0
@@ -63,6 +79,7 @@ def as_clip(pose, keypoint_mask=None, *, streams=None, fps=None) -> Clip:
     to draw) or from arrays `(T, K, >=2)` of the keypoints of `streams` (default: guessed from K), e.g. a model's
     `pose_values`; a leading batch dimension of 1 is dropped. `keypoint_mask` defaults to all detected."""
     if isinstance(pose, SignPose):
+        pose = in_stored_layout(pose)  # a clip of all 543 landmarks is drawn by its streams
         xy = pose.keypoints[..., :2].astype(np.float64)
         if pose.width > 0 and pose.height > 0:
             xy[..., 0] *= pose.width / pose.height
@@ -96,7 +113,7 @@ def skeleton(streams):
     bones, owners = [], []
     for stream in streams:
         start = slices[stream].start
-        pairs = HAND_BONES if stream in ("left_hand", "right_hand") else BODY_BONES if stream == "body" else ()
+        pairs = {"left_hand": HAND_BONES, "right_hand": HAND_BONES, "body": BODY_BONES, "face": FACE_BONES}[stream]
         bones += [(start + a, start + b) for a, b in pairs]
         owners += [stream] * len(pairs)
         if stream in BODY_WRIST and "body" in slices:
@@ -116,6 +133,7 @@ class _Panel:
         self.bones, owners = skeleton(streams)
         self.masked_color = to_rgba(MASKED_COLOR)
         self.bone_colors = np.array([to_rgba(STREAM_COLORS[s]) for s in owners]).reshape(-1, 4)
+        self.bone_widths = np.array([1.0 if s == "face" else 2.0 for s in owners])  # the face's lines are fine
         self.point_colors = np.concatenate(
             [np.tile(to_rgba(STREAM_COLORS[s]), (n, 1)) for s, n in _stream_sizes(streams)]
         )
@@ -137,6 +155,8 @@ class _Panel:
         bones = self.bones[visible[self.bones].all(1)] if len(self.bones) else self.bones
         self.lines.set_segments(xy[bones])
         self.lines.set_color(self.bone_colors[visible[self.bones].all(1)] if len(self.bones) else [])
+        if len(self.bones):
+            self.lines.set_linewidths(self.bone_widths[visible[self.bones].all(1)])
         colors = self.point_colors.copy()
         if point_alpha is not None:
             colors[:, 3] = point_alpha
