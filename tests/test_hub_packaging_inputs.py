@@ -50,3 +50,10 @@ def test_a_config_whose_labels_do_not_match_the_weights_is_named(checkpoint, tmp
     # Training a new head from these weights stays possible, as transformers offers it.
     model = MSMAEForSignClassification.from_pretrained(folder, ignore_mismatched_sizes=True)
     assert model.config.num_labels == 7
+
+
+def test_a_weights_file_given_for_the_folder_is_named(checkpoint):
+    weights = checkpoint / "model.safetensors"
+    with pytest.raises(OSError, match=rf"{weights} is a file, not a checkpoint folder: give the folder that holds "
+                                      r"config.json and the weights"):
+        MSMAEForSignClassification.from_pretrained(weights)
