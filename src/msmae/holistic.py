@@ -77,6 +77,12 @@ class VideoReader:
                 raise ExtractionError(f"Video file not found: {self.path}")
             if self.path.is_dir():
                 raise ExtractionError(f"{self.path} is a folder, not a video file.")
+            if not self.path.is_file():
+                import stat
+
+                kind = "a FIFO" if stat.S_ISFIFO(self.path.stat().st_mode) else "a socket or device"
+                raise ExtractionError(f"{self.path} is not a regular file ({kind}): give a video file saved on disk "
+                                      "(a stream or camera can be recorded to a file first).")
             if self.path.stat().st_size == 0:
                 raise ExtractionError(f"Video file {self.path} is empty (0 bytes); re-download or re-export it.")
             video = str(self.path)
