@@ -167,3 +167,25 @@ def test_the_cards_how_to_use_starts_with_the_install_line(tmp_path):
     card = write_model_card(folder, task="sign-classification", repo_id="someone/tiny").read_text()
     how_to_use = card.split("## How to use", 1)[1].lstrip()
     assert how_to_use.startswith(f"```bash\n{hub_packaging.install_command(folder)}\n```")
+
+
+def test_what_transformers_checks_before_loading_the_code_is_required_not_optional(tmp_path):
+    """transformers refuses to load a module it names (auto_map, custom_pipelines, the processor) where a package the
+    module imports is missing, imports inside functions included (`check_imports`): each such package is a
+    requirement line, never a comment (peft, imported by modeling_sign_translation where adapters are built)."""
+    import re
+    from importlib.metadata import packages_distributions
+
+    from conftest import save_tiny_translator
+    from transformers.dynamic_module_utils import get_imports
+
+    distributions = packages_distributions()
+    for folder in (save_classifier(tmp_path / "classifier"), save_tiny_translator(tmp_path / "translator")):
+        lines = (folder / "requirements.txt").read_text().splitlines()
+        required = {re.split(r"[=<> #]", line, maxsplit=1)[0] for line in lines if line and not line.startswith("#")}
+        config = json.loads((folder / "config.json").read_text())
+        named = {entry.split(".")[0] for entry in config["auto_map"].values()} | {"pipeline_msmae", "processing_msmae"}
+        checked = {name for module in named for name in get_imports(folder / f"{module}.py")}
+        checked -= {path.stem for path in folder.glob("*.py")} | set(sys.stdlib_module_names)
+        wanted = {re.sub(r"[-_.]+", "-", distributions.get(name, [name])[0]).lower() for name in checked}
+        assert wanted <= required, (folder.name, sorted(wanted - required))

@@ -447,11 +447,13 @@ TESTED_TRANSFORMERS = ("4.57.6", "5.25.0")
 # environment already has, and a pin would replace them: they get the oldest version known to work (torch: msmae's
 # own floor) and the version tested in a comment. Every other package is pinned to the version it was saved with.
 FLOORS = {"torch": "2.4", "transformers": TESTED_TRANSFORMERS[0], "huggingface-hub": None, "safetensors": None}
-# Packages the code imports only for work a served checkpoint does not do: commented out, with the reason.
+# Packages the code imports only for work a served checkpoint does not do: commented out, with the reason. Not a
+# package that a module transformers loads by name imports (modeling_*, configuration_*, pipeline_msmae,
+# processing_msmae): transformers refuses to load such a module where any package it imports, even inside a function,
+# is missing (peft in modeling_sign_translation).
 OPTIONAL = {
     "datasets": "only to read clips from msmae's own saved datasets",
     "pyarrow": "only to read clips from msmae's own saved datasets",
-    "peft": "only for translation models with LoRA adapters",
 }
 
 
@@ -494,8 +496,6 @@ def _installed_version(distribution: str) -> str | None:
 
 def requirement_lines(folder) -> list[str]:
     """The lines of `folder`'s `requirements.txt` (see `write_requirements`)."""
-    config_path = Path(folder) / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     required, optional = [], []
     for name in imported_packages(folder):
         tested = _installed_version(name)
@@ -505,8 +505,6 @@ def requirement_lines(folder) -> list[str]:
                     else f"tested: {tested}" if tested else "")
             line = f"{name}>={floor}" if floor else name
             required.append(f"{line}  # {note}" if note else line)
-        elif name == "peft" and (config.get("lora_r") or 0) > 0:  # the model builds its adapters when it loads
-            required.append(f"{name}=={tested}" if tested else name)
         elif name in OPTIONAL:
             optional.append(f"# {name}=={tested}  ({OPTIONAL[name]})" if tested else f"# {name}  ({OPTIONAL[name]})")
         else:
@@ -519,7 +517,7 @@ def requirement_lines(folder) -> list[str]:
 def write_requirements(folder) -> Path:
     """Writes `folder/requirements.txt`: every package the folder's Python files import (`imported_packages`), pinned
     to the version installed here (the one tested), except torch and transformers and theirs (`FLOORS`) and what only
-    msmae's own training and data work needs (`OPTIONAL`, as comments)."""
+    msmae's own data work needs (`OPTIONAL`, as comments)."""
     path = Path(folder) / REQUIREMENTS_FILE
     path.write_text("\n".join(requirement_lines(folder)) + "\n", encoding="utf-8")
     return path
