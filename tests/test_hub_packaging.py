@@ -189,3 +189,14 @@ def test_what_transformers_checks_before_loading_the_code_is_required_not_option
         checked -= {path.stem for path in folder.glob("*.py")} | set(sys.stdlib_module_names)
         wanted = {re.sub(r"[-_.]+", "-", distributions.get(name, [name])[0]).lower() for name in checked}
         assert wanted <= required, (folder.name, sorted(wanted - required))
+
+
+def test_a_translation_checkpoint_asks_for_transformers_5(tmp_path):
+    """Its tokenizer is saved in transformers 5's format and its config's sub-configs are 5.x dataclass fields, so
+    it does not load under 4.x (recognition and embedding checkpoints do: tests/test_checkpoint_venvs.py)."""
+    from conftest import save_tiny_translator
+
+    lines = (save_tiny_translator(tmp_path / "translator") / "requirements.txt").read_text().splitlines()
+    assert f"transformers>={hub_packaging.TESTED_TRANSFORMERS[-1]}  # tested: {hub_packaging.TESTED_TRANSFORMERS[-1]}" in lines
+    lines = (save_classifier(tmp_path / "classifier") / "requirements.txt").read_text().splitlines()
+    assert "transformers>=4.57.6  # tested: 4.57.6 and 5.25.0" in lines

@@ -497,12 +497,18 @@ def _installed_version(distribution: str) -> str | None:
 def requirement_lines(folder) -> list[str]:
     """The lines of `folder`'s `requirements.txt` (see `write_requirements`)."""
     required, optional = [], []
+    floors = dict(FLOORS)
+    if (Path(folder) / "modeling_sign_translation.py").is_file():
+        # Translation checkpoints need transformers 5: their text tokenizer is saved in 5.x's format and their
+        # config's sub-configs are 5.x dataclass fields (recognition and embedding checkpoints load under 4.x too).
+        floors["transformers"] = TESTED_TRANSFORMERS[-1]
     for name in imported_packages(folder):
         tested = _installed_version(name)
-        if name in FLOORS:
-            floor = FLOORS[name]
-            note = (f"tested: {' and '.join(TESTED_TRANSFORMERS)}" if name == "transformers"
-                    else f"tested: {tested}" if tested else "")
+        if name in floors:
+            floor = floors[name]
+            # transformers' floor is one of the tested releases: it and the newer ones tested
+            versions = TESTED_TRANSFORMERS[TESTED_TRANSFORMERS.index(floor):] if name == "transformers" else [tested]
+            note = f"tested: {' and '.join(v for v in versions if v)}" if any(versions) else ""
             line = f"{name}>={floor}" if floor else name
             required.append(f"{line}  # {note}" if note else line)
         elif name in OPTIONAL:
