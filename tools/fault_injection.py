@@ -20,7 +20,11 @@ Faults (`KINDS`):
 - permission: the output folder, or an old checkpoint the run will rotate away, made read-only at a random moment,
   or the output folder made read-only just before the final save (runs are done as user nobody: root ignores
   permissions);
-- rerun_finished: an uninterrupted run, then the same command again.
+- rerun_finished: an uninterrupted run, then the same command again;
+- damaged_checkpoint: SIGKILL at a random moment, then the newest checkpoint's weights damaged in place, same length
+  (random bytes or NaN in a random tensor, or a character of the checksum saved in them,
+  `fault_injection_inputs.damage_weights`): the re-run must not resume from it (it is named and skipped) and must
+  still end with the uninterrupted run's weights and losses.
 
 Runs are forked from this process after msmae, torch and transformers are imported (a fresh interpreter takes
 20-40 s to start on a busy machine; the fork a fraction of a second), and run `pretraining.main(argv)`, the recipe's
@@ -49,7 +53,7 @@ from pathlib import Path
 
 NOBODY = 65534
 MODES = ("training", "extraction", "inputs")
-KINDS = ("kill_random", "kill_in_checkpoint", "disk_full", "permission", "rerun_finished")
+KINDS = ("kill_random", "kill_in_checkpoint", "disk_full", "permission", "rerun_finished", "damaged_checkpoint")
 CHECKPOINT_POINTS = ("after_weights", "torn_optimizer", "after_optimizer", "after_rng", "torn_state", "rotation",
                      "torn_final_model", "before_final_state")
 MAX_STEPS, SAVE_STEPS = 6, 2
@@ -283,7 +287,32 @@ def pick_fault(kind: str, rng: random.Random, reference_seconds: float) -> dict:
                     "text": "output made read-only just before the final save"}
         return {"kind": kind, "flip_target": target, "flip_after": after,
                 "text": f"{target} made read-only after {after} s"}
+    if kind == "damaged_checkpoint":
+        kill_after = round(rng.uniform(0.0, reference_seconds), 2)
+        damage = rng.choice(("random_bytes", "nan", "checksum"))
+        return {"kind": kind, "kill_after": kill_after, "damage": damage, "seed": rng.randrange(1 << 30),
+                "text": f"SIGKILL after {kill_after} s, newest checkpoint's weights damaged in place ({damage})"}
     return {"kind": kind, "text": "none, then the same command again"}
+
+
+def damage_newest_checkpoint(output: Path, fault: dict) -> str | None:
+    """Damage the weights of the newest checkpoint that resume would take (its trainer_state.json written; else the
+    newest with weights) in place, same length; what was done, or None without a checkpoint."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fault_injection_inputs import damage_weights
+
+    found = sorted(output.glob("checkpoint-*/model.safetensors"), key=lambda p: int(p.parent.name.split("-")[-1]))
+    complete = [p for p in found if (p.parent / "trainer_state.json").is_file()]
+    if not found:
+        return None
+    weights = (complete or found)[-1]
+    size = weights.stat().st_size
+    try:
+        what = damage_weights(weights, fault["damage"], fault["seed"])
+    except Exception as error:  # noqa: BLE001 - weights the kill cut short: already damaged, left as they are
+        return f"{weights.parent.name}: left as the kill left it ({type(error).__name__})"
+    assert weights.stat().st_size == size
+    return f"{weights.parent.name}: {what}"
 
 
 def trial(number: int, fault: dict, workdir: Path, data: Path, reference: dict) -> dict:
@@ -306,6 +335,8 @@ def trial(number: int, fault: dict, workdir: Path, data: Path, reference: dict) 
             record["flipped"] = str(path.relative_to(folder))  # the output folder while no checkpoint exists yet
     first, _ = run(argv, workdir, log, fault, fault.get("kill_after"), flip)
     record["faulted_exit"] = first
+    if kind == "damaged_checkpoint":
+        record["damaged"] = damage_newest_checkpoint(output, fault)
     # Restore the machine: permissions back (a user would fix them), no size limit for the re-run.
     for path in [output, *output.glob("checkpoint-*")]:
         os.chmod(path, 0o755)
@@ -325,6 +356,10 @@ def trial(number: int, fault: dict, workdir: Path, data: Path, reference: dict) 
     if second != 0:
         record["outcome"] = "RERUN_FAILED"
         record["error"] = rerun_text.strip().splitlines()[-1:]
+        return record
+    damaged = (record.get("damaged") or "").split(":")[0]
+    if damaged and "left as" not in record["damaged"] and f"resuming from {output / damaged} " in rerun_text:
+        record["outcome"] = "RESUMED_DAMAGED"
         return record
     if (output / USER_FILE[0]).read_text() != USER_FILE[1]:
         record["outcome"] = "LOST_USER_FILE"

@@ -142,6 +142,8 @@ FAULTS = {
     "output folder read-only": {"kind": "permission", "flip_target": "output", "flip_after": 0.0},
     "output folder read-only at the final save": {"kind": "permission", "point": "readonly_final_save", "nth": 1},
     "re-run of a finished run": {"kind": "rerun_finished"},
+    "kill -9 in checkpoint 6, checkpoint 4's weights damaged in place": {
+        "kind": "damaged_checkpoint", "point": "after_rng", "nth": 3, "damage": "checksum", "seed": 1},
 }
 
 
@@ -158,6 +160,9 @@ def test_fault_then_plain_rerun_equals_an_uninterrupted_run(bench, name):
         assert record["outcome"] == "failed_clearly_then_equal" and record["faulted_exit"] == 1, record
     if fault["kind"] == "kill_in_checkpoint":
         assert record["faulted_exit"] == -9 and any("Skipping" in said for said in record["rerun_said"]), record
+    if fault["kind"] == "damaged_checkpoint":  # issue 26: resume does not take weights damaged in place
+        assert record["damaged"].startswith("checkpoint-4: one character of msmae_weights_sha256"), record
+        assert any("checkpoint-4 (damaged weights" in said for said in record["rerun_said"]), record
 
 
 def test_nan_at_missing_keypoints_gives_finite_scores_through_the_pipeline(tmp_path):
