@@ -29,3 +29,14 @@ def test_run_extraction_refuses_before_any_work(tmp_path):
     with _lock(tmp_path, 1, 4):
         with pytest.raises(ExtractionBusy, match="4 shards"):
             run_extraction(clips=[ClipSource(str(tmp_path / "a.mp4"))], output_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("num_keypoints, layout", [(160, "left hand (21)"), (543, "--keep_landmarks all")])
+def test_the_folder_card_describes_the_stored_layout(tmp_path, num_keypoints, layout):
+    from msmae.data.parts import _write_info
+    from msmae.data.schema import row_features
+
+    _write_info(tmp_path, row_features(None, num_keypoints), settings={})
+    card = (tmp_path / "README.md").read_text()
+    assert f"(frames, {num_keypoints}, 4)" in card and f"(frames, {num_keypoints}) bool" in card
+    assert layout in card

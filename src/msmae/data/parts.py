@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..holistic import ExtractionError
-from ..keypoint_layout import NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
+from ..keypoint_layout import HOLISTIC_COMPONENT_STARTS, NUM_STORED_KEYPOINTS, STORED_STREAMS_TEXT
 from . import storage
 from .schema import ROW_COLUMNS
 from .sources import printable
@@ -353,12 +353,20 @@ def _write_info(output_dir, features, settings, previous=None):
     output_dir = storage.location(output_dir)
     _write_text(storage.join(output_dir, INFO_FILE), json.dumps(info, indent=2) + "\n")
     if not storage.exists(storage.join(output_dir, "README.md")):  # a card the user edited stays
-        _write_text(storage.join(output_dir, "README.md"), _DATASET_CARD)
+        _write_text(storage.join(output_dir, "README.md"), dataset_card(features["keypoints"].shape[1]))
 
 
 # The card's `configs` make `datasets.load_dataset(OUTPUT_DIR)` (and the Hub, once pushed) read exactly the parts,
 # whatever else lies in the folder.
-_DATASET_CARD = f"""---
+def dataset_card(num_keypoints=NUM_STORED_KEYPOINTS) -> str:
+    """The extraction folder's README: columns and the stored layout (160 stream keypoints, or all 543 Holistic
+    landmarks with `--keep_landmarks all`)."""
+    if num_keypoints == NUM_STORED_KEYPOINTS:
+        layout = f"of the streams {STORED_STREAMS_TEXT}, in that order"
+    else:  # the holistic layout: pose-format's component order
+        layout = ("of every MediaPipe Holistic landmark in pose-format's order: "
+                  + ", ".join(HOLISTIC_COMPONENT_STARTS) + " (`msmae extract --keep_landmarks all`)")
+    return f"""---
 configs:
 - config_name: default
   data_files:
@@ -368,9 +376,9 @@ configs:
 
 # Sign-language poses extracted by `msmae extract`
 
-MediaPipe Holistic landmarks, one row per clip. Columns: `keypoints` (frames, {NUM_STORED_KEYPOINTS}, 4) float32 x, y
-(normalised to the frame), z, visibility of the streams {STORED_STREAMS_TEXT}, in that order;
-`keypoint_mask` (frames, {NUM_STORED_KEYPOINTS}) bool, True where detected; `fps`, `width`, `height`,
+MediaPipe Holistic landmarks, one row per clip. Columns: `keypoints` (frames, {num_keypoints}, 4) float32 x, y
+(normalised to the frame), z, visibility {layout};
+`keypoint_mask` (frames, {num_keypoints}) bool, True where detected; `fps`, `width`, `height`,
 `num_frames`, `source` (the video or frame folder), `clip_id`, `start_frame` and `end_frame` (the clip's frames in
 the source, end exclusive), and the clips' own columns (label, text, signer, ...). See `{INFO_FILE}`.
 
