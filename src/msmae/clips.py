@@ -215,7 +215,7 @@ def load_pose(source, *, index=None, extractor=None, fps=None, **kwargs) -> Sign
                         width=source.width, height=source.height, source=source.source,
                         metadata=dict(getattr(source, "metadata", None) or {}))
     if isinstance(source, Mapping):
-        if "keypoints" not in source or "keypoint_mask" not in source:
+        if "keypoints" not in source:  # a row with keypoints only: from_example names the missing column
             raise ValueError(f"a dict clip needs `pose_values` (model-ready inputs, `keypoint_mask` optional) or "
                              f"`keypoints` and `keypoint_mask` (a dataset row); got the keys {sorted(map(str, source))}.")
         return SignPose.from_example(source)

@@ -102,6 +102,35 @@ def _even_indices(num_frames, count, offsets=None):
     return np.minimum(((np.arange(count) + offsets) * num_frames / count).astype(int), num_frames - 1)
 
 
+def check_processor_source(source) -> None:
+    """Raise `OSError` naming `source` when a local path cannot hold a pose processor: it does not exist, or it is a
+    JSON file of another kind (a model's `config.json`, which transformers would read as a processor with default
+    settings). Folders and Hub ids are left to transformers."""
+    import json
+    from pathlib import Path
+
+    text = str(source)
+    path = Path(text).expanduser()
+    if not path.exists():
+        if text.startswith(("/", "./", "../", "~")):
+            raise OSError(f"No processor folder {text}: give the checkpoint folder (it holds preprocessor_config.json) "
+                          "or a Hub repository id.")
+        return
+    if path.is_dir():
+        return
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise OSError(f"{text} is not a pose processor's JSON file ({error}): give the checkpoint folder or its "
+                      "preprocessor_config.json.") from None
+    if not isinstance(values, dict):
+        raise OSError(f"{text} is not a pose processor's JSON file (it holds a {type(values).__name__}, not an "
+                      "object): give the checkpoint folder or its preprocessor_config.json.")
+    if "model_type" in values or "architectures" in values:
+        raise OSError(f"{text} is a model's configuration, not a pose processor's: give "
+                      f"{path.parent}/preprocessor_config.json or the checkpoint folder.")
+
+
 class MSMAEPoseProcessor(FeatureExtractionMixin):
     r"""
     Turns pose clips (files, arrays, `SignPose`s or dataset rows) into MS-MAE model inputs, and pads batches.
@@ -192,6 +221,11 @@ class MSMAEPoseProcessor(FeatureExtractionMixin):
         self.pad_to_multiple_of = pad_to_multiple_of
         # Stored as JSON-able configuration; built (and validated) here, rebuilt per call.
         self.augmentations = build_augmentations(augmentations).to_config() if augmentations else None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        check_processor_source(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
     def from_preset(cls, task: str, **kwargs) -> "MSMAEPoseProcessor":

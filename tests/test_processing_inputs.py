@@ -1,0 +1,31 @@
+"""Issue 26, point 4: `MSMAEPoseProcessor.from_pretrained` names a source that holds no pose processor: the model's
+`config.json` given for the processor's (it loaded a processor with default settings, silently), a missing local
+path (transformers' `Repo id must be in the form ...`)."""
+
+import pytest
+
+from msmae import MSMAEPoseProcessor
+from conftest import save_tiny_classifier
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_tiny_classifier(tmp_path_factory.mktemp("classifier") / "classifier")
+
+
+def test_the_models_config_given_for_the_processor_is_named(checkpoint):
+    config = checkpoint / "config.json"
+    with pytest.raises(OSError, match=rf"{config} is a model's configuration, not a pose processor's: give "
+                                      rf"{checkpoint}/preprocessor_config.json or the checkpoint folder"):
+        MSMAEPoseProcessor.from_pretrained(config)
+
+
+def test_a_missing_folder_is_named(tmp_path):
+    with pytest.raises(OSError, match=rf"No processor folder {tmp_path}/nothere: give the checkpoint folder"):
+        MSMAEPoseProcessor.from_pretrained(str(tmp_path / "nothere"))
+
+
+def test_the_processor_file_and_folder_still_load(checkpoint):
+    by_folder = MSMAEPoseProcessor.from_pretrained(checkpoint)
+    by_file = MSMAEPoseProcessor.from_pretrained(checkpoint / "preprocessor_config.json")
+    assert by_folder.to_dict() == by_file.to_dict() and by_folder.streams == ["body", "left_hand", "right_hand"]
