@@ -139,3 +139,11 @@ def test_readme_snippets_run_on_packaged_clips(tmp_path, monkeypatch):
         exec(compile(snippet, "README.md", "exec"), namespace)
         if "inputs" in namespace:
             assert namespace["inputs"]["pose_values"].shape[0] == 2
+
+
+def test_a_clip_is_the_callers_own():
+    clip = sample_data.load_clip("msl150/doctor/2")
+    clip.keypoints[:] = 7.0
+    clip.keypoint_mask[:] = False
+    again = sample_data.load_clip("msl150/doctor/2")
+    assert again.keypoint_mask.any() and not np.any(again.keypoints == 7.0)

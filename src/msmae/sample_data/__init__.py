@@ -39,6 +39,8 @@ def _arrays() -> dict:
     with np.load(SAMPLE_FILE, allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
     arrays["start"] = np.concatenate([[0], np.cumsum(arrays["num_frames"])[:-1]])
+    for array in arrays.values():  # shared by every call: clips get copies (below), so nothing can change these
+        array.flags.writeable = False
     return arrays
 
 
@@ -59,8 +61,8 @@ def _clip(index: int) -> SignPose:
     arrays = _arrays()
     frames = slice(arrays["start"][index], arrays["start"][index] + arrays["num_frames"][index])
     return load_pose({
-        "keypoints": arrays["keypoints"][frames],
-        "keypoint_mask": arrays["keypoint_mask"][frames],
+        "keypoints": arrays["keypoints"][frames].copy(),  # the caller's own: editing a clip changes no other
+        "keypoint_mask": arrays["keypoint_mask"][frames].copy(),
         "fps": float(arrays["fps"][index]),
         "width": int(arrays["width"][index]),
         "height": int(arrays["height"][index]),
