@@ -95,11 +95,13 @@ def test_every_spelling_of_a_folder_gives_one_row_per_video(clip_folder, tmp_pat
     out = tmp_path / "out"
     assert run_extraction(["clips"], out, progress=False).num_extracted == 2
     (tmp_path / "link").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "videos").symlink_to(clip_folder, target_is_directory=True)  # the folder under another name
     spellings = ["./clips/", str(clip_folder), f"{clip_folder}/", f"{tmp_path}/link/clips", "clips/a.mp4",
-                 str(clip_folder / "b.mp4")]
+                 str(clip_folder / "b.mp4"), "videos", "videos/a.mp4"]
     for spelling in spellings:
         summary = run_extraction([spelling], out, progress=False)
         assert summary.num_extracted == 0 and summary.num_already_extracted >= 1, spelling
+    assert sorted(row["clip_id"] for row in _rows(out, tmp_path)) == ["clips/a.mp4", "clips/b.mp4"]
     monkeypatch.chdir(tmp_path / "link")  # a cwd reached through a link
     assert run_extraction(["clips"], out, progress=False).num_extracted == 0
     monkeypatch.chdir(clip_folder)

@@ -50,8 +50,6 @@ def test_path_spellings_and_a_fixed_bad_row_keep_each_clip_once(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open (issue 26, point 1): ids start with the input folder's name as given, so a symlink of "
-                          "another name to the folder extracts and keeps every video again", strict=True)
 def test_a_symlink_of_another_name_to_the_input_folder_keeps_each_clip_once(tmp_path):
     pytest.importorskip("mediapipe")
     tool = load_tool()

@@ -31,7 +31,8 @@ def find_clips(inputs, kind="clips") -> list[str]:
 def find_named_clips(inputs, kind="clips") -> list[tuple[str, str]]:
     """`(path, id_path)` of each clip `find_clips` finds. `id_path` names the file the same way whatever the
     spelling of the input or the working folder (the clip's id is built from it): the path from the folder an
-    input names, that folder's name included (`clips/a.mp4` for the input `clips`, `./clips/` or `/data/clips`;
+    input names, that folder's real name included (`clips/a.mp4` for the input `clips`, `./clips/`, `/data/clips`
+    or a symlink to it;
     a file given alone counts from its own folder: `clips/a.mp4` too); a list file's entries as listed."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
@@ -64,8 +65,10 @@ def find_named_clips(inputs, kind="clips") -> list[tuple[str, str]]:
 
 
 def _from_folder(path, folder):
-    """`path` (inside `folder`) from the folder above `folder`: spelled the same for every spelling of `folder`."""
-    return os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(folder)))
+    """`path` (inside `folder`) from the folder above `folder`: spelled the same for every spelling of `folder`,
+    a symlink of another name to it included (the folder's own name is its real one)."""
+    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+    return os.path.normpath(os.path.join(os.path.basename(os.path.realpath(folder)), inside))
 
 
 def _search(folder, suffixes, frame_folders):
