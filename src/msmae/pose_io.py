@@ -28,7 +28,6 @@ from .keypoint_layout import (
     NUM_POSE_LANDMARKS,
     NUM_STORED_KEYPOINTS,
     keypoint_layout,
-    stream_slices,
 )
 
 

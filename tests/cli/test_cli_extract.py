@@ -51,7 +51,7 @@ def _sources(output_dir, cache):
 def test_extract_with_workers_manifest_and_failure_log(clips, tmp_path):
     videos = clips(2)
     folder = tmp_path / "videos"
-    black = write_video(folder / "black.mp4", np.zeros((4, 64, 64, 3), np.uint8), fps=15)
+    write_video(folder / "black.mp4", np.zeros((4, 64, 64, 3), np.uint8), fps=15)
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.mp4").write_text("not a video\n" * 50)
     manifest = tmp_path / "manifest.csv"

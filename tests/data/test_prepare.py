@@ -4,7 +4,6 @@ the landmarks)."""
 
 import fcntl
 import types
-from fractions import Fraction
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ follow the frames' timestamps. MediaPipe is replaced by a stand-in graph (these 
 selection, not landmarks): its one "landmark" is the frame's brightness, which says which frame it saw."""
 
 import json
-import os
 import types
 from fractions import Fraction
 

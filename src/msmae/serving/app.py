@@ -232,10 +232,8 @@ def add_examples(demo: SignDemo, answer, skeleton):
     """Clickable examples: packaged clips drawn as skeletons; a click answers for the clip's poses."""
     import gradio as gr
 
-    from .. import sample_data
 
     names = demo.examples()
-    labels = {name: sample_data.load_clip(name).metadata.get("label", "") for name in names}
     with gr.Column(elem_id="examples-box"):
         preview = gr.Image(type="filepath", label="Example (packaged poses)", visible=False)
         clip = gr.Textbox(label="Packaged clip", visible=False)
