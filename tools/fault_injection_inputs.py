@@ -3,8 +3,7 @@
 row fixed afterwards, a `.pose` file cut short, weights damaged in place (same length); `tools/fault_injection.py
 --mode inputs` runs this.
 
-Each trial runs msmae's command line (`msmae extract`, `msmae predict`) in a process forked from this one (msmae,
-torch and MediaPipe already imported) and checks that nothing is lost, nothing is kept twice and no wrong answer is
+Each trial runs msmae's command line (`msmae extract`, `msmae predict`) in a fresh interpreter and checks that nothing is lost, nothing is kept twice and no wrong answer is
 given silently:
 - path_spelling: `msmae extract SPELLING_A`, then `msmae extract SPELLING_B` into the same folder, two spellings of
   one input folder drawn from: as given, with a trailing `/`, relative to the working folder, `DIR/.`,
@@ -32,6 +31,7 @@ import os
 import random
 import shutil
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,36 +50,12 @@ CLEAR_PREDICT = ("Cannot read", "Could not load a model from")
 
 
 def run(argv, log: Path) -> int:
-    """`msmae ARGV` forked from this process (msmae already imported), in its own session; its exit code, its
-    stdout and stderr in `log`. The child writes through fresh streams on file descriptors 1 and 2 and fresh logging
-    handlers, so that what it prints reaches `log` also when this process's streams were replaced (under pytest)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.setsid()
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
-            import logging
-
-            for handler in list(logging.root.handlers):
-                logging.root.removeHandler(handler)
-            from msmae.cli import main
-
-            code = main(argv)
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    """`msmae ARGV` in a fresh interpreter, as a user runs it, in its own session: its exit code, its stdout and
+    stderr appended to `log`. Not forked from this process: a fork of a process with threads (pytest after torch
+    tests) can start with a broken allocator, and MediaPipe then aborts in the child."""
+    with open(log, "ab") as out:
+        return subprocess.run([sys.executable, "-m", "msmae.cli", *map(str, argv)], stdout=out,
+                              stderr=subprocess.STDOUT, start_new_session=True).returncode
 
 
 # ---- setup -----------------------------------------------------------------------------------------------------------
