@@ -332,22 +332,31 @@ def test_slurm_script_restarts_a_killed_machine_and_resumes(corpus, tmp_path):
                            "--save_strategy", "steps", "--save_steps", "3")
 
     succeeded(two_machines("run_pretraining.py", *arguments(tmp_path / "uninterrupted"), env=environment(tmp_path)))
-    env = environment(
-        tmp_path, PATH=os.pathsep.join([str(stubs), os.environ["PATH"]]), SLURM_NNODES="2", MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(free_port()), MSMAE_ACCELERATE_CONFIG=str(REPO / "examples/accelerate_configs/cpu_2machines.yaml"),
-        MSMAE_GPUS_PER_NODE="1", MSMAE_MAX_RESTARTS="3", MSMAE_PYTHON_BIN=str(ACCELERATE.parent),
-        MSMAE_TEST_CLIP_LOG=str(tmp_path / "clips.log"), MSMAE_TEST_KILL_RANK="1", MSMAE_TEST_KILL_AT="17",
-    )
-    output = tmp_path / "run"
-    job = subprocess.Popen(
-        ["bash", str(REPO / "examples/accelerate_configs/slurm_multi_node.sbatch"),
-         *script_arguments("run_pretraining.py", *arguments(output))[1:]],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    try:
-        log, _ = job.communicate(timeout=300)
-    finally:
-        stop(job)
+    for attempt in range(2):
+        # torchrun's c10d rendezvous on one loopback machine: in one clean-clone CI run a restart found the
+        # rendezvous closed (RendezvousClosedError) and the job failed; that, and only that, is tried once more with
+        # a fresh port and folder. Any other failure fails the test at once.
+        folder = tmp_path / f"attempt-{attempt}"
+        folder.mkdir()
+        env = environment(
+            folder, PATH=os.pathsep.join([str(stubs), os.environ["PATH"]]), SLURM_NNODES="2",
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+            MSMAE_ACCELERATE_CONFIG=str(REPO / "examples/accelerate_configs/cpu_2machines.yaml"),
+            MSMAE_GPUS_PER_NODE="1", MSMAE_MAX_RESTARTS="3", MSMAE_PYTHON_BIN=str(ACCELERATE.parent),
+            MSMAE_TEST_CLIP_LOG=str(folder / "clips.log"), MSMAE_TEST_KILL_RANK="1", MSMAE_TEST_KILL_AT="17",
+        )
+        output = folder / "run"
+        job = subprocess.Popen(
+            ["bash", str(REPO / "examples/accelerate_configs/slurm_multi_node.sbatch"),
+             *script_arguments("run_pretraining.py", *arguments(output))[1:]],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        try:
+            log, _ = job.communicate(timeout=300)
+        finally:
+            stop(job)
+        if job.returncode == 0 or "RendezvousClosedError" not in log:
+            break
     assert job.returncode == 0, log[-4000:]
     assert "resuming from " + str(output / "checkpoint-6") in log
     assert_same_weights(output, tmp_path / "uninterrupted", tolerance=0.0)
