@@ -647,3 +647,51 @@ class RecordingHfApi:
             future.set_result(None)
             return future
         return None
+
+
+# ---- a stand-in MediaPipe Holistic graph (tests about extraction folders and frame selection, not landmarks) ----
+
+
+class StandInHolistic:
+    """`mediapipe.solutions.holistic.Holistic` without the models: a body in every frame, whose x and y are the
+    frame's mean brightness / 255 (which says which frame it saw); no hands, no face."""
+
+    def __init__(self, **settings):
+        pass
+
+    def process(self, image):
+        import types
+
+        value = float(image.mean()) / 255
+        point = types.SimpleNamespace(x=value, y=value, z=0.0, visibility=1.0)
+        return types.SimpleNamespace(pose_landmarks=types.SimpleNamespace(landmark=[point] * 33),
+                                     left_hand_landmarks=None, right_hand_landmarks=None, face_landmarks=None)
+
+    def reset(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def use_stand_in_holistic(monkeypatch):
+    """Extraction in this test runs `StandInHolistic` instead of MediaPipe's graph."""
+    import types
+
+    import mediapipe
+
+    import msmae.holistic as holistic
+
+    monkeypatch.setattr(holistic, "_import_mediapipe",
+                        lambda: (mediapipe, types.SimpleNamespace(Holistic=StandInHolistic)))
+
+
+def predict_cli(argv):
+    """`msmae predict ARGV` in this process; its exit code."""
+    import argparse
+
+    from msmae.cli.predict import add_predict_arguments, run_predict
+
+    parser = argparse.ArgumentParser(prog="msmae predict")
+    add_predict_arguments(parser)
+    return run_predict(parser.parse_args(argv), parser)

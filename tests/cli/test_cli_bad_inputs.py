@@ -1,7 +1,6 @@
 """Issue 26, point 4: the command line on inputs a new user gives: one line naming the input and what to do, no
 traceback; Ctrl-C ends every command with one line saying what was kept (exit 130)."""
 
-import argparse
 import json
 import os
 import shutil
@@ -13,14 +12,8 @@ import time
 import pytest
 
 import msmae.cli as cli
-from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, add_predict_arguments, run_predict
-from conftest import sample_clip_file, save_tiny_classifier
-
-
-def predict(argv):
-    parser = argparse.ArgumentParser(prog="msmae predict")
-    add_predict_arguments(parser)
-    return run_predict(parser.parse_args(argv), parser)
+from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL
+from conftest import predict_cli, sample_clip_file, save_tiny_classifier
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +29,7 @@ def clip_file(tmp_path_factory):
 def test_predict_names_a_fifo_named_as_a_video(classifier_dir, tmp_path, caplog):
     fifo = tmp_path / "camera.mp4"
     os.mkfifo(fifo)
-    assert predict([str(fifo), "--model", str(classifier_dir), "--device", "cpu"]) == EXIT_INPUT
+    assert predict_cli([str(fifo), "--model", str(classifier_dir), "--device", "cpu"]) == EXIT_INPUT
     assert f"{fifo} is not a regular file (a FIFO)" in caplog.text
 
 
@@ -44,7 +37,7 @@ def test_predict_names_a_checkpoint_without_config_json(classifier_dir, clip_fil
     folder = tmp_path / "no-config"
     shutil.copytree(classifier_dir, folder)
     (folder / "config.json").unlink()
-    assert predict([str(clip_file), "--model", str(folder), "--device", "cpu"]) == EXIT_MODEL
+    assert predict_cli([str(clip_file), "--model", str(folder), "--device", "cpu"]) == EXIT_MODEL
     assert f"{folder} has no config.json" in caplog.text and "model_type" not in caplog.text
 
 
@@ -55,7 +48,7 @@ def test_predict_names_a_config_whose_labels_do_not_match_the_weights(classifier
     config["id2label"] = {str(i): f"sign-{i}" for i in range(7)}
     config["label2id"] = {f"sign-{i}": i for i in range(7)}
     (folder / "config.json").write_text(json.dumps(config))
-    assert predict([str(clip_file), "--model", str(folder), "--device", "cpu"]) == EXIT_MODEL
+    assert predict_cli([str(clip_file), "--model", str(folder), "--device", "cpu"]) == EXIT_MODEL
     assert "names 7 labels" in caplog.text and "weights has 5" in caplog.text
 
 
@@ -63,7 +56,7 @@ def test_predict_answers_the_good_inputs_of_a_batch_with_a_damaged_one(classifie
                                                                       caplog):
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip file")
-    code = predict([str(clip_file), str(broken), str(clip_file), "--model", str(classifier_dir), "--device", "cpu",
+    code = predict_cli([str(clip_file), str(broken), str(clip_file), "--model", str(classifier_dir), "--device", "cpu",
                     "--format", "json"])
     assert code == EXIT_INPUT
     results = json.loads(capsys.readouterr().out)
@@ -122,6 +115,6 @@ def test_compact_names_a_damaged_part(tmp_path, capsys, caplog, content, problem
 
 def test_predict_refuses_a_frame_rate_that_is_not_positive(classifier_dir, clip_file, capsys):
     with pytest.raises(SystemExit) as exit_:
-        predict([str(clip_file), "--model", str(classifier_dir), "--fps", "-5"])
+        predict_cli([str(clip_file), "--model", str(classifier_dir), "--fps", "-5"])
     assert exit_.value.code == 2
     assert "--fps must be a positive number of frames per second (e.g. 25), got -5.0" in capsys.readouterr().err

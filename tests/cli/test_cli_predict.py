@@ -1,6 +1,5 @@
 """`msmae predict` (`msmae.cli.predict`): recognition and translation output, exit codes, bad inputs named."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -10,9 +9,10 @@ import pytest
 from transformers import pipeline
 
 from msmae import MSMAEForPreTraining, MSMAEForSignClassification
-from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK, add_predict_arguments, run_predict
+from msmae.cli.predict import EXIT_INPUT, EXIT_MODEL, EXIT_OK
 from msmae.pipeline_msmae import RECOGNITION_TASK, TRANSLATION_TASK
 from conftest import (
+    predict_cli,
     sample_clip_file,
     sample_pose_file,
     save_tiny_classifier,
@@ -20,12 +20,6 @@ from conftest import (
     synthetic_clip,
     tiny_config,
 )
-
-
-def predict(argv):
-    parser = argparse.ArgumentParser(prog="msmae predict")
-    add_predict_arguments(parser)
-    return run_predict(parser.parse_args(argv), parser)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +47,7 @@ def dot_pose_files(tmp_path):
 
 def test_json_output_on_real_pose_files(classifier_dir, recognizer, pose_files, capsys):
     pose_files = [p for p in pose_files if p.exists()]
-    code = predict([*map(str, pose_files), "--model", str(classifier_dir), "--format", "json", "--top_k", "3",
+    code = predict_cli([*map(str, pose_files), "--model", str(classifier_dir), "--format", "json", "--top_k", "3",
                     "--device", "cpu"])
     assert code == EXIT_OK
     results = json.loads(capsys.readouterr().out)
@@ -65,7 +59,7 @@ def test_json_output_on_real_pose_files(classifier_dir, recognizer, pose_files, 
 
 
 def test_table_output(classifier_dir, recognizer, pose_files, capsys):
-    assert predict([str(pose_files[0]), "--model", str(classifier_dir), "--top_k", "2"]) == EXIT_OK
+    assert predict_cli([str(pose_files[0]), "--model", str(classifier_dir), "--top_k", "2"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["input", "rank", "label", "score"]
     best, second = recognizer(str(pose_files[0]), top_k=2)
@@ -76,20 +70,21 @@ def test_table_output(classifier_dir, recognizer, pose_files, capsys):
 
 def test_bad_inputs_exit_2_and_are_named(classifier_dir, pose_files, tmp_path, capsys, caplog):
     missing = tmp_path / "missing.mp4"
-    assert predict([str(pose_files[0]), str(missing), "--model", str(classifier_dir)]) == EXIT_INPUT
+    assert predict_cli([str(pose_files[0]), str(missing), "--model", str(classifier_dir)]) == EXIT_INPUT
     assert f"Input not found: {missing}" in caplog.text
     assert capsys.readouterr().out == ""  # checked before the model loads: nothing predicted
 
     notes = tmp_path / "notes.txt"
     notes.write_text("not a clip")
-    assert predict([str(notes), "--model", str(classifier_dir)]) == EXIT_INPUT
+    assert predict_cli([str(notes), "--model", str(classifier_dir)]) == EXIT_INPUT
     assert f"{notes}: unsupported file type '.txt'" in caplog.text
 
 
 def test_an_unreadable_file_does_not_stop_the_others(classifier_dir, pose_files, shared_data, capsys, caplog):
     empty = shared_data / "bad-inputs" / "empty.pose"  # a real broken file met in the wild
     openpose = shared_data / "pose-format-samples" / "openpose.pose"  # a layout the readers cannot map
-    code = predict([str(empty), str(pose_files[0]), str(openpose), "--model", str(classifier_dir), "--format", "json"])
+    code = predict_cli([str(empty), str(pose_files[0]), str(openpose), "--model", str(classifier_dir),
+                        "--format", "json"])
     assert code == EXIT_INPUT
     results = json.loads(capsys.readouterr().out)
     assert "empty" in results[0]["error"] and "predictions" not in results[0]
@@ -99,11 +94,11 @@ def test_an_unreadable_file_does_not_stop_the_others(classifier_dir, pose_files,
 
 
 def test_model_problems_exit_1(pose_files, tmp_path, caplog):
-    assert predict([str(pose_files[0]), "--model", str(tmp_path / "no-such-model")]) == EXIT_MODEL
+    assert predict_cli([str(pose_files[0]), "--model", str(tmp_path / "no-such-model")]) == EXIT_MODEL
     assert "no such checkpoint folder" in caplog.text
     pretrained = tmp_path / "pretrained"
     MSMAEForPreTraining(tiny_config()).save_pretrained(pretrained)
-    assert predict([str(pose_files[0]), "--model", str(pretrained)]) == EXIT_MODEL
+    assert predict_cli([str(pose_files[0]), "--model", str(pretrained)]) == EXIT_MODEL
     assert "MSMAEForPreTraining" in caplog.text and "without a task head" in caplog.text
 
 
@@ -115,10 +110,10 @@ def test_bad_arguments_exit_2(classifier_dir, pose_files):
         bad.append(["--device", "cuda"])
     for extra in bad:
         with pytest.raises(SystemExit) as exit_info:
-            predict([str(pose_files[0]), "--model", str(classifier_dir), *extra])
+            predict_cli([str(pose_files[0]), "--model", str(classifier_dir), *extra])
         assert exit_info.value.code == 2, extra
     with pytest.raises(SystemExit) as exit_info:
-        predict([str(pose_files[0])])  # --model is required
+        predict_cli([str(pose_files[0])])  # --model is required
     assert exit_info.value.code == 2
 
 
@@ -131,12 +126,12 @@ def test_translation_checkpoint_prints_text(tmp_path, capsys):
     clip = synthetic_clip(30, seed=1)
     clip_file = tmp_path / "sentence.npz"
     np.savez(clip_file, **{k: v for k, v in clip.to_example().items() if k != "source"})
-    code = predict([str(clip_file), "--model", str(translator_dir), "--format", "json", "--max_new_tokens", "5"])
+    code = predict_cli([str(clip_file), "--model", str(translator_dir), "--format", "json", "--max_new_tokens", "5"])
     assert code == EXIT_OK
     (result,) = json.loads(capsys.readouterr().out)
     translator = pipeline(TRANSLATION_TASK, model=SignTranslationModel.from_pretrained(translator_dir))
     assert result == {"input": str(clip_file), "translation": translator(clip, max_new_tokens=5)[0]["translation_text"]}
-    assert predict([str(clip_file), "--model", str(translator_dir), "--max_new_tokens", "5"]) == EXIT_OK
+    assert predict_cli([str(clip_file), "--model", str(translator_dir), "--max_new_tokens", "5"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["input", "translation"] and lines[1].startswith(str(clip_file))
 
@@ -167,7 +162,7 @@ def test_a_url_input_is_downloaded_and_a_failed_one_named(classifier_dir, recogn
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
-        code = predict([f"{base}/sign.pose", f"{base}/missing.pose", "--model", str(classifier_dir), "--format",
+        code = predict_cli([f"{base}/sign.pose", f"{base}/missing.pose", "--model", str(classifier_dir), "--format",
                         "json", "--top_k", "2"])
     finally:
         httpd.shutdown()
@@ -201,7 +196,7 @@ def test_the_pipeline_reads_each_input_once(classifier_dir, dot_pose_files, monk
     monkeypatch.setattr(MSMAEPoseProcessor, "__call__",
                         recording(processed, MSMAEPoseProcessor.__call__, lambda *args, **kwargs: None))
     paths = [str(p) for p in dot_pose_files if p.exists()]
-    assert predict([*paths, "--model", str(classifier_dir), "--format", "json", "--batch_size", "2"]) == EXIT_OK
+    assert predict_cli([*paths, "--model", str(classifier_dir), "--format", "json", "--batch_size", "2"]) == EXIT_OK
     assert len(json.loads(capsys.readouterr().out)) == len(paths)
     assert handed == paths  # the paths themselves, not clips the CLI loaded
     assert sorted(reads) == sorted(paths) and len(processed) == len(paths)

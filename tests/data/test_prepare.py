@@ -3,10 +3,11 @@ removed, caches of a killed run. MediaPipe is replaced by a stand-in graph (thes
 the landmarks)."""
 
 import fcntl
-import types
 
 import numpy as np
 import pytest
+
+from conftest import use_stand_in_holistic
 
 from msmae.data.prepare import prepare
 
@@ -14,32 +15,9 @@ av = pytest.importorskip("av")
 pytest.importorskip("mediapipe")
 
 
-class _StandInGraph:
-    """`mediapipe.solutions.holistic.Holistic` without the models: a body in every frame."""
-
-    def __init__(self, **settings):
-        point = types.SimpleNamespace(x=0.5, y=0.5, z=0.0, visibility=1.0)
-        self.results = types.SimpleNamespace(pose_landmarks=types.SimpleNamespace(landmark=[point] * 33),
-                                             left_hand_landmarks=None, right_hand_landmarks=None, face_landmarks=None)
-
-    def process(self, image):
-        return self.results
-
-    def reset(self):
-        pass
-
-    def close(self):
-        pass
-
-
 @pytest.fixture(autouse=True)
 def stand_in_mediapipe(monkeypatch):
-    import mediapipe
-
-    import msmae.holistic as holistic
-
-    monkeypatch.setattr(holistic, "_import_mediapipe",
-                        lambda: (mediapipe, types.SimpleNamespace(Holistic=_StandInGraph)))
+    use_stand_in_holistic(monkeypatch)
 
 
 def _write_video(path, frames=3, size=32):

@@ -4,11 +4,12 @@ follow the frames' timestamps. MediaPipe is replaced by a stand-in graph (these 
 selection, not landmarks): its one "landmark" is the frame's brightness, which says which frame it saw."""
 
 import json
-import types
 from fractions import Fraction
 
 import numpy as np
 import pytest
+
+from conftest import use_stand_in_holistic
 
 from msmae.data.extract import run_extraction
 from msmae.data.parts import load_extracted, part_path, read_failures
@@ -18,36 +19,9 @@ av = pytest.importorskip("av")
 pytest.importorskip("mediapipe")
 
 
-class _Landmarks:
-    def __init__(self, value):
-        self.landmark = [types.SimpleNamespace(x=value, y=value, z=0.0, visibility=1.0)] * 33
-
-
-class _StandInGraph:
-    """`mediapipe.solutions.holistic.Holistic` without the models: a body whose x is the frame's mean / 255."""
-
-    def __init__(self, **settings):
-        pass
-
-    def process(self, image):
-        return types.SimpleNamespace(pose_landmarks=_Landmarks(float(image.mean()) / 255), left_hand_landmarks=None,
-                                     right_hand_landmarks=None, face_landmarks=None)
-
-    def reset(self):
-        pass
-
-    def close(self):
-        pass
-
-
 @pytest.fixture(autouse=True)
 def stand_in_mediapipe(monkeypatch):
-    import mediapipe
-
-    import msmae.holistic as holistic
-
-    monkeypatch.setattr(holistic, "_import_mediapipe",
-                        lambda: (mediapipe, types.SimpleNamespace(Holistic=_StandInGraph)))
+    use_stand_in_holistic(monkeypatch)
 
 
 def _write_video(path, times_ms, size=32):
