@@ -43,6 +43,10 @@ if os.environ.get("MSMAE_TEST_CLIP_LOG") and os.environ.get("RANK") is not None:
     import signal
     from msmae.training import collator
 
+    with open(os.environ["MSMAE_TEST_CLIP_LOG"] + ".starts", "a") as log:  # which store each started process uses
+        log.write(f"{os.environ['RANK']} {os.environ.get('TORCHELASTIC_RESTART_COUNT')} "
+                  f"{os.environ.get('TORCHELASTIC_USE_AGENT_STORE')}\\n")
+
     getitem = collator.PoseClipDataset.__getitem__
     loaded = [0]
 
@@ -359,4 +363,9 @@ def test_slurm_script_restarts_a_killed_machine_and_resumes(corpus, tmp_path):
             break
     assert job.returncode == 0, log[-4000:]
     assert "resuming from " + str(output / "checkpoint-6") in log
+    # Every process, the restarted ones included, met its peers through a store of its own round, not the agents'
+    # shared one (the script's TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1; pytorch/pytorch#135712).
+    starts = [line.split() for line in (folder / "clips.log.starts").read_text().splitlines()]
+    assert {use_agent_store for _, _, use_agent_store in starts} == {"False"}, starts
+    assert any(int(restart) > 0 for _, restart, _ in starts), starts
     assert_same_weights(output, tmp_path / "uninterrupted", tolerance=0.0)
