@@ -29,3 +29,18 @@ def test_the_processor_file_and_folder_still_load(checkpoint):
     by_folder = MSMAEPoseProcessor.from_pretrained(checkpoint)
     by_file = MSMAEPoseProcessor.from_pretrained(checkpoint / "preprocessor_config.json")
     assert by_folder.to_dict() == by_file.to_dict() and by_folder.streams == ["body", "left_hand", "right_hand"]
+
+
+@pytest.mark.parametrize("spelling", ["./nothere", "../nothere", "~/msmae-nothere-26"])
+def test_every_local_spelling_of_a_missing_folder_is_named_by_both_loaders(spelling, tmp_path, monkeypatch):
+    """The processor and the model read a missing path spelled as local the same way: named by both, never sent to
+    the Hub as a repository id (each loader has its own check: one shared helper would tie hub_packaging and
+    processing_msmae in an import circle)."""
+    from msmae import MSMAEForSignClassification
+
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(OSError, match=rf"No processor folder {spelling}: give"):
+        MSMAEPoseProcessor.from_pretrained(spelling)
+    with pytest.raises(OSError, match=rf"No checkpoint folder {spelling}: give"):
+        MSMAEForSignClassification.from_pretrained(spelling)
