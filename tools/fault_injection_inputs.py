@@ -3,8 +3,8 @@
 row fixed afterwards, a `.pose` file cut short, weights damaged in place (same length); `tools/fault_injection.py
 --mode inputs` runs this.
 
-Each trial runs msmae's command line (`msmae extract`, `msmae predict`) in a fresh interpreter and checks that nothing is lost, nothing is kept twice and no wrong answer is
-given silently:
+Each trial runs msmae's command line (`msmae extract`, `msmae predict`) in a fresh interpreter and checks that
+nothing is lost, nothing is kept twice and no wrong answer is given silently:
 - path_spelling: `msmae extract SPELLING_A`, then `msmae extract SPELLING_B` into the same folder, two spellings of
   one input folder drawn from: as given, with a trailing `/`, relative to the working folder, `DIR/.`,
   `DIR/../DIR`, a symlink to it. Both runs exit 0 and the folder holds exactly the uninterrupted run's rows (each
